@@ -1,0 +1,40 @@
+"""OpenTelemetry instrumentation for the Eddie distributed-fallback agent system."""
+
+from eddie_otel._version import __version__
+from eddie_otel.catalogue import METRICS, Kind, Metric
+from eddie_otel.config import Settings
+from eddie_otel.errors import ConfigurationError, EddieOtelError
+from eddie_otel.recording import (
+    chunk,
+    record_chunk,
+    record_docker_allocation,
+    record_elastic_adjustment,
+    record_merge,
+    record_split,
+    record_task,
+    record_timeout,
+    task,
+)
+from eddie_otel.runtime import configure, reset, shutdown
+
+__all__ = [
+    "METRICS",
+    "ConfigurationError",
+    "EddieOtelError",
+    "Kind",
+    "Metric",
+    "Settings",
+    "__version__",
+    "chunk",
+    "configure",
+    "record_chunk",
+    "record_docker_allocation",
+    "record_elastic_adjustment",
+    "record_merge",
+    "record_split",
+    "record_task",
+    "record_timeout",
+    "reset",
+    "shutdown",
+    "task",
+]

@@ -1,0 +1,228 @@
+"""Every metric of eddie-otel as data: the one place names, units, labels and buckets live.
+
+The dashboard, the alert rules, the README table and the tests are generated from
+this catalogue or checked against it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "ADJUSTMENT_TYPES",
+    "DURATION_BUCKETS",
+    "METRICS",
+    "SELF_METRICS",
+    "Kind",
+    "Metric",
+    "by_prometheus_name",
+]
+
+
+class Kind(str, enum.Enum):
+    """The Prometheus type a metric is exposed as."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+# Seconds, from tens of milliseconds to half an hour of agent work. 60 s is a
+# boundary on purpose: the p99 target is "under a minute", and a boundary there
+# makes `histogram_quantile(0.99, ...) < 60` exact rather than interpolated.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1200.0,
+    1800.0,
+)
+
+# The values of the `type` label of docker_elastic_adjustment_total.
+ADJUSTMENT_TYPES: tuple[str, ...] = ("cpu_up", "cpu_down", "memory_up", "memory_down")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its Prometheus and OpenTelemetry identities and its shape."""
+
+    prometheus_name: str
+    otel_name: str
+    kind: Kind
+    unit: str
+    labels: tuple[str, ...]
+    description: str
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """The short name used in summaries: the Prometheus name without `_total`."""
+        return self.prometheus_name.removesuffix("_total")
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        "task_split_total",
+        "task.split",
+        Kind.COUNTER,
+        "{split}",
+        ("agent",),
+        "Tasks or chunks split into chunks after a timeout (fallback).",
+    ),
+    Metric(
+        "task_split_chunks_total",
+        "task.split.chunks",
+        Kind.COUNTER,
+        "{chunk}",
+        ("agent",),
+        "Chunks created by splits.",
+    ),
+    Metric(
+        "timeout_events_total",
+        "timeout.events",
+        Kind.COUNTER,
+        "{timeout}",
+        ("agent", "stage", "reason"),
+        "Tasks or chunks that timed out.",
+    ),
+    Metric(
+        "fallback_depth_exceeded_total",
+        "fallback.depth_exceeded",
+        Kind.COUNTER,
+        "{split}",
+        ("agent",),
+        "Splits attempted deeper than the maximum fallback depth.",
+    ),
+    Metric(
+        "task_execution_seconds",
+        "task.execution",
+        Kind.HISTOGRAM,
+        "s",
+        ("stage",),
+        "Duration of finished tasks, successful or not.",
+        DURATION_BUCKETS,
+    ),
+    Metric(
+        "chunk_execution_seconds",
+        "chunk.execution",
+        Kind.HISTOGRAM,
+        "s",
+        ("agent",),
+        "Duration of finished chunks.",
+        DURATION_BUCKETS,
+    ),
+    Metric(
+        "task_success_total",
+        "task.success",
+        Kind.COUNTER,
+        "{task}",
+        ("stage",),
+        "Tasks that succeeded.",
+    ),
+    Metric(
+        "task_failure_total",
+        "task.failure",
+        Kind.COUNTER,
+        "{task}",
+        ("stage", "reason"),
+        "Tasks that failed; reason is the exception class name or the given reason.",
+    ),
+    Metric(
+        "agent_active_tasks",
+        "agent.active_tasks",
+        Kind.GAUGE,
+        "{task}",
+        ("agent",),
+        "Tasks and chunks running on an agent now.",
+    ),
+    Metric(
+        "agent_tasks_executed_total",
+        "agent.tasks_executed",
+        Kind.COUNTER,
+        "{task}",
+        ("agent",),
+        "Tasks and chunks finished on an agent.",
+    ),
+    Metric(
+        "docker_container_cpu_limit",
+        "docker.container.cpu_limit",
+        Kind.GAUGE,
+        "{millicore}",
+        ("container",),
+        "CPU limit of an agent container, in millicores.",
+    ),
+    Metric(
+        "docker_container_memory_limit_bytes",
+        "docker.container.memory_limit",
+        Kind.GAUGE,
+        "By",
+        ("container",),
+        "Memory limit of an agent container, in bytes.",
+    ),
+    Metric(
+        "docker_elastic_adjustment_total",
+        "docker.elastic_adjustment",
+        Kind.COUNTER,
+        "{adjustment}",
+        ("container", "type"),
+        "Elastic adjustments of container limits; type is cpu_up, cpu_down, memory_up or memory_down.",
+    ),
+    Metric(
+        "merge_deduplication_total",
+        "merge.deduplication",
+        Kind.COUNTER,
+        "{result}",
+        (),
+        "Duplicate chunk results removed when merging.",
+    ),
+    Metric(
+        "merge_chunks_combined_total",
+        "merge.chunks_combined",
+        Kind.COUNTER,
+        "{chunk}",
+        (),
+        "Chunk results combined when merging.",
+    ),
+)
+
+_BY_PROMETHEUS_NAME = {metric.prometheus_name: metric for metric in METRICS}
+
+
+def by_prometheus_name(name: str) -> Metric:
+    """The catalogue entry whose Prometheus name is `name`; KeyError when there is none."""
+    return _BY_PROMETHEUS_NAME[name]
+
+
+# Metrics about eddie-otel itself, exported beside the catalogue so operators can
+# see when label values are being folded into `other` or webhook events rejected.
+SELF_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "eddie_otel_label_values_capped_total",
+        "eddie_otel.label_values_capped",
+        Kind.COUNTER,
+        "{value}",
+        ("label",),
+        "Label values recorded as `other` because their label reached its cap of distinct values.",
+    ),
+    Metric(
+        "eddie_otel_events_total",
+        "eddie_otel.events",
+        Kind.COUNTER,
+        "{event}",
+        ("type", "outcome"),
+        "Webhook events by type and outcome (accepted or rejected).",
+    ),
+)

@@ -1,0 +1,180 @@
+"""The `eddie-otel` command: argument parsing only; each command's work lives in its module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from eddie_otel._version import __version__
+from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT
+
+__all__ = ["main"]
+
+DEFAULT_METRICS_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=None,
+        help=f"address to listen on (default: OTEL_EXPORTER_PROMETHEUS_HOST or {DEFAULT_HOST})",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"port to listen on (default: OTEL_EXPORTER_PROMETHEUS_PORT or {DEFAULT_PORT})",
+    )
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the metrics service (/metrics/prometheus, /metrics/summary, /metrics/health, /events)",
+        description="Run the metrics service: Prometheus endpoint, JSON summary, health check and event webhooks.",
+    )
+    _add_listen(parser)
+    parser.set_defaults(handler="eddie_otel.service.server:serve_command")
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="run the metrics service with a simulated distributed-fallback workload",
+        description="Run the metrics service and a simulated workload that drives every metric.",
+    )
+    _add_listen(parser)
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=0.0,
+        help="seconds to run; 0 runs until stopped (default: 0)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed; a seed gives the same run (default: 42)"
+    )
+    parser.add_argument("--agents", type=_count, default=4, help="number of simulated agents (default: 4)")
+    parser.set_defaults(handler="eddie_otel.service.demo:demo_command")
+
+
+def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "grafana-setup",
+        help="create or update the Grafana datasource, dashboard and alert rules",
+        description=(
+            "Create or update the Prometheus datasource, the eddie folder and dashboard, and the "
+            "Grafana-managed alert rules. Running it again updates them in place."
+        ),
+    )
+    parser.add_argument(
+        "--grafana-url", required=True, help="Grafana base URL, for example http://localhost:3000"
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default="http://prometheus:9090",
+        help="URL Grafana uses to reach Prometheus (default: http://prometheus:9090)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="Grafana service-account token (default: the GRAFANA_API_KEY environment variable; never printed)",
+    )
+    parser.add_argument("--dashboard", default=None, help="dashboard JSON file (default: the one shipped)")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
+    parser.set_defaults(handler="eddie_otel.ops.grafana:setup_command")
+
+
+def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "stack",
+        help="write a ready monitoring stack (compose, Prometheus, Grafana, Collector) into DIR",
+        description="Write a compose file, prometheus.yml, rules, Grafana provisioning, dashboard and collector config.",
+    )
+    parser.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
+    parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    parser.set_defaults(handler="eddie_otel.ops.stack:stack_command")
+
+
+def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "doctor",
+        help="check the metrics endpoint, Prometheus and Grafana in order and say which step fails",
+        description="Run the troubleshooting checks in order; stop at the first failure and say what to do.",
+    )
+    parser.add_argument(
+        "--metrics-url",
+        default=DEFAULT_METRICS_URL,
+        help=f"metrics service base URL (default: {DEFAULT_METRICS_URL})",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default=DEFAULT_PROMETHEUS_URL,
+        help=f"Prometheus base URL (default: {DEFAULT_PROMETHEUS_URL})",
+    )
+    parser.add_argument(
+        "--grafana-url", default=None, help="Grafana base URL; the Grafana check runs only when given"
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="Grafana token (default: the GRAFANA_API_KEY environment variable)"
+    )
+    parser.set_defaults(handler="eddie_otel.ops.doctor:doctor_command")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `eddie-otel`."""
+    parser = argparse.ArgumentParser(
+        prog="eddie-otel",
+        description="Metrics for the Eddie distributed-fallback agent system: service, demo and ops tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor):
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `eddie-otel` with `argv` (default: sys.argv[1:]); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    module_name, _, function_name = args.handler.partition(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The process-wide setup: configure(), shutdown() and the reset that tests use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+
+from eddie_otel.config import Settings
+from eddie_otel.errors import EddieOtelError
+from eddie_otel.history import History
+from eddie_otel.telemetry import Telemetry
+
+__all__ = ["Runtime", "configure", "current", "reset", "shutdown"]
+
+logger = logging.getLogger("eddie_otel")
+
+
+class Runtime:
+    """What configure() built: the settings, the telemetry and the history."""
+
+    def __init__(self, settings: Settings, telemetry: Telemetry, history: History) -> None:
+        self.settings = settings
+        self.telemetry = telemetry
+        self.history = history
+
+
+_lock = threading.RLock()
+# The configured runtime, read on every recorded call; replaced, never mutated.
+_runtime: Runtime | None = None
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    serve: bool | None = None,
+    exporters: str | tuple[str, ...] | None = None,
+    max_fallback_depth: int | None = None,
+    meter_provider: MeterProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> Runtime:
+    """Set eddie-otel up from arguments, then OTEL_*/EDDIE_OTEL_* variables, then defaults.
+
+    Idempotent: a second call with the same settings returns the runtime already
+    built; with other settings it replaces it. `serve=False` opens no port (for an
+    app that serves /metrics/prometheus itself). An SDK MeterProvider already
+    installed globally (for example by `opentelemetry-instrument`) is used rather
+    than replaced, unless `meter_provider` names another.
+    """
+    global _runtime
+    loaded = Settings.load(
+        environ,
+        service_name=service_name,
+        host=host,
+        port=port,
+        serve=serve,
+        exporters=exporters,
+        max_fallback_depth=max_fallback_depth,
+        **settings,
+    )
+    with _lock:
+        if _runtime is not None:
+            if _runtime.settings == loaded and meter_provider in (None, _runtime.telemetry.provider):
+                return _runtime
+            logger.info("eddie-otel: reconfiguring with new settings")
+            _shutdown_locked()
+        provider = meter_provider
+        if provider is None and not loaded.sdk_disabled:
+            installed = metrics.get_meter_provider()
+            if isinstance(installed, MeterProvider):
+                provider = installed
+        telemetry = Telemetry(loaded, provider)
+        try:
+            if loaded.serve:
+                telemetry.serve()
+        except Exception:
+            telemetry.shutdown()
+            raise
+        _runtime = Runtime(loaded, telemetry, History(telemetry))
+        return _runtime
+
+
+def current() -> Runtime:
+    """The configured runtime; configures from the environment on first use if nobody did."""
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    with _lock:
+        if _runtime is None:
+            logger.info("eddie-otel: configure() was not called; configuring from the environment")
+            try:
+                return configure()
+            except EddieOtelError as error:
+                # Recording must not break the caller: keep counting, without the port.
+                logger.error("eddie-otel: %s; recording without serving metrics", error)
+                return configure(serve=False)
+        return _runtime
+
+
+def shutdown() -> None:
+    """Flush and stop everything configure() started; recording afterwards configures again."""
+    with _lock:
+        _shutdown_locked()
+
+
+def _shutdown_locked() -> None:
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.telemetry.shutdown()
+
+
+def reset() -> None:
+    """Forget all state, as after a fresh import: what tests use between cases."""
+    shutdown()

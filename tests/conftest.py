@@ -1,0 +1,68 @@
+"""Shared fixtures: a fresh eddie-otel runtime per test, free loopback ports, the Prometheus binaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+import eddie_otel
+from eddie_otel import runtime as _runtime
+
+# CI sets this so that a missing prometheus/promtool fails the run instead of skipping.
+REQUIRE_PROMETHEUS = os.environ.get("EDDIE_OTEL_REQUIRE_PROMETHEUS", "") not in ("", "0", "false")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts unconfigured, with no OTEL_*/EDDIE_OTEL_* variable from the caller's shell."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "EDDIE_OTEL_")) and name != "EDDIE_OTEL_REQUIRE_PROMETHEUS":
+            monkeypatch.delenv(name)
+    eddie_otel.reset()
+    yield
+    eddie_otel.reset()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    """A free loopback port."""
+    return free_port()
+
+
+@pytest.fixture
+def configured() -> _runtime.Runtime:
+    """eddie-otel configured with the Prometheus reader and no port of its own."""
+    return eddie_otel.configure(serve=False)
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: install the Debian package prometheus"
+        if REQUIRE_PROMETHEUS:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def promtool() -> str:
+    """Path of promtool; skips (or fails, in CI) when it is missing."""
+    return _binary("promtool")
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    """Path of the prometheus server; skips (or fails, in CI) when it is missing."""
+    return _binary("prometheus")
