@@ -83,9 +83,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=0.0,
         help="seconds to run; 0 runs until stopped (default: 0)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=42, help="random seed; a seed gives the same run (default: 42)"
-    )
+    parser.add_argument("--seed", type=int, default=42, help="random seed; a seed gives the same run (default: 42)")
     parser.add_argument("--agents", type=_count, default=4, help="number of simulated agents (default: 4)")
     parser.set_defaults(handler="eddie_otel.service.demo:demo_command")
 
@@ -99,9 +97,7 @@ def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "Grafana-managed alert rules. Running it again updates them in place."
         ),
     )
-    parser.add_argument(
-        "--grafana-url", required=True, help="Grafana base URL, for example http://localhost:3000"
-    )
+    parser.add_argument("--grafana-url", required=True, help="Grafana base URL, for example http://localhost:3000")
     parser.add_argument(
         "--prometheus-url",
         default="http://prometheus:9090",
@@ -121,7 +117,7 @@ def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "stack",
         help="write a ready monitoring stack (compose, Prometheus, Grafana, Collector) into DIR",
-        description="Write a compose file, prometheus.yml, rules, Grafana provisioning, dashboard and collector config.",
+        description="Write compose file, prometheus.yml, rules, Grafana provisioning, dashboard, collector config.",
     )
     parser.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
@@ -144,9 +140,7 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=DEFAULT_PROMETHEUS_URL,
         help=f"Prometheus base URL (default: {DEFAULT_PROMETHEUS_URL})",
     )
-    parser.add_argument(
-        "--grafana-url", default=None, help="Grafana base URL; the Grafana check runs only when given"
-    )
+    parser.add_argument("--grafana-url", default=None, help="Grafana base URL; the Grafana check runs only when given")
     parser.add_argument(
         "--api-key", default=None, help="Grafana token (default: the GRAFANA_API_KEY environment variable)"
     )
@@ -170,9 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `eddie-otel` with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
     module_name, _, function_name = args.handler.partition(":")
-    handler: Callable[[argparse.Namespace], int] = getattr(
-        importlib.import_module(module_name), function_name
-    )
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), function_name)
     return handler(args)
 
 

@@ -92,10 +92,7 @@ class History:
 
     def agents(self, seconds: float) -> dict[str, float]:
         """Tasks and chunks finished per agent over the last `seconds`, for agents active in it."""
-        now = {
-            key[0]: value
-            for key, value in self._telemetry.series["agent_tasks_executed_total"].values().items()
-        }
+        now = {key[0]: value for key, value in self._telemetry.series["agent_tasks_executed_total"].values().items()}
         base = self._base(seconds)
         if base is None:
             return {}

@@ -24,9 +24,7 @@ def check_label_value(argument: str, value: object) -> str:
         if not value:
             raise ValueError(f"{argument} must not be empty")
         if len(value) > MAX_LABEL_VALUE_LENGTH:
-            raise ValueError(
-                f"{argument} is {len(value)} characters long; the limit is {MAX_LABEL_VALUE_LENGTH}"
-            )
+            raise ValueError(f"{argument} is {len(value)} characters long; the limit is {MAX_LABEL_VALUE_LENGTH}")
         raise ValueError(f"{argument} may contain only letters, digits and _.:/- (got {value!r})")
     return value
 

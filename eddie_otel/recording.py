@@ -99,9 +99,7 @@ class _Site:
         reason = self.telemetry.label_cap.bound("reason", type(error).__name__)
         cell = self.failures.get(reason)
         if cell is None:
-            cell = self.failures[reason] = self.telemetry.series["task_failure_total"].cell(
-                (self.stage, reason)
-            )
+            cell = self.failures[reason] = self.telemetry.series["task_failure_total"].cell((self.stage, reason))
         with self.lock:
             cell.value += 1
 
@@ -393,9 +391,7 @@ def record_merge(chunks_combined: int, duplicates_removed: int) -> None:
     _count("chunks_combined", chunks_combined)
     _count("duplicates_removed", duplicates_removed)
     if duplicates_removed > chunks_combined:
-        raise ValueError(
-            f"duplicates_removed ({duplicates_removed}) cannot exceed chunks_combined ({chunks_combined})"
-        )
+        raise ValueError(f"duplicates_removed ({duplicates_removed}) cannot exceed chunks_combined ({chunks_combined})")
     runtime = _runtime()
     if not runtime.telemetry.enabled:
         return
@@ -422,9 +418,7 @@ def record_docker_allocation(
     _count("cpu_millicores", cpu_millicores, 1)
     _count("memory_bytes", memory_bytes, 1)
     if adjustment != "initial" and adjustment not in ADJUSTMENT_TYPES:
-        raise ValueError(
-            f"adjustment must be one of initial, {', '.join(ADJUSTMENT_TYPES)}; not {adjustment!r}"
-        )
+        raise ValueError(f"adjustment must be one of initial, {', '.join(ADJUSTMENT_TYPES)}; not {adjustment!r}")
     runtime = _runtime()
     key = _labels(runtime, container=container)
     if not runtime.telemetry.enabled:
@@ -482,9 +476,7 @@ def record_task(
     else:
         cells.append(series["task_failure_total"].cell((stage, values["reason"])))
         if values["reason"] in ("timeout", "TimeoutError"):
-            cells.append(
-                series["timeout_events_total"].cell((values.get("agent", UNKNOWN), stage, values["reason"]))
-            )
+            cells.append(series["timeout_events_total"].cell((values.get("agent", UNKNOWN), stage, values["reason"])))
     if agent is not None:
         cells.append(series["agent_tasks_executed_total"].cell((values["agent"],)))
     # Cells are created before taking the lock: creating one takes it too.

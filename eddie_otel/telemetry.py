@@ -123,9 +123,7 @@ class Telemetry:
         settings = self.settings
         self.readers = self._make_readers()
         if meter_provider is None:
-            resource = Resource.create(
-                {"service.name": settings.service_name, **settings.resource_attributes}
-            )
+            resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
             self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
             self.owns_provider = True
         else:
@@ -247,9 +245,7 @@ class MetricsServer:
             ) from None
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="eddie-otel-metrics", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="eddie-otel-metrics", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -273,9 +269,7 @@ def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
                 headers["Content-Encoding"] = "gzip"
             self._reply(200, body, content_type, headers)
 
-        def _reply(
-            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-        ) -> None:
+        def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
