@@ -120,9 +120,6 @@ class _Instrumentation:
     __slots__ = ("agent", "is_task", "name", "site", "sites", "stage", "static")
 
     def __init__(self, is_task: bool, stage: Label, agent: Label | None, name: str) -> None:
-        for argument, value in (("stage", stage), ("agent", agent)):
-            if value is not None and not callable(value):
-                check_label_value(argument, value)
         self.is_task = is_task
         self.stage = stage
         self.agent = agent
@@ -294,6 +291,7 @@ def task(stage: Label = "default", agent: Label | None = None) -> Callable[[F], 
     for methods) and returning a string. Works on functions, coroutines, generators
     and async generators.
     """
+    _check_static(stage, agent)
 
     def decorate(fn: F) -> F:
         return _wrap(_Instrumentation(True, stage, agent, _qualname(fn)), fn)
@@ -303,11 +301,18 @@ def task(stage: Label = "default", agent: Label | None = None) -> Callable[[F], 
 
 def chunk(agent: Label, stage: Label = "chunk") -> Callable[[F], F]:
     """Record a chunk run on `agent`: duration, agent load and, when it times out, a timeout event."""
+    _check_static(stage, agent)
 
     def decorate(fn: F) -> F:
         return _wrap(_Instrumentation(False, stage, agent, _qualname(fn)), fn)
 
     return decorate
+
+
+def _check_static(stage: Label, agent: Label | None) -> None:
+    for argument, value in (("stage", stage), ("agent", agent)):
+        if value is not None and not callable(value):
+            check_label_value(argument, value)
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

@@ -1,0 +1,51 @@
+"""Helpers shared by tests: record every metric once, and parse an exposition."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+import eddie_otel
+
+
+def record_every_metric() -> None:
+    """Drive each metric of the catalogue through the public API at least once."""
+
+    @eddie_otel.task(stage="codegen", agent="python-agent")
+    def succeed() -> str:
+        return "ok"
+
+    @eddie_otel.task(stage="codegen", agent="python-agent")
+    def fail() -> None:
+        raise ValueError("boom")
+
+    @eddie_otel.chunk(agent="python-agent")
+    def run_chunk() -> int:
+        return 1
+
+    succeed()
+    with contextlib.suppress(ValueError):
+        fail()
+    run_chunk()
+    assert eddie_otel.record_split(agent="python-agent", chunks=3, depth=1)
+    assert not eddie_otel.record_split(agent="python-agent", chunks=2, depth=4)
+    eddie_otel.record_timeout(agent="python-agent", stage="codegen", reason="deadline")
+    eddie_otel.record_merge(chunks_combined=3, duplicates_removed=1)
+    eddie_otel.record_docker_allocation(container="agent-1", cpu_millicores=500, memory_bytes=512 * 2**20)
+    eddie_otel.record_elastic_adjustment(container="agent-1", type="cpu_up")
+
+
+def families(text: str) -> dict[str, tuple[str, list[Sample]]]:
+    """Metric families of a text exposition: name -> (type, samples)."""
+    return {family.name: (family.type, family.samples) for family in text_string_to_metric_families(text)}
+
+
+def sample_value(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample `name{labels}` in `text`; KeyError when absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise KeyError(f"{name}{labels} not in the exposition")
