@@ -56,13 +56,13 @@ def _binary(name: str) -> str:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def promtool() -> str:
     """Path of promtool; skips (or fails, in CI) when it is missing."""
     return _binary("promtool")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     """Path of the prometheus server; skips (or fails, in CI) when it is missing."""
     return _binary("prometheus")
