@@ -16,6 +16,7 @@ from eddie_otel.recording import (
     task,
 )
 from eddie_otel.runtime import configure, reset, shutdown
+from eddie_otel.summary import summary
 
 __all__ = [
     "METRICS",
@@ -36,5 +37,6 @@ __all__ = [
     "record_timeout",
     "reset",
     "shutdown",
+    "summary",
     "task",
 ]

@@ -1,0 +1,147 @@
+"""The JSON summary and the success indicators, computed from the exact series and the history.
+
+`summary()` returns the dict that GET /metrics/summary answers:
+
+- `totals`: one key per catalogue counter, without `_total`; 0 until something is counted.
+- `agents`: per agent, the tasks and chunks running now (`active`) and finished so far (`executed`).
+- `latency`: per stage, p50/p95/p99 of the recent task durations (the history keeps the last
+  `SAMPLE_SIZE` per stage). Percentiles use the nearest-rank method: the p-th percentile of n
+  sorted durations is the ⌈p·n/100⌉-th smallest, always a duration that was actually observed.
+- `windows`: `5m` and `1h`, each with its length in `seconds`, the increase of every counter
+  over it (`counts`, exact to the history's 10-second bucket) and `rates`: the count divided by
+  the window's full length, in events per second.
+- `indicators`: a list of `{name, value, target, ok}`; `target` is `{"op": ">=", "value": 0.95}`
+  (the comparison `value op target.value` must hold); `value` and `ok` are null while there is
+  no data to judge.
+
+The indicators, and the data each one uses:
+
+- success_rate: task_success / (task_success + task_failure) over the last hour; target ≥ 0.95.
+- latency_p99_seconds: the highest per-stage p99 of the recent durations, so the target holds
+  only when every stage finishes 99% of its tasks in under a minute; target < 60.
+- timeouts_per_hour: timeout events counted in the last hour (not extrapolated while the process
+  is younger than an hour); target < 5. Null when the hour saw no activity at all (no task or
+  chunk finished and no timeout), since "no timeouts" then means nothing.
+- merge_efficiency: 1 - merge_deduplication / merge_chunks_combined over the last hour, the share
+  of combined chunk results that were not duplicates: above 0.90 means overlapping chunks wasted
+  less than a tenth of the work; target > 0.90.
+- agent_balance_ratio: tasks and chunks finished in the last 5 minutes by the busiest agent over
+  the least busy one, among agents that finished any in that window; null with fewer than two;
+  target < 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from eddie_otel import runtime as _rt
+from eddie_otel.catalogue import METRICS, Kind
+
+__all__ = ["INDICATOR_TARGETS", "WINDOWS", "percentile", "summary"]
+
+# The windows of the summary: name and length in seconds.
+WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300), ("1h", 3600))
+
+# Each indicator's target as (comparison, threshold): the values in DESIGN.md §4.
+INDICATOR_TARGETS: dict[str, tuple[str, float]] = {
+    "success_rate": (">=", 0.95),
+    "latency_p99_seconds": ("<", 60.0),
+    "timeouts_per_hour": ("<", 5.0),
+    "merge_efficiency": (">", 0.90),
+    "agent_balance_ratio": ("<", 2.0),
+}
+
+_COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
+_PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank `p`-th percentile (0 < p ≤ 100) of `values`, which must not be empty."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 < p <= 100:
+        raise ValueError(f"p must be in (0, 100], not {p}")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p * len(ordered) / 100))
+    return ordered[rank - 1]
+
+
+def summary(runtime: _rt.Runtime | None = None) -> dict[str, Any]:
+    """The summary of `runtime` (default: the configured one): the dict GET /metrics/summary answers."""
+    rt = runtime if runtime is not None else _rt.current()
+    series = rt.telemetry.series
+    history = rt.history
+
+    totals = {metric.key: _number(series[metric.prometheus_name].total()) for metric in _COUNTERS}
+
+    active = {key[0]: value for key, value in series["agent_active_tasks"].values().items()}
+    executed = {key[0]: value for key, value in series["agent_tasks_executed_total"].values().items()}
+    agents = {
+        agent: {"active": _number(active.get(agent, 0)), "executed": _number(executed.get(agent, 0))}
+        for agent in sorted(active.keys() | executed.keys())
+    }
+
+    latency: dict[str, dict[str, Any]] = {}
+    for stage, durations in sorted(history.durations().items()):
+        if durations:
+            latency[stage] = {"samples": len(durations), **{name: percentile(durations, p) for name, p in _PERCENTILES}}
+
+    windows: dict[str, dict[str, Any]] = {}
+    for name, seconds in WINDOWS:
+        counts = history.window(seconds)
+        windows[name] = {
+            "seconds": seconds,
+            "counts": {key: _number(value) for key, value in counts.items()},
+            "rates": {key: value / seconds for key, value in counts.items()},
+        }
+
+    hour = history.window(3600)
+    indicators = [
+        _indicator("success_rate", _ratio(hour["task_success"], hour["task_success"] + hour["task_failure"])),
+        _indicator("latency_p99_seconds", max((stage["p99"] for stage in latency.values()), default=None)),
+        _indicator("timeouts_per_hour", _timeouts(hour)),
+        _indicator("merge_efficiency", _efficiency(hour["merge_deduplication"], hour["merge_chunks_combined"])),
+        _indicator("agent_balance_ratio", _balance(history.agents(300).values())),
+    ]
+    return {"totals": totals, "agents": agents, "latency": latency, "windows": windows, "indicators": indicators}
+
+
+def _number(value: float) -> int | float:
+    # Counts are whole numbers; JSON readers should see 3, not 3.0.
+    return int(value) if float(value).is_integer() else value
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _efficiency(duplicates: float, combined: float) -> float | None:
+    return 1 - duplicates / combined if combined > 0 else None
+
+
+def _timeouts(hour: Mapping[str, float]) -> int | float | None:
+    activity = hour["task_success"] + hour["task_failure"] + hour["agent_tasks_executed"] + hour["timeout_events"]
+    return _number(hour["timeout_events"]) if activity > 0 else None
+
+
+def _balance(executions: Iterable[float]) -> float | None:
+    counts = list(executions)
+    if len(counts) < 2:
+        return None
+    return max(counts) / min(counts)
+
+
+def _indicator(name: str, value: float | None) -> dict[str, Any]:
+    op, threshold = INDICATOR_TARGETS[name]
+    ok = None if value is None else _compare(value, op, threshold)
+    return {"name": name, "value": value, "target": {"op": op, "value": threshold}, "ok": ok}
+
+
+def _compare(value: float, op: str, threshold: float) -> bool:
+    if op == ">=":
+        return value >= threshold
+    if op == ">":
+        return value > threshold
+    return value < threshold
