@@ -1,0 +1,1 @@
+"""Overhead and throughput benchmarks; `python -m benchmarks` runs them all (`make bench`)."""
