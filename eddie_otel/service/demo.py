@@ -1,0 +1,73 @@
+"""`eddie-otel demo`: the metrics service and a simulated distributed-fallback workload beside it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+
+from eddie_otel.errors import EddieOtelError
+from eddie_otel.runtime import shutdown
+from eddie_otel.service.server import start_service, stop_signals, urls
+from eddie_otel.service.workload import Workload
+
+__all__ = ["PROGRESS_SECONDS", "demo_command"]
+
+# Often enough to see the run move, rarely enough to read each line.
+PROGRESS_SECONDS = 3.0
+# How long the workload gets to finish the work it started once stopped.
+STOP_SECONDS = 30.0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run the service and the workload for --duration seconds (0: until SIGINT or SIGTERM)."""
+    stop = threading.Event()
+    with stop_signals(stop):
+        try:
+            workload = Workload(seed=args.seed, agents=args.agents)
+            _, server = start_service(args)
+        except (EddieOtelError, ValueError) as error:
+            print(f"eddie-otel demo: {error}", file=sys.stderr)
+            return 1
+        where = urls(server.url)
+        print(f"eddie-otel demo: {len(workload.agents)} agents, seed {args.seed}", flush=True)
+        print(f"  metrics  {where['metrics']}", flush=True)
+        print(f"  summary  {where['summary']}", flush=True)
+        print(f"  health   {where['health']}", flush=True)
+        until = "Ctrl-C stops" if args.duration == 0 else f"stops after {args.duration:g} s"
+        print(f"eddie-otel demo: running; {until}", flush=True)
+
+        worker = threading.Thread(target=workload.run, args=(stop,), name="eddie-otel-demo", daemon=True)
+        started = time.monotonic()
+        worker.start()
+        status = _wait(stop, worker, started, args.duration, workload)
+        stop.set()
+        worker.join(STOP_SECONDS)
+        server.stop()
+        shutdown()
+    print(f"eddie-otel demo: stopped after {time.monotonic() - started:.0f} s; {_stats(workload)}", flush=True)
+    return status
+
+
+def _wait(stop: threading.Event, worker: threading.Thread, started: float, duration: float, workload: Workload) -> int:
+    """Report progress until `stop`, the end of `duration` (0: none), or the workload's end; the exit status."""
+    deadline = started + duration if duration > 0 else math.inf
+    next_report = started + PROGRESS_SECONDS
+    while True:
+        if stop.wait(max(0.0, min(deadline, next_report) - time.monotonic())):
+            return 0
+        now = time.monotonic()
+        if now >= deadline:
+            return 0
+        if not worker.is_alive():
+            print("eddie-otel demo: the workload stopped unexpectedly", file=sys.stderr)
+            return 1
+        if now >= next_report:
+            print(f"eddie-otel demo: {now - started:4.0f} s  {_stats(workload)}", flush=True)
+            next_report += PROGRESS_SECONDS
+
+
+def _stats(workload: Workload) -> str:
+    return " ".join(f"{name}={count}" for name, count in workload.stats().items())

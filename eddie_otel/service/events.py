@@ -1,0 +1,270 @@
+"""The webhook events: one strict pydantic model per type, parsing with field-naming errors, and recording.
+
+Models are strict: `"3"` is not an integer, `true` is not a number, floats must be
+finite, unknown fields are refused, and label values follow the rules of
+`eddie_otel.labels` (letters, digits and `_.:/-`, 1 to 64 characters). Upper bounds
+keep every count exactly representable in the float cells of the exporter. An event
+that parses can always be recorded: the record calls see nothing they would refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from eddie_otel.labels import LABEL_VALUE_RE, MAX_LABEL_VALUE_LENGTH, check_label_value
+from eddie_otel.recording import (
+    record_chunk,
+    record_docker_allocation,
+    record_merge,
+    record_split,
+    record_task,
+    record_timeout,
+)
+
+__all__ = [
+    "EVENT_MODELS",
+    "EVENT_TYPES",
+    "BaseEvent",
+    "ChunkExecutedEvent",
+    "DockerAllocatedEvent",
+    "Event",
+    "EventBatch",
+    "FieldError",
+    "InvalidEvents",
+    "MergeEvent",
+    "TaskCompletedEvent",
+    "TaskSplitEvent",
+    "TimeoutEvent",
+    "parse_batch",
+    "parse_event",
+    "record_event",
+]
+
+# Bounds beyond the contract's lower ones: no real split makes 10 000 chunks or runs a
+# week, and staying far below 2**53 keeps sums of counts exact in float cells.
+MAX_CHUNKS = 10_000
+MAX_DEPTH = 1_000
+MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+MAX_CPU_MILLICORES = 10_000_000
+MAX_MEMORY_BYTES = 2**50
+MAX_CHUNKS_COMBINED = 1_000_000
+MAX_TASK_ID_LENGTH = 256
+
+
+def _check_label(value: str, info: ValidationInfo) -> str:
+    return check_label_value(info.field_name or "label", value)
+
+
+# A label value: validated by check_label_value, described in the schema by the same rule.
+LabelValue = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": f"^{LABEL_VALUE_RE.pattern}$",
+            "minLength": 1,
+            "maxLength": MAX_LABEL_VALUE_LENGTH,
+        }
+    ),
+    AfterValidator(_check_label),
+]
+Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, description="duration in seconds (finite, ≥ 0)")]
+
+
+class BaseEvent(BaseModel):
+    """What every event model shares: strict parsing and a `type`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    type: str
+
+
+class TaskSplitEvent(BaseEvent):
+    """A task or chunk at fallback `depth` split into `chunks` chunks (task_split_total, task_split_chunks_total).
+
+    A split deeper than the maximum fallback depth counts fallback_depth_exceeded_total instead.
+    """
+
+    type: Literal["task_split"] = "task_split"
+    agent: LabelValue = Field(description="agent that split the task")
+    chunks: int = Field(ge=1, le=MAX_CHUNKS, description="chunks created")
+    depth: int = Field(ge=0, le=MAX_DEPTH, description="fallback depth of the split (0 = the original task)")
+    task_id: str | None = Field(
+        default=None, max_length=MAX_TASK_ID_LENGTH, description="for the sender's logs; never a label"
+    )
+
+
+class TimeoutEvent(BaseEvent):
+    """A task or chunk of `stage` on `agent` timed out (timeout_events_total)."""
+
+    type: Literal["timeout"] = "timeout"
+    agent: LabelValue
+    stage: LabelValue
+    reason: LabelValue = "timeout"
+
+
+class ChunkExecutedEvent(BaseEvent):
+    """A chunk finished on `agent` (chunk_execution_seconds, agent_tasks_executed_total)."""
+
+    type: Literal["chunk_executed"] = "chunk_executed"
+    agent: LabelValue
+    duration_seconds: Seconds
+    success: bool = True
+
+
+class DockerAllocatedEvent(BaseEvent):
+    """Limits set on an agent container (docker_container_cpu_limit, docker_container_memory_limit_bytes).
+
+    An `adjustment` other than `initial` also counts docker_elastic_adjustment_total.
+    """
+
+    type: Literal["docker_allocated"] = "docker_allocated"
+    container: LabelValue
+    cpu_millicores: int = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
+    memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
+    adjustment: Literal["initial", "cpu_up", "cpu_down", "memory_up", "memory_down"] = "initial"
+
+
+class TaskCompletedEvent(BaseEvent):
+    """A task finished (task_execution_seconds, task_success_total or task_failure_total).
+
+    `reason` is for failures only (default "error"); a failure with reason "timeout" also
+    counts a timeout event. With `agent`, agent_tasks_executed_total counts it too.
+    """
+
+    type: Literal["task_completed"] = "task_completed"
+    stage: LabelValue
+    duration_seconds: Seconds
+    success: bool = True
+    reason: LabelValue | None = Field(default=None, description="why the task failed; only with success false")
+    agent: LabelValue | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_only_on_failure(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        if reason is not None and info.data.get("success", False) is True:
+            raise ValueError("reason is only for failed tasks (success false)")
+        return reason
+
+
+class MergeEvent(BaseEvent):
+    """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total)."""
+
+    type: Literal["merge"] = "merge"
+    chunks_combined: int = Field(ge=0, le=MAX_CHUNKS_COMBINED)
+    duplicates_removed: int = Field(ge=0, le=MAX_CHUNKS_COMBINED, description="at most chunks_combined")
+
+    @field_validator("duplicates_removed")
+    @classmethod
+    def _at_most_combined(cls, duplicates: int, info: ValidationInfo) -> int:
+        combined = info.data.get("chunks_combined")
+        if combined is not None and duplicates > combined:
+            raise ValueError(f"duplicates_removed ({duplicates}) cannot exceed chunks_combined ({combined})")
+        return duplicates
+
+
+Event = Annotated[
+    TaskSplitEvent | TimeoutEvent | ChunkExecutedEvent | DockerAllocatedEvent | TaskCompletedEvent | MergeEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_MODELS: Mapping[str, type[BaseEvent]] = {
+    "task_split": TaskSplitEvent,
+    "timeout": TimeoutEvent,
+    "chunk_executed": ChunkExecutedEvent,
+    "docker_allocated": DockerAllocatedEvent,
+    "task_completed": TaskCompletedEvent,
+    "merge": MergeEvent,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)
+
+
+class EventBatch(BaseModel):
+    """Several events of any types, each with its `type`; recorded all or none."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    events: list[Event]
+
+
+class FieldError(BaseModel):
+    """One reason an event was refused: the field (`events[3].chunks`, `body`) and what is wrong."""
+
+    field: str
+    message: str
+
+
+class InvalidEvents(ValueError):
+    """The body does not hold valid events; `errors` name each bad field."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{error.field}: {error.message}" for error in self.errors))
+
+
+def parse_event(type_name: str, body: bytes) -> BaseEvent:
+    """The event of type `type_name` in the JSON `body`; InvalidEvents naming the bad fields otherwise."""
+    try:
+        return EVENT_MODELS[type_name].model_validate_json(body)
+    except ValidationError as error:
+        raise InvalidEvents(_field_errors(error)) from None
+
+
+def parse_batch(body: bytes) -> list[BaseEvent]:
+    """The events of a JSON batch `{"events": [...]}`; InvalidEvents naming the bad fields otherwise."""
+    try:
+        return list(EventBatch.model_validate_json(body).events)
+    except ValidationError as error:
+        raise InvalidEvents(_field_errors(error)) from None
+
+
+def record_event(event: BaseEvent) -> None:
+    """Record `event` through the public record calls, as in-process code would."""
+    if isinstance(event, TaskSplitEvent):
+        record_split(agent=event.agent, chunks=event.chunks, depth=event.depth)
+    elif isinstance(event, TimeoutEvent):
+        record_timeout(agent=event.agent, stage=event.stage, reason=event.reason)
+    elif isinstance(event, ChunkExecutedEvent):
+        record_chunk(event.agent, event.duration_seconds, event.success)
+    elif isinstance(event, DockerAllocatedEvent):
+        record_docker_allocation(event.container, event.cpu_millicores, event.memory_bytes, event.adjustment)
+    elif isinstance(event, TaskCompletedEvent):
+        record_task(event.stage, event.duration_seconds, event.success, event.reason, event.agent)
+    elif isinstance(event, MergeEvent):
+        record_merge(chunks_combined=event.chunks_combined, duplicates_removed=event.duplicates_removed)
+    else:  # pragma: no cover - the models above are the only events
+        raise TypeError(f"not an event: {type(event).__name__}")
+
+
+def _field_errors(error: ValidationError) -> list[FieldError]:
+    found = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        kind = item["type"]
+        # A batch element's location carries the event type pydantic chose (events, 3, merge, field).
+        if len(loc) >= 3 and loc[0] == "events" and isinstance(loc[1], int) and loc[2] in EVENT_MODELS:
+            del loc[2]
+        if kind == "union_tag_not_found":
+            loc.append("type")
+            message = f"Field required; one of {', '.join(EVENT_TYPES)}"
+        elif kind == "union_tag_invalid":
+            loc.append("type")
+            tag = item.get("ctx", {}).get("tag")
+            message = f"unknown event type {tag!r}; one of {', '.join(EVENT_TYPES)}"
+        found.append(FieldError(field=_path(loc), message=message))
+    return found
+
+
+def _path(loc: Sequence[Any]) -> str:
+    if not loc:
+        return "body"
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
