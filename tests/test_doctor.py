@@ -1,0 +1,108 @@
+"""`eddie-otel doctor` against a real metrics endpoint and a real Prometheus server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import eddie_otel
+from eddie_otel.cli import main
+from tests.conftest import free_port
+from tests.prometheus_server import PrometheusServer
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
+    status = main(["doctor", *args])
+    return status, capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture
+def metrics_port() -> int:
+    port = free_port()
+    eddie_otel.configure(port=port)
+    return port
+
+
+@pytest.fixture
+def prometheus(prometheus_binary: str, tmp_path: Path, metrics_port: int) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(prometheus_binary, tmp_path / "prometheus", [f"127.0.0.1:{metrics_port}"])
+    yield server
+    server.stop()
+
+
+def test_nothing_listening_fails_the_first_step_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    status, lines = doctor(
+        capsys, "--metrics-url", f"http://127.0.0.1:{port}", "--prometheus-url", "http://127.0.0.1:1"
+    )
+    assert status == 1
+    assert lines[0] == "[1/3] FAIL metrics endpoint answers with task_split_total"
+    assert f"cannot reach http://127.0.0.1:{port}/metrics/prometheus" in lines[1]
+    assert "eddie-otel serve" in lines[1]
+    assert len(lines) == 2
+
+
+def test_an_endpoint_without_splits_says_so(capsys: pytest.CaptureFixture[str], metrics_port: int) -> None:
+    eddie_otel.record_merge(chunks_combined=1, duplicates_removed=0)
+    status, lines = doctor(capsys, "--metrics-url", f"http://127.0.0.1:{metrics_port}")
+    assert status == 1
+    assert "has no task_split_total yet" in lines[1]
+
+
+def test_every_step_passes_against_real_prometheus(
+    capsys: pytest.CaptureFixture[str], metrics_port: int, prometheus: PrometheusServer
+) -> None:
+    eddie_otel.record_split(agent="a", chunks=2, depth=1)
+    prometheus.wait_until(lambda: bool(prometheus.query("task_split_total")), 30, "no scrape")
+    status, lines = doctor(
+        capsys, "--metrics-url", f"http://127.0.0.1:{metrics_port}", "--prometheus-url", prometheus.url
+    )
+    assert status == 0, lines
+    assert lines[0].startswith("[1/3] ok   metrics endpoint answers")
+    assert (
+        lines[1]
+        == f"[2/3] ok   Prometheus scrapes the endpoint: http://127.0.0.1:{metrics_port}/metrics/prometheus is up"
+    )
+    assert lines[2] == "[3/3] ok   Prometheus returns the series: 1 task_split_total series"
+    assert lines[3] == "all checks passed"
+
+
+def test_prometheus_without_the_target_fails_the_second_step(
+    capsys: pytest.CaptureFixture[str], prometheus_binary: str, tmp_path: Path, metrics_port: int
+) -> None:
+    eddie_otel.record_split(agent="a", chunks=2, depth=1)
+    other = PrometheusServer(prometheus_binary, tmp_path / "other", ["127.0.0.1:1"], metrics_path="/metrics")
+    try:
+        status, lines = doctor(
+            capsys, "--metrics-url", f"http://127.0.0.1:{metrics_port}", "--prometheus-url", other.url
+        )
+    finally:
+        other.stop()
+    assert status == 1
+    assert lines[1] == "[2/3] FAIL Prometheus scrapes the endpoint"
+    assert "has no target scraping /metrics/prometheus" in lines[2]
+    assert len(lines) == 3
+
+
+def test_a_target_that_is_down_fails_the_second_step_with_prometheus_error(
+    capsys: pytest.CaptureFixture[str], prometheus_binary: str, tmp_path: Path
+) -> None:
+    # The endpoint answers for the first step, but Prometheus is pointed at a dead port.
+    port = free_port()
+    eddie_otel.configure(port=port)
+    eddie_otel.record_split(agent="a", chunks=2, depth=1)
+    dead = free_port()
+    server = PrometheusServer(prometheus_binary, tmp_path / "prometheus", [f"127.0.0.1:{dead}"])
+    try:
+        server.wait_until(
+            lambda: any(t["health"] == "down" for t in server.api("targets")["activeTargets"]), 30, "no scrape"
+        )
+        status, lines = doctor(capsys, "--metrics-url", f"http://127.0.0.1:{port}", "--prometheus-url", server.url)
+    finally:
+        server.stop()
+    assert status == 1
+    assert lines[1] == "[2/3] FAIL Prometheus scrapes the endpoint"
+    assert f"http://127.0.0.1:{dead}/metrics/prometheus" in lines[2]
+    assert "connection refused" in lines[2]
