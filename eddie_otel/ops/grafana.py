@@ -104,8 +104,8 @@ def datasource_payload(prometheus_url: str, existing: Mapping[str, Any] | None =
         "access": "proxy",
         "url": prometheus_url,
         "isDefault": False,
-        # POST lets long PromQL through; 15s matches the scrape interval the shipped prometheus.yml uses.
-        "jsonData": {"httpMethod": "POST", "timeInterval": "15s"},
+        # POST lets long PromQL through; 10s is the eddie job's scrape interval, which $__rate_interval builds on.
+        "jsonData": {"httpMethod": "POST", "timeInterval": "10s"},
     }
     if existing is not None:
         # Keep the operator's choice of default datasource; send the version so a concurrent edit is not lost.
