@@ -1,0 +1,227 @@
+"""The Prometheus alert rules, generated from the catalogue with every threshold in one place.
+
+`render_rules()` is the rule file committed as dashboards/prometheus-alerts.yml;
+`python -m eddie_otel.ops.generate` rewrites it and a test checks it is current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from eddie_otel.ops import promql
+
+__all__ = ["GROUP", "JOB", "THRESHOLDS", "Rule", "Thresholds", "render_rules", "rules"]
+
+GROUP = "eddie-distributed-fallback"
+# The scrape job of dashboards/prometheus.yml; the endpoint-down alert watches its `up` series.
+JOB = "eddie"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every alert threshold, alert delay and success-indicator target; each value says why it is what it is."""
+
+    # The window of the count and ratio alerts: long enough to smooth one burst,
+    # short enough to warn within minutes.
+    window: str = "5m"
+    # A few timeouts are what the fallback exists for; more than ten in five
+    # minutes across all agents means splitting no longer absorbs them.
+    timeouts: int = 10
+    # Alerting at 10 % failures leaves room below the 95 % success target
+    # (a missed target shows red on the dashboard; a page needs a clear fault).
+    failure_ratio: float = 0.10
+    # The p99 target is under a minute; 60 s is a bucket boundary of the
+    # catalogue, so `histogram_quantile(...) > 60` is exact, not interpolated.
+    latency_p99_seconds: float = 60.0
+    # The balance target: the busiest agent does at most twice the work of the
+    # least busy one.
+    agent_balance: float = 2.0
+    # The merge target: at most one merged chunk result in ten is a duplicate.
+    merge_efficiency: float = 0.90
+    # Merges happen once per split, far less often than tasks finish: a longer
+    # window keeps a single merge with many duplicates from firing alone.
+    merge_window: str = "15m"
+    # Success-indicator targets shown as dashboard thresholds (not alerts: the
+    # failure-ratio and timeout alerts cover the same faults with margin).
+    success_rate: float = 0.95
+    timeouts_per_hour: float = 5.0
+    # How long a condition must hold before its alert fires. A depth violation
+    # is rare and means lost work: fire at once. The others are noisy at low
+    # traffic and wait longer the slower their signal moves.
+    timeouts_for: str = "1m"
+    depth_for: str = "0s"
+    failure_for: str = "5m"
+    latency_for: str = "10m"
+    imbalance_for: str = "15m"
+    merge_for: str = "15m"
+    # Two minutes of failed scrapes (a dozen at a 10 s interval) rule out a restart.
+    endpoint_down_for: str = "2m"
+
+
+THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One Prometheus alerting rule; `for_` is the rule's `for` duration."""
+
+    alert: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+
+
+def _spoken(duration: str) -> str:
+    # "5m" reads as "5 minutes" in an annotation; only the units the thresholds use.
+    units = {"s": "second", "m": "minute", "h": "hour"}
+    amount, unit = int(duration[:-1]), units[duration[-1]]
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
+
+
+def _new_series(metric_name: str, window: str, by: tuple[str, ...]) -> str:
+    # A counter's series appears with its first increment, so increase() (which
+    # needs two samples) never sees that first event; a series absent `window`
+    # ago has had events since. Prometheus restarts make old series look new for
+    # one window: a false alarm is preferable to a missed violation.
+    return promql.aggregate("sum", f"{metric_name} unless {metric_name} offset {window}", by)
+
+
+def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
+    """The alerting rules of the group `eddie-distributed-fallback`, in rule-file order."""
+    t = thresholds
+    window = t.window
+    span = _spoken(window)
+    depth = promql.FALLBACK_DEPTH_EXCEEDED
+    by_agent = ("agent",)
+    return [
+        Rule(
+            alert="EddieHighTimeoutEvents",
+            expr=f"{promql.sum_increase(promql.TIMEOUT_EVENTS, window)} > {t.timeouts}",
+            for_=t.timeouts_for,
+            severity="warning",
+            summary=f"More than {t.timeouts} timeouts in {span} across all agents",
+            description=(
+                "{{ $value | humanize }} tasks or chunks timed out in the last "
+                f"{span} (threshold {t.timeouts}). The dashboard's timeout panel shows which agent and stage."
+            ),
+        ),
+        Rule(
+            alert="EddieFallbackDepthExceeded",
+            expr=(
+                f"{promql.sum_increase(depth, window, by_agent)} > 0"
+                f" or {_new_series(depth.prometheus_name, window, by_agent)} > 0"
+            ),
+            for_=t.depth_for,
+            severity="critical",
+            summary="Agent {{ $labels.agent }} tried to split deeper than the maximum fallback depth",
+            description=(
+                "Agent {{ $labels.agent }} attempted splits deeper than max_fallback_depth in the last "
+                f"{_spoken(window)}: those tasks or chunks could not be split again. "
+                "Raise EDDIE_OTEL_MAX_FALLBACK_DEPTH or make the chunks smaller."
+            ),
+        ),
+        Rule(
+            alert="EddieHighFailureRate",
+            expr=f"{promql.failure_ratio(window)} > {t.failure_ratio}",
+            for_=t.failure_for,
+            severity="warning",
+            summary=f"More than {t.failure_ratio:.0%} of tasks failed over {span}",
+            description=(
+                "{{ $value | humanizePercentage }} of finished tasks failed over the last "
+                f"{span} (threshold {t.failure_ratio:.0%}): failures / (successes + failures). "
+                "task_failure_total's reason label says why."
+            ),
+        ),
+        Rule(
+            alert="EddieMetricsEndpointDown",
+            expr=f'up{{job="{JOB}"}} == 0',
+            for_=t.endpoint_down_for,
+            severity="critical",
+            summary="The eddie-otel metrics endpoint {{ $labels.instance }} is down",
+            description=(
+                "Prometheus could not scrape /metrics/prometheus on {{ $labels.instance }} (job {{ $labels.job }}) "
+                f"for {_spoken(t.endpoint_down_for)}: no eddie metric from it is recorded "
+                "and the other alerts cannot see it. "
+                "Run `eddie-otel doctor`."
+            ),
+        ),
+        Rule(
+            alert="EddieLatencyP99High",
+            expr=f"{promql.quantile(0.99, promql.TASK_EXECUTION, window)} > {t.latency_p99_seconds:g}",
+            for_=t.latency_for,
+            severity="warning",
+            summary=f"Task latency p99 above {t.latency_p99_seconds:g} s",
+            description=(
+                "The 99th percentile of task execution time over the last "
+                f"{span} is {{{{ $value | humanizeDuration }}}} (target under {t.latency_p99_seconds:g} s)."
+            ),
+        ),
+        Rule(
+            alert="EddieAgentImbalance",
+            expr=(
+                f"{promql.agent_balance(window)} > {t.agent_balance:g}"
+                # With a single agent the ratio is 1 anyway; stated so the intent is plain.
+                f" and {promql.active_agent_count(window)} >= 2"
+            ),
+            for_=t.imbalance_for,
+            severity="warning",
+            summary=f"The busiest agent executes more than {t.agent_balance:g}× the least busy one",
+            description=(
+                "Over the last "
+                f'{span} the busiest agent finished {{{{ $value | printf "%.1f" }}}}× as many tasks and chunks '
+                f"as the least busy active one (target under {t.agent_balance:g}×). Check agent_active_tasks per agent."
+            ),
+        ),
+        Rule(
+            alert="EddieLowMergeEfficiency",
+            expr=f"{promql.merge_efficiency(t.merge_window)} < {t.merge_efficiency}",
+            for_=t.merge_for,
+            severity="warning",
+            summary=f"Merge efficiency below {t.merge_efficiency:.0%}",
+            description=(
+                "Only {{ $value | humanizePercentage }} of the chunk results merged over the last "
+                f"{_spoken(t.merge_window)} were new (target above {t.merge_efficiency:.0%}): chunks overlap, "
+                "so split work is done twice."
+            ),
+        ),
+    ]
+
+
+class _RuleDumper(yaml.SafeDumper):
+    """Indents lists under their key, as Prometheus' own examples do."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def render_rules(thresholds: Thresholds = THRESHOLDS) -> str:
+    """The Prometheus rule file (YAML) of `rules()`, deterministic, ending with a newline."""
+    document = {
+        "groups": [
+            {
+                "name": GROUP,
+                "rules": [
+                    {
+                        "alert": rule.alert,
+                        "expr": rule.expr,
+                        "for": rule.for_,
+                        "labels": {"severity": rule.severity},
+                        "annotations": {"summary": rule.summary, "description": rule.description},
+                    }
+                    for rule in rules(thresholds)
+                ],
+            }
+        ]
+    }
+    header = (
+        "# Prometheus alerting rules for eddie-otel.\n"
+        "# Generated from eddie_otel/ops/alerts.py by `python -m eddie_otel.ops.generate`: edit that, not this.\n"
+    )
+    body = yaml.dump(
+        document, Dumper=_RuleDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
+    )
+    return header + body

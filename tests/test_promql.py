@@ -1,0 +1,48 @@
+"""PromQL builders: aggregate first, refuse the wrong metric kind or label with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from eddie_otel.ops import promql
+
+
+def test_sum_rate_and_increase_aggregate_over_everything_or_by_labels() -> None:
+    assert promql.sum_rate(promql.TASK_SPLIT, "5m") == "sum(rate(task_split_total[5m]))"
+    assert (
+        promql.sum_increase(promql.TIMEOUT_EVENTS, "1h", ("agent", "stage"))
+        == "sum by (agent, stage) (increase(timeout_events_total[1h]))"
+    )
+
+
+def test_quantile_sums_bucket_rates_by_le_first() -> None:
+    assert (
+        promql.quantile(0.99, promql.TASK_EXECUTION, "$__rate_interval", ("stage",))
+        == "histogram_quantile(0.99, sum by (le, stage) (rate(task_execution_seconds_bucket[$__rate_interval])))"
+    )
+
+
+def test_ratio_drops_a_zero_denominator() -> None:
+    assert promql.ratio("a", "b") == "a / (b > 0)"
+    assert promql.merge_efficiency("5m") == (
+        "1 - sum(rate(merge_deduplication_total[5m])) / (sum(rate(merge_chunks_combined_total[5m])) > 0)"
+    )
+
+
+def test_rate_of_a_histogram_or_gauge_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^rate\(\) needs a counter, and task_execution_seconds is a histogram$"):
+        promql.sum_rate(promql.TASK_EXECUTION, "5m")
+    with pytest.raises(ValueError, match=r"^increase\(\) needs a counter, and agent_active_tasks is a gauge$"):
+        promql.sum_increase(promql.AGENT_ACTIVE_TASKS, "5m")
+
+
+def test_quantile_and_mean_of_a_counter_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"needs a histogram, and task_split_total is a counter$"):
+        promql.quantile(0.5, promql.TASK_SPLIT, "5m")
+    with pytest.raises(ValueError, match=r"needs a histogram, and task_split_total is a counter$"):
+        promql.mean(promql.TASK_SPLIT, "5m")
+
+
+def test_unknown_label_is_refused_with_its_name() -> None:
+    with pytest.raises(ValueError, match=r"^task_success_total has no label 'agent' \(labels: \['stage'\]\)$"):
+        promql.sum_rate(promql.TASK_SUCCESS, "5m", ("agent",))
