@@ -112,6 +112,7 @@ class GrafanaStandIn:
             ("GET", re.compile(r"/api/datasources/uid/([^/]+)"), self._get_datasource),
             ("POST", re.compile(r"/api/datasources"), self._create_datasource),
             ("PUT", re.compile(r"/api/datasources/uid/([^/]+)"), self._update_datasource),
+            ("GET", re.compile(r"/api/folders"), self._list_folders),
             ("GET", re.compile(r"/api/folders/([^/]+)"), self._get_folder),
             ("POST", re.compile(r"/api/folders"), self._create_folder),
             ("PUT", re.compile(r"/api/folders/([^/]+)"), self._update_folder),
@@ -287,6 +288,9 @@ class GrafanaStandIn:
     def _folder_answer(self, folder: dict[str, Any]) -> dict[str, Any]:
         return {**folder, "url": f"/dashboards/f/{folder['uid']}/{_slug(folder['title'])}"}
 
+    def _list_folders(self, **_: Any) -> tuple[int, Any]:
+        return 200, [{"id": f["id"], "uid": f["uid"], "title": f["title"]} for f in self.state.folders.values()]
+
     def _get_folder(self, uid: str, **_: Any) -> tuple[int, Any]:
         if uid not in self.state.folders:
             raise ApiError(404, "folder not found", status="not-found")
@@ -327,7 +331,12 @@ class GrafanaStandIn:
         if entry is None:
             raise ApiError(404, "Dashboard not found")
         model = entry["dashboard"]
-        meta = {"folderUid": entry["folderUid"], "version": model["version"], "slug": _slug(model["title"])}
+        meta = {
+            "folderUid": entry["folderUid"],
+            "version": model["version"],
+            "slug": _slug(model["title"]),
+            "provisioned": entry.get("provisioned", False),
+        }
         return 200, {"dashboard": model, "meta": meta}
 
     def _save_dashboard(self, body: Any, **_: Any) -> tuple[int, Any]:
@@ -347,6 +356,8 @@ class GrafanaStandIn:
         _check_uid(uid, "dashboard")
         overwrite = body.get("overwrite") is True
         stored = self.state.dashboards.get(uid)
+        if stored is not None and stored.get("provisioned"):
+            raise ApiError(400, "Cannot save provisioned dashboard")
         dashboard_id = model.get("id")
         if dashboard_id is not None and (stored is None or stored["dashboard"]["id"] != dashboard_id):
             raise ApiError(404, "Dashboard not found")

@@ -256,6 +256,28 @@ def test_a_datasource_provisioned_from_files_is_left_alone(
     assert len(grafana.state.rules) == len(alerts.rules())
 
 
+def test_a_grafana_provisioned_from_files_keeps_its_folder_and_dashboard(
+    grafana: GrafanaStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What `eddie-otel stack` gives: the provider makes folder "Eddie" with a generated uid, and the dashboard.
+    grafana.state.folders["b1Xq9z"] = {"id": 3, "uid": "b1Xq9z", "title": "Eddie", "version": 1}
+    model = {**shipped_dashboard(), "id": 4, "version": 1}
+    grafana.state.dashboards[DASHBOARD_UID] = {"dashboard": model, "folderUid": "b1Xq9z", "provisioned": True}
+
+    assert setup(grafana.url) == 0
+
+    assert list(grafana.state.folders) == ["b1Xq9z"]
+    assert grafana.state.dashboards[DASHBOARD_UID]["dashboard"] == model
+    assert {rule["folderUID"] for rule in grafana.state.rules.values()} == {"b1Xq9z"}
+    assert len(grafana.state.rules) == len(alerts.rules())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [
+        "folder b1Xq9z (Eddie): exists, used as it is",
+        f"dashboard {DASHBOARD_UID}: provisioned from files in Grafana (read-only), left as it is",
+    ]
+    assert lines[3:] == [*rule_lines("created"), "done"]
+
+
 @pytest.mark.parametrize(
     ("text", "where"),
     [
@@ -347,6 +369,7 @@ def test_dry_run_prints_every_request_and_sends_none(
         "GET /api/datasources/uid/eddie-prometheus",
         "POST /api/datasources",
         "GET /api/folders/eddie",
+        "GET /api/folders",
         "POST /api/folders",
         f"GET /api/dashboards/uid/{DASHBOARD_UID}",
         "POST /api/dashboards/db",

@@ -147,8 +147,8 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     return document
 
 
-def dashboard_payload(dashboard: Mapping[str, Any]) -> dict[str, Any]:
-    """The body of POST /api/dashboards/db: the dashboard in the eddie folder, its datasource variable set to ours."""
+def dashboard_payload(dashboard: Mapping[str, Any], folder_uid: str = FOLDER_UID) -> dict[str, Any]:
+    """The body of POST /api/dashboards/db: the dashboard in the folder, its datasource variable set to ours."""
     model = copy.deepcopy(dict(dashboard))
     # A null id makes Grafana find the dashboard by uid; a file's id belongs to another Grafana.
     model["id"] = None
@@ -163,7 +163,7 @@ def dashboard_payload(dashboard: Mapping[str, Any]) -> dict[str, Any]:
             variable["current"] = {"selected": True, "text": DATASOURCE_NAME, "value": DATASOURCE_UID}
     return {
         "dashboard": model,
-        "folderUid": FOLDER_UID,
+        "folderUid": folder_uid,
         "overwrite": True,
         "message": f"eddie-otel grafana-setup {__version__}",
     }
@@ -193,7 +193,7 @@ def _expression(ref_id: str, model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def alert_rule_payload(rule: alerts.Rule) -> dict[str, Any]:
+def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID) -> dict[str, Any]:
     """The Grafana-managed alert rule (provisioning API body) equivalent to the Prometheus rule `rule`."""
     alert = rule.alert
     query = {
@@ -219,7 +219,7 @@ def alert_rule_payload(rule: alerts.Rule) -> dict[str, Any]:
         "uid": rule_uid(alert),
         "title": alert,
         "ruleGroup": RULE_GROUP,
-        "folderUID": FOLDER_UID,
+        "folderUID": folder_uid,
         # Grafana replaces orgID with the token's organisation; the schema wants it present.
         "orgID": 1,
         "condition": "C",
@@ -245,7 +245,10 @@ def _redactor(secrets: Sequence[str]) -> Callable[[str], str]:
 
 
 def _http_url(flag: str, raw: str) -> str:
-    parts = urlsplit(raw.strip())
+    try:
+        parts = urlsplit(raw.strip())
+    except ValueError:  # an unbalanced IPv6 bracket
+        raise GrafanaSetupError(f"{flag} is not a valid URL: {raw!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise GrafanaSetupError(f"{flag} must be an http:// or https:// URL with a host, not {raw!r}")
     try:
@@ -253,6 +256,13 @@ def _http_url(flag: str, raw: str) -> str:
     except ValueError:
         raise GrafanaSetupError(f"{flag} has an invalid port: {raw!r}") from None
     return raw.strip()
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _shown(url: str) -> str:
@@ -334,6 +344,7 @@ class _Run:
     say: Callable[[str], None]
     dry_run: bool
     credential: Literal["token", "password"] | None
+    folder_uid: str = FOLDER_UID
 
     def _verb(self, created: bool) -> str:
         if self.dry_run:
@@ -358,8 +369,9 @@ class _Run:
                 }[self.credential]
                 raise GrafanaSetupError(f"Grafana at {where} answered 401 Unauthorized while {what}: {hint}") from None
             if exc.status_code == 403:
+                who = "the API key" if self.credential == "token" else "the user"
                 raise GrafanaSetupError(
-                    f"Grafana at {where} answered 403 Forbidden while {what}: the API key lacks permission "
+                    f"Grafana at {where} answered 403 Forbidden while {what}: {who} lacks permission "
                     "(use a service account with the Admin role)"
                 ) from None
             raise GrafanaSetupError(
@@ -404,16 +416,37 @@ class _Run:
         )
 
     def save_folder(self) -> None:
-        """Create or update the eddie folder."""
+        """Create or update the eddie folder, or use a folder of the same title made another way."""
         api = self.endpoints.folder
         with self._step(f"saving folder {FOLDER_UID}"):
             existing = self._get(lambda: api.get_folder(FOLDER_UID))
             if existing is None:
+                # Dashboard provisioning from files (as in `eddie-otel stack`) makes a folder by title with a
+                # generated uid; Grafana refuses a second folder of that title, so use that one.
+                same_title = self._folder_titled(FOLDER_TITLE)
+                if same_title is not None:
+                    self.folder_uid = same_title
+                    self.say(f"folder {same_title} ({FOLDER_TITLE}): exists, used as it is")
+                    return
                 _object(api.create_folder(FOLDER_TITLE, uid=FOLDER_UID))
             else:
                 version = existing.get("version")
                 api.update_folder(FOLDER_UID, title=FOLDER_TITLE, version=version if isinstance(version, int) else None)
         self.say(f"folder {FOLDER_UID} ({FOLDER_TITLE}): {self._verb(existing is None)}")
+
+    def _folder_titled(self, title: str) -> str | None:
+        from_grafana: Any = None
+        try:
+            from_grafana = self.endpoints.folder.get_all_folders()
+        except GrafanaClientError as exc:
+            if exc.status_code != 404:
+                raise
+        if not isinstance(from_grafana, list):
+            return None
+        for folder in from_grafana:
+            if isinstance(folder, dict) and folder.get("title") == title and isinstance(folder.get("uid"), str):
+                return str(folder["uid"])
+        return None
 
     def save_dashboard(self) -> str | None:
         """Create or overwrite the dashboard; returns its path in Grafana when known."""
@@ -421,7 +454,12 @@ class _Run:
         uid = str(self.dashboard["uid"])
         with self._step(f"saving dashboard {uid}"):
             existing = self._get(lambda: api.get_dashboard(uid))
-            saved = _object(api.update_dashboard(dashboard_payload(self.dashboard)))
+            meta = existing.get("meta") if existing else None
+            if isinstance(meta, dict) and meta.get("provisioned"):
+                # Grafana refuses API saves of a dashboard it loads from files; the files are the truth there.
+                self.say(f"dashboard {uid}: provisioned from files in Grafana (read-only), left as it is")
+                return None
+            saved = _object(api.update_dashboard(dashboard_payload(self.dashboard, self.folder_uid)))
         version = saved.get("version")
         suffix = f", version {version}" if isinstance(version, int) else ""
         self.say(f"dashboard {uid} ({self.dashboard['title']}): {self._verb(existing is None)}{suffix}")
@@ -434,6 +472,7 @@ class _Run:
         wanted = {rule["uid"] for rule in self.rules}
         for rule in self.rules:
             uid = rule["uid"]
+            rule = {**rule, "folderUID": self.folder_uid}
             with self._step(f"saving alert rule {rule['title']}"):
                 existing = self._get(functools.partial(api.get_alertrule, uid))
                 if existing is None:
@@ -444,7 +483,7 @@ class _Run:
         if self.dry_run:
             return
         with self._step(f"reading rule group {RULE_GROUP}"):
-            group = self._get(lambda: api.get_rule_group(FOLDER_UID, RULE_GROUP)) or {}
+            group = self._get(lambda: api.get_rule_group(self.folder_uid, RULE_GROUP)) or {}
         stale = [
             rule
             for rule in group.get("rules") or []
@@ -499,9 +538,9 @@ def setup_command(args: argparse.Namespace) -> int:
     """Handler of `eddie-otel grafana-setup`; returns the exit status."""
     token = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE)
     token = token.strip() if token else None
-    password = urlsplit(args.grafana_url).password
+    password = _password(args.grafana_url)
     # A password in --prometheus-url ends up in the datasource URL Grafana stores, but not on screen.
-    redact = _redactor([s for s in (token, password, urlsplit(args.prometheus_url).password) if s])
+    redact = _redactor([s for s in (token, password, _password(args.prometheus_url)) if s])
 
     def say(line: str) -> None:
         print(redact(line), flush=True)
@@ -544,6 +583,6 @@ def setup_command(args: argparse.Namespace) -> int:
         return 1
     if args.dry_run:
         say("dry run: nothing was sent")
-    elif path:
-        say(f"done: {_shown(grafana_url)}{path}")
+    else:
+        say(f"done: {_shown(grafana_url)}{path}" if path else "done")
     return 0
