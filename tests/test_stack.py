@@ -6,7 +6,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +194,7 @@ def test_stack_works_from_an_installed_wheel(tmp_path: Path, promtool: str) -> N
     [wheel] = dist.glob("eddie_otel-*.whl")
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    bin_dir = Path(sysconfig.get_path("scripts", vars={"base": str(venv), "platbase": str(venv)}))
+    bin_dir = venv / "bin"
     _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path)
 
     directory = tmp_path / "from-wheel"
