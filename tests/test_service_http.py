@@ -236,23 +236,68 @@ def test_trailing_slash_is_not_redirected(service: httpx.Client, path: str) -> N
     assert "location" not in response.headers
 
 
+def _request_counts(text: str) -> dict[tuple[str, str, str], float]:
+    """http_server_request_duration_seconds_count per (method, route, status)."""
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    duration = families["http_server_request_duration_seconds"]
+    assert duration.type == "histogram"
+    return {
+        (
+            sample.labels["http_request_method"],
+            sample.labels.get("http_route", ""),
+            sample.labels["http_response_status_code"],
+        ): sample.value
+        for sample in duration.samples
+        if sample.name.endswith("_count")
+    }
+
+
 def test_server_metrics_of_the_service_itself(service: httpx.Client) -> None:
     assert service.get("/metrics/summary").status_code == 200
+    assert service.post("/events/merge", json={"chunks_combined": 1, "duplicates_removed": 0}).status_code == 202
+    assert service.post("/events/nope", json={}).status_code == 404
     service.get("/metrics/prometheus")
 
     text = service.get("/metrics/prometheus").text
 
-    families = {family.name: family for family in text_string_to_metric_families(text)}
-    duration = families["http_server_duration_milliseconds"]
-    assert duration.type == "histogram"
-    counts = {
-        (sample.labels["http_method"], sample.labels["http_target"], sample.labels["http_status_code"]): sample.value
-        for sample in duration.samples
-        if sample.name.endswith("_count")
+    assert _request_counts(text) == {
+        ("GET", "/metrics/summary", "200"): 1.0,
+        ("POST", "/events/merge", "202"): 1.0,
+        ("POST", "/events/{type}", "404"): 1.0,
     }
-    assert counts == {("GET", "/metrics/summary", "200"): 1.0}
-    assert "http_server_active_requests" in families
-    assert "/metrics/prometheus" not in text
+    lines = text.splitlines()
+    assert 'http_server_active_requests{http_request_method="GET",url_scheme="http"} 0.0' in lines
+    assert "# TYPE http_server_request_body_size_bytes histogram" in lines
+    assert "# TYPE http_server_response_body_size_bytes histogram" in lines
+    assert "/metrics/prometheus" not in text  # the scrape endpoint is excluded
+
+
+def test_server_metrics_labels_are_bounded(service: httpx.Client) -> None:
+    for index in range(5):
+        service.get("/metrics/health", headers={"Host": f"client-{index}.example"})
+    service.request("BREW", "/metrics/health")
+    service.get(f"/no/such/path/{'x' * 50}")
+
+    text = service.get("/metrics/prometheus").text
+
+    assert _request_counts(text) == {
+        ("GET", "/metrics/health", "200"): 5.0,
+        ("_OTHER", "/metrics/health", "405"): 1.0,
+        ("GET", "", "404"): 1.0,
+    }
+    assert "client-" not in text
+    assert "x" * 50 not in text
+
+
+def test_more_urls_excluded_by_the_standard_variable(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "events/.*")
+    with BackgroundServer(create_app(), "127.0.0.1", port) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/events/merge", json={"chunks_combined": 1, "duplicates_removed": 0}).status_code == 202
+        assert client.get("/metrics/health").status_code == 200
+        text = client.get("/metrics/prometheus").text
+
+    assert _request_counts(text) == {("GET", "/metrics/health", "200"): 1.0}
+    assert "merge_chunks_combined_total 1.0" in text.splitlines()
 
 
 def test_openapi_describes_every_endpoint_and_event_model(service: httpx.Client) -> None:

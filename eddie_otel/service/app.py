@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hmac
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
@@ -26,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.sdk.metrics import MeterProvider
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -54,6 +56,10 @@ HEALTH_PATH = "/metrics/health"
 UNKNOWN_TYPE = "unknown"
 # The label value for a rejected batch whose events could not be read.
 BATCH_TYPE = "batch"
+# Variables of the OpenTelemetry instrumentations, honoured as they document them.
+OTEL_SEMCONV_STABILITY_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+OTEL_PYTHON_FASTAPI_EXCLUDED_URLS = "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
+OTEL_PYTHON_EXCLUDED_URLS = "OTEL_PYTHON_EXCLUDED_URLS"
 
 
 class Accepted(BaseModel):
@@ -161,8 +167,10 @@ def create_app(settings: Settings | _rt.Runtime | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.runtime = runtime
-    _add_read_routes(app, runtime)
+    # Event routes first: routing (and the instrumentation's route lookup) tries routes in order,
+    # and webhook posts are the bulk of the traffic.
     _add_event_routes(app, runtime)
+    _add_read_routes(app, runtime)
     if runtime.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -170,11 +178,8 @@ def create_app(settings: Settings | _rt.Runtime | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    provider = runtime.telemetry.provider
-    if provider is not None:
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-        FastAPIInstrumentor.instrument_app(app, meter_provider=provider, excluded_urls=METRICS_PATH.lstrip("/"))
+    if runtime.telemetry.provider is not None:
+        _instrument(app, runtime.telemetry.provider)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -188,6 +193,38 @@ def _runtime_for(settings: Settings | _rt.Runtime | None) -> _rt.Runtime:
     given["serve"] = False
     # The Settings object is complete: the environment must not fill in what it left as None.
     return _rt.configure(environ={}, **given)
+
+
+def _instrument(app: FastAPI, provider: MeterProvider) -> None:
+    """Export the app's HTTP server metrics through `provider`, the scrape endpoint excluded.
+
+    The stable HTTP semantic conventions are used unless OTEL_SEMCONV_STABILITY_OPT_IN
+    says otherwise: their labels are all bounded (method, route, status, scheme,
+    protocol), where the older ones label every series with the client's Host header,
+    so that any client could create series at will. The conventions are chosen once per
+    process, when the first instrumentation starts. URLs listed in
+    OTEL_PYTHON_FASTAPI_EXCLUDED_URLS (or OTEL_PYTHON_EXCLUDED_URLS) are excluded too.
+    """
+    excluded = [METRICS_PATH.lstrip("/")]
+    extra = os.environ.get(OTEL_PYTHON_FASTAPI_EXCLUDED_URLS) or os.environ.get(OTEL_PYTHON_EXCLUDED_URLS)
+    if extra:
+        excluded.append(extra)
+    chosen = OTEL_SEMCONV_STABILITY_OPT_IN in os.environ
+    if not chosen:
+        os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = "http"
+    try:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            meter_provider=provider,
+            excluded_urls=",".join(excluded),
+            # One server span per request is enough; spans around each ASGI receive and send cost time for no insight.
+            exclude_spans=["receive", "send"],
+        )
+    finally:
+        if not chosen:
+            os.environ.pop(OTEL_SEMCONV_STABILITY_OPT_IN, None)
 
 
 def _add_read_routes(app: FastAPI, runtime: _rt.Runtime) -> None:

@@ -1,0 +1,171 @@
+"""Events per second accepted by one `eddie-otel serve` process, against a bare FastAPI endpoint.
+
+Both servers run as separate processes on loopback ports, with the same uvicorn
+settings; the bare one accepts the same JSON at the same path, parses it and records
+nothing. Clients are raw keep-alive HTTP/1.1 connections driven by asyncio, cheap
+enough that the server, not the client, is what is measured. The targets are
+measured in turn, ROUNDS times each, and the median rate of each is reported with
+its ratio to the bare endpoint (target ≥ 0.8). `eddie-otel serve` is measured twice:
+as it runs by default, with the HTTP server metrics of opentelemetry-instrumentation-
+fastapi on every request, and with the event posts excluded from them, which
+shows what that middleware costs apart from the service's own work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+CONNECTIONS = 8
+REQUESTS_PER_CONNECTION = 300
+WARMUP_PER_CONNECTION = 25
+ROUNDS = 5
+TARGET_RATIO = 0.8
+PATH = "/events/task_split"
+SERVE = "eddie-otel serve"
+# The same, with the webhook posts left out of the HTTP server metrics (they are
+# counted by eddie_otel_events_total anyway): what the per-request OpenTelemetry
+# middleware costs.
+SERVE_EXCLUDED = "eddie-otel serve, events not in HTTP metrics"
+EXCLUDED = "events"
+BARE = "bare FastAPI endpoint"
+EVENT = json.dumps({"agent": "agent-1", "chunks": 3, "depth": 1}).encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _request(port: int) -> bytes:
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(EVENT)}\r\n\r\n"
+    )
+    return head.encode() + EVENT
+
+
+async def _connection(port: int, count: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = _request(port)
+    try:
+        for _ in range(count):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12]
+            if status != b"202":
+                raise RuntimeError(f"expected 202, got {head.decode(errors='replace').splitlines()[0]}")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _load(port: int, per_connection: int) -> float:
+    """Requests per second over CONNECTIONS concurrent connections."""
+    started = time.perf_counter()
+    await asyncio.gather(*(_connection(port, per_connection) for _ in range(CONNECTIONS)))
+    return CONNECTIONS * per_connection / (time.perf_counter() - started)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start within {timeout} s")
+
+
+def _start(argv: list[str], port: int, **variables: str) -> subprocess.Popen[bytes]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "EDDIE_OTEL_"))}
+    env.update(variables)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    try:
+        _wait_ready(process, port)
+        asyncio.run(_load(port, WARMUP_PER_CONNECTION))
+    except BaseException:
+        _stop(process)
+        raise
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def serve_bare(port: int) -> None:
+    """The baseline: a FastAPI endpoint at the same path that parses the JSON and does nothing."""
+    app = FastAPI()
+
+    @app.post(PATH, status_code=202)
+    async def accept(request: Request) -> JSONResponse:
+        await request.json()
+        return JSONResponse({"accepted": 1}, status_code=202)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+def main() -> None:
+    """Measure the servers in turn and print their rates and the ratios."""
+    serve = [sys.executable, "-m", "eddie_otel", "serve", "--port"]
+    targets = {
+        SERVE: (serve, {}),
+        SERVE_EXCLUDED: (serve, {"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": EXCLUDED}),
+        BARE: ([sys.executable, "-m", "benchmarks.bench_events", "--bare"], {}),
+    }
+    ports: dict[str, int] = {}
+    processes: list[subprocess.Popen[bytes]] = []
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    try:
+        for name, (argv, variables) in targets.items():
+            ports[name] = _free_port()
+            processes.append(_start([*argv, str(ports[name])], ports[name], **variables))
+        for _ in range(ROUNDS):
+            for name in targets:
+                rates[name].append(asyncio.run(_load(ports[name], REQUESTS_PER_CONNECTION)))
+    finally:
+        for process in processes:
+            _stop(process)
+    total = CONNECTIONS * REQUESTS_PER_CONNECTION
+    print(f"single-event POSTs, {CONNECTIONS} connections, {total} events a round, {ROUNDS} rounds each; median:")
+    print(f"  ('events not in HTTP metrics' = OTEL_PYTHON_FASTAPI_EXCLUDED_URLS={EXCLUDED})")
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    for name, median in medians.items():
+        spread = ", ".join(f"{value:.0f}" for value in rates[name])
+        print(f"  {name:<44} {median:7.0f} events/s  (rounds: {spread})")
+    for name in (SERVE, SERVE_EXCLUDED):
+        ratio = medians[name] / medians[BARE]
+        verdict = "meets" if ratio >= TARGET_RATIO else "misses"
+        print(f"  {name}: {ratio:.2f} × the bare rate ({verdict} the target ≥ {TARGET_RATIO})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--bare":
+        serve_bare(int(sys.argv[2]))
+    else:
+        main()
