@@ -8,6 +8,7 @@ byte for byte, and that eddie_otel_events_total counted the rejection.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from eddie_otel.service.server import BackgroundServer
 
 TOKEN = "s3cret-token"
 LIMIT = 1024
+# The deeply nested bodies need more room: 100 000 levels exhaust any recursive parser.
+NESTED_LIMIT = 256 * 1024
 GOOD = {
     "task_split": {"agent": "a1", "chunks": 3, "depth": 1},
     "timeout": {"agent": "a1", "stage": "codegen"},
@@ -77,6 +80,7 @@ class Case:
     rejected: dict[str, int]
     headers: dict[str, str] = field(default_factory=dict)
     chunked: bool = False
+    limit: int = LIMIT
 
 
 CASES: dict[str, Case] = {
@@ -195,6 +199,22 @@ CASES: dict[str, Case] = {
     "invalid JSON": Case("/events/merge", b'{"chunks_combined": 1,', 422, "body", {"merge": 1}),
     "empty body": Case("/events/merge", b"", 422, "body", {"merge": 1}),
     "not UTF-8": Case("/events/timeout", b'{"agent": "\xff\xfe", "stage": "s"}', 422, "body", {"timeout": 1}),
+    "deeply nested JSON": Case(
+        "/events/timeout",
+        b'{"agent": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        422,
+        "body",
+        {"timeout": 1},
+        limit=NESTED_LIMIT,
+    ),
+    "number of 5000 digits": Case(
+        "/events/merge",
+        b'{"chunks_combined": ' + b"9" * 5000 + b', "duplicates_removed": 0}',
+        422,
+        "body",
+        {"merge": 1},
+        limit=NESTED_LIMIT,
+    ),
     "a list, not an object": Case("/events/merge", b"[1, 2]", 422, "body", {"merge": 1}),
     "wrong content type": Case(
         "/events/merge", body("merge"), 415, "Content-Type", {"merge": 1}, {"Content-Type": "text/plain"}
@@ -223,6 +243,14 @@ CASES: dict[str, Case] = {
         "/events", batch(typed("merge"), dict(GOOD["merge"])), 422, "events[1].type", {"merge": 1, "unknown": 1}
     ),
     "batch event of unknown type": Case("/events", batch({"type": "explode"}), 422, "events[0].type", {"unknown": 1}),
+    "deeply nested batch": Case(
+        "/events",
+        b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        422,
+        "body",
+        {"batch": 1},
+        limit=NESTED_LIMIT,
+    ),
     "batch events not a list": Case("/events", b'{"events": {"type": "merge"}}', 422, "events", {"batch": 1}),
     "batch without events": Case("/events", b'{"event": []}', 422, "events", {"batch": 1}),
     # The bearer token.
@@ -239,15 +267,22 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch, port: int) -> Iterator[httpx.Client]:
-    """A client of the service with a webhook token and a 1 KiB body limit, on a free loopback port."""
+@contextlib.contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch, port: int, limit: int = LIMIT) -> Iterator[httpx.Client]:
+    """A client of the service with a webhook token and a body limit of `limit` bytes, on a free loopback port."""
     monkeypatch.setenv("EDDIE_OTEL_WEBHOOK_TOKEN", TOKEN)
-    monkeypatch.setenv("EDDIE_OTEL_MAX_BODY_BYTES", str(LIMIT))
+    monkeypatch.setenv("EDDIE_OTEL_MAX_BODY_BYTES", str(limit))
     with (
         BackgroundServer(create_app(), "127.0.0.1", port) as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
+        yield client
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, port: int) -> Iterator[httpx.Client]:
+    """A client of the service with a webhook token and a 1 KiB body limit."""
+    with serving(monkeypatch, port) as client:
         yield client
 
 
@@ -265,7 +300,13 @@ def scrape(client: httpx.Client) -> bytes:
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_bad_input_is_refused_and_changes_nothing(service: httpx.Client, case: Case) -> None:
+def test_bad_input_is_refused_and_changes_nothing(monkeypatch: pytest.MonkeyPatch, port: int, case: Case) -> None:
+    with serving(monkeypatch, port, case.limit) as service:
+        check_refused(service, case)
+
+
+def check_refused(service: httpx.Client, case: Case) -> None:
+    """Record good events, send the bad request of `case`, and check the answer and what changed."""
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for type_name in GOOD:
         assert (
