@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -364,3 +366,23 @@ def test_messages_say_what_is_wrong(service: httpx.Client) -> None:
     )
     several = service.post("/events/task_split", content=b'{"agent": "", "chunks": 0}', headers=auth).json()
     assert [error["field"] for error in several["errors"]] == ["agent", "chunks", "depth"]
+
+
+def test_client_disconnecting_mid_body_records_nothing(service: httpx.Client) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    assert service.post("/events/merge", content=body("merge"), headers=headers).status_code == 202
+    before = eddie_lines(scrape(service))
+    assert b"merge_chunks_combined_total 3.0" in before
+    with socket.create_connection(("127.0.0.1", service.base_url.port or 80), timeout=10) as sock:
+        sock.sendall(
+            b"POST /events/merge HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5\r\n{"chu\r\n'
+        )
+    deadline = time.monotonic() + 10
+    while rejections().get("merge", 0) < 1:
+        assert time.monotonic() < deadline, "the disconnect was never noticed"
+        time.sleep(0.02)
+
+    assert eddie_lines(scrape(service)) == before
+    assert service.get("/metrics/health").status_code == 200

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry.sdk.metrics import MeterProvider
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.requests import ClientDisconnect
 
 from eddie_otel import runtime as _rt
 from eddie_otel._version import __version__
@@ -430,11 +431,15 @@ async def _read_body(request: Request, limit: int, counted: str) -> bytes:
     # Content-Length may be absent (chunked) or wrong: count what actually arrives.
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise too_large(f"more than {limit}")
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise too_large(f"more than {limit}")
+            parts.append(part)
+    except ClientDisconnect:
+        # Nobody will read the answer; what matters is that nothing is recorded and nothing is logged as a crash.
+        raise _Refused(400, [FieldError(field="body", message="the client disconnected")], {counted: 1}) from None
     return b"".join(parts)
 
 
