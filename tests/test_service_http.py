@@ -16,6 +16,7 @@ from eddie_otel._version import __version__
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.config import Settings
 from eddie_otel.service import create_app
+from eddie_otel.service.app import Summary
 from eddie_otel.service.events import EVENT_MODELS
 from eddie_otel.service.server import BackgroundServer
 
@@ -150,6 +151,7 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
 
     body = service.get("/metrics/summary").json()
     assert body == eddie_otel.summary()
+    Summary.model_validate(body)  # the schema the OpenAPI document gives is the one served
     assert body["latency"] == {"review": {"samples": 3, "p50": 2.0, "p95": 3.0, "p99": 3.0}}
     assert body["agents"] == {"a1": {"active": 0, "executed": 3}, "a2": {"active": 0, "executed": 1}}
     indicators = {item["name"]: item for item in body["indicators"]}

@@ -27,7 +27,7 @@ from eddie_otel.runtime import Runtime, configure, shutdown
 from eddie_otel.service.app import HEALTH_PATH, SUMMARY_PATH, create_app
 from eddie_otel.telemetry import METRICS_PATH
 
-__all__ = ["BackgroundServer", "bind", "serve_command", "stop_signals"]
+__all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
 
 # How long a graceful stop waits for requests in flight before closing their connections.
 GRACEFUL_SECONDS = 5.0
