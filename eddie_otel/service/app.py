@@ -59,6 +59,8 @@ UNKNOWN_TYPE = "unknown"
 BATCH_TYPE = "batch"
 # Variables of the OpenTelemetry instrumentations, honoured as they document them.
 OTEL_SEMCONV_STABILITY_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+# Left out of the HTTP server metrics unless the variables above say otherwise (see _instrument).
+DEFAULT_EXCLUDED_URLS = "/events"
 OTEL_PYTHON_FASTAPI_EXCLUDED_URLS = "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
 OTEL_PYTHON_EXCLUDED_URLS = "OTEL_PYTHON_EXCLUDED_URLS"
 
@@ -203,13 +205,15 @@ def _instrument(app: FastAPI, provider: MeterProvider) -> None:
     says otherwise: their labels are all bounded (method, route, status, scheme,
     protocol), where the older ones label every series with the client's Host header,
     so that any client could create series at will. The conventions are chosen once per
-    process, when the first instrumentation starts. URLs listed in
-    OTEL_PYTHON_FASTAPI_EXCLUDED_URLS (or OTEL_PYTHON_EXCLUDED_URLS) are excluded too.
+    process, when the first instrumentation starts.
+
+    The event webhooks are left out too unless OTEL_PYTHON_FASTAPI_EXCLUDED_URLS (or
+    OTEL_PYTHON_EXCLUDED_URLS) gives another list: the middleware costs about three
+    times the service's own work per event (`make bench`), and eddie_otel_events_total
+    already counts every event by type and outcome.
     """
-    excluded = [METRICS_PATH.lstrip("/")]
-    extra = os.environ.get(OTEL_PYTHON_FASTAPI_EXCLUDED_URLS) or os.environ.get(OTEL_PYTHON_EXCLUDED_URLS)
-    if extra:
-        excluded.append(extra)
+    chosen_urls = os.environ.get(OTEL_PYTHON_FASTAPI_EXCLUDED_URLS) or os.environ.get(OTEL_PYTHON_EXCLUDED_URLS)
+    excluded = [METRICS_PATH.lstrip("/"), chosen_urls or DEFAULT_EXCLUDED_URLS]
     chosen = OTEL_SEMCONV_STABILITY_OPT_IN in os.environ
     if not chosen:
         os.environ[OTEL_SEMCONV_STABILITY_OPT_IN] = "http"
