@@ -10,6 +10,7 @@ import pytest
 import eddie_otel
 from eddie_otel.cli import main
 from tests.conftest import free_port
+from tests.grafana_standin import ADMIN, GrafanaStandIn
 from tests.prometheus_server import PrometheusServer
 
 
@@ -106,3 +107,32 @@ def test_a_target_that_is_down_fails_the_second_step_with_prometheus_error(
     assert lines[1] == "[2/3] FAIL Prometheus scrapes the endpoint"
     assert f"http://127.0.0.1:{dead}/metrics/prometheus" in lines[2]
     assert "connection refused" in lines[2]
+
+
+# Grafana cannot be installed here: the Grafana step runs against the stand-in of its
+# HTTP API that the grafana-setup tests use, which answers as Grafana 11 does.
+
+
+def test_the_grafana_step_finds_the_dashboard_grafana_setup_made(
+    capsys: pytest.CaptureFixture[str], metrics_port: int, prometheus: PrometheusServer
+) -> None:
+    eddie_otel.record_split(agent="a", chunks=2, depth=1)
+    prometheus.wait_until(lambda: bool(prometheus.query("task_split_total")), 30, "no scrape")
+    with GrafanaStandIn({"token-1": ADMIN}) as grafana:
+        common = ["--metrics-url", f"http://127.0.0.1:{metrics_port}", "--prometheus-url", prometheus.url]
+        status, lines = doctor(capsys, *common, "--grafana-url", grafana.url, "--api-key", "token-1")
+        assert status == 1
+        assert lines[3] == "[4/4] FAIL Grafana has the dashboard"
+        assert f"eddie-otel grafana-setup --grafana-url {grafana.url}" in lines[4]
+
+        assert main(["grafana-setup", "--grafana-url", grafana.url, "--api-key", "token-1"]) == 0
+        capsys.readouterr()
+        status, lines = doctor(capsys, *common, "--grafana-url", grafana.url, "--api-key", "token-1")
+        assert status == 0, lines
+        assert lines[3].startswith("[4/4] ok   Grafana has the dashboard: dashboard ")
+        assert lines[3].endswith(f"{grafana.url}/d/eddie-distributed-fallback")
+
+        status, lines = doctor(capsys, *common, "--grafana-url", grafana.url, "--api-key", "not-the-token-42")
+        assert status == 1
+        assert "refused the request (HTTP 401)" in lines[4]
+        assert "not-the-token-42" not in "\n".join(lines)
