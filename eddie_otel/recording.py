@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 from eddie_otel import runtime as _rt
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
-from eddie_otel.labels import check_label_value
+from eddie_otel.labels import LABEL_VALUE_RE, check_label_value
 from eddie_otel.telemetry import Cell
 
 __all__ = [
@@ -95,8 +95,15 @@ class _Site:
             self.histogram = telemetry.histograms.get("chunk_execution_seconds")
             self.histogram_attributes = {"agent": agent or UNKNOWN}
 
+    def _reason(self, error: BaseException) -> str:
+        # A class name is an identifier, which may hold letters a label value may not.
+        reason = type(error).__name__
+        if LABEL_VALUE_RE.fullmatch(reason) is None:
+            reason = UNKNOWN
+        return self.telemetry.label_cap.bound("reason", reason)
+
     def failed(self, error: BaseException) -> None:
-        reason = self.telemetry.label_cap.bound("reason", type(error).__name__)
+        reason = self._reason(error)
         cell = self.failures.get(reason)
         if cell is None:
             cell = self.failures[reason] = self.telemetry.series["task_failure_total"].cell((self.stage, reason))
@@ -104,7 +111,7 @@ class _Site:
             cell.value += 1
 
     def timed_out(self, error: BaseException) -> None:
-        reason = self.telemetry.label_cap.bound("reason", type(error).__name__)
+        reason = self._reason(error)
         cell = self.timeouts.get(reason)
         if cell is None:
             cell = self.timeouts[reason] = self.telemetry.series["timeout_events_total"].cell(

@@ -277,6 +277,19 @@ def test_an_invalid_label_value_from_a_callable_is_recorded_as_unknown(configure
     assert value("task_success_total", stage="unknown") == 1
 
 
+def test_an_exception_class_name_that_is_no_label_value_is_recorded_as_unknown(configured: object) -> None:
+    class ÉchecDeTâche(Exception):
+        pass
+
+    @eddie_otel.task(stage="s")
+    def run() -> None:
+        raise ÉchecDeTâche()
+
+    with pytest.raises(ÉchecDeTâche):
+        run()
+    assert value("task_failure_total", stage="s", reason="unknown") == 1
+
+
 def test_a_broken_instrumentation_is_logged_not_raised(
     configured: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
