@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -96,71 +97,83 @@ class ExactSeries:
         return [Observation(value, self._attributes[key]) for key, value in snapshot]
 
 
+class _Instruments:
+    """The exact series and SDK histograms of the catalogue, and the instruments that read them."""
+
+    def __init__(self) -> None:
+        # One lock for every exact cell: a decorated call updates several series at
+        # once, and one acquisition is cheaper than one per series.
+        self.lock = threading.Lock()
+        self.series = {
+            metric.prometheus_name: ExactSeries(metric, self.lock)
+            for metric in (*METRICS, *SELF_METRICS)
+            if metric.kind is not Kind.HISTOGRAM
+        }
+        self.histograms: dict[str, SdkHistogram] = {}
+
+    def register(self, provider: MeterProvider) -> None:
+        """Create the instruments on `provider`'s eddie_otel meter."""
+        meter = provider.get_meter(SCOPE_NAME, __version__)
+        for metric in (*METRICS, *SELF_METRICS):
+            name = metric.prometheus_name
+            options: dict[str, Any] = {"unit": metric.unit, "description": metric.description}
+            if metric.kind is Kind.HISTOGRAM:
+                self.histograms[name] = meter.create_histogram(  # type: ignore[assignment]
+                    metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
+                )
+                continue
+            callbacks = [self.series[name].observe]
+            if metric.kind is Kind.COUNTER:
+                meter.create_observable_counter(metric.otel_name, callbacks=callbacks, **options)
+            elif name == "agent_active_tasks":
+                # An up-down count (exported as a gauge): the sum of tasks running on the agent.
+                meter.create_observable_up_down_counter(metric.otel_name, callbacks=callbacks, **options)
+            else:
+                meter.create_observable_gauge(metric.otel_name, callbacks=callbacks, **options)
+
+
+# The instruments made on each borrowed provider. A provider keeps its instruments for
+# its whole life, so configuring again on the same provider reuses them, and with them
+# their cumulative values: the provider's own readers never see a counter go back.
+_BORROWED: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+
+
 class Telemetry:
     """One MeterProvider (owned, or an installed SDK one borrowed), its readers and instruments."""
 
     def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
         self.settings = settings
         self.enabled = not settings.sdk_disabled
-        # One lock for every exact cell: a decorated call updates several series at
-        # once, and one acquisition is cheaper than one per series.
-        self.lock = threading.Lock()
-        self.series: dict[str, ExactSeries] = {}
-        self.histograms: dict[str, SdkHistogram] = {}
+        instruments = _BORROWED.get(meter_provider) if meter_provider is not None else None
+        if instruments is None:
+            instruments = _Instruments()
+        self.lock = instruments.lock
+        self.series = instruments.series
+        self.histograms = instruments.histograms
         self.registry = CollectorRegistry(auto_describe=True)
         self.readers: list[MetricReader] = []
         self.provider: MeterProvider | None = None
         self.owns_provider = False
         self.server: MetricsServer | None = None
         self.label_cap = LabelCap(settings.max_label_values, self._count_capped)
-        for metric in (*METRICS, *SELF_METRICS):
-            if metric.kind is not Kind.HISTOGRAM:
-                self.series[metric.prometheus_name] = ExactSeries(metric, self.lock)
         if self.enabled:
-            self._build(meter_provider)
+            self._build(meter_provider, instruments)
 
-    def _build(self, meter_provider: MeterProvider | None) -> None:
+    def _build(self, meter_provider: MeterProvider | None, instruments: _Instruments) -> None:
         settings = self.settings
         self.readers = self._make_readers()
         if meter_provider is None:
             resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
             self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
             self.owns_provider = True
-        else:
-            self.provider = meter_provider
-            for reader in self.readers:
-                meter_provider.add_metric_reader(reader)
-        meter = self.provider.get_meter(SCOPE_NAME, __version__)
-        for metric in (*METRICS, *SELF_METRICS):
-            name = metric.prometheus_name
-            if metric.kind is Kind.HISTOGRAM:
-                self.histograms[name] = meter.create_histogram(
-                    metric.otel_name,
-                    unit=metric.unit,
-                    description=metric.description,
-                    explicit_bucket_boundaries_advisory=list(metric.buckets or ()),
-                )  # type: ignore[assignment]
-            elif metric.kind is Kind.COUNTER:
-                meter.create_observable_counter(
-                    metric.otel_name,
-                    callbacks=[self.series[name].observe],
-                    unit=metric.unit,
-                    description=metric.description,
-                )
-            elif metric.prometheus_name == "agent_active_tasks":
-                meter.create_observable_up_down_counter(
-                    metric.otel_name,
-                    callbacks=[self.series[name].observe],
-                    unit=metric.unit,
-                    description=metric.description,
-                )
-            else:
-                meter.create_observable_gauge(
-                    metric.otel_name,
-                    callbacks=[self.series[name].observe],
-                    unit=metric.unit,
-                    description=metric.description,
-                )
+            instruments.register(self.provider)
+            return
+        self.provider = meter_provider
+        for reader in self.readers:
+            meter_provider.add_metric_reader(reader)
+        if meter_provider not in _BORROWED:
+            instruments.register(meter_provider)
+            _BORROWED[meter_provider] = instruments
 
     def _make_readers(self) -> list[MetricReader]:
         settings = self.settings
@@ -224,8 +237,8 @@ class Telemetry:
         else:
             for reader in self.readers:
                 try:
+                    # Removing a reader also shuts it down.
                     self.provider.remove_metric_reader(reader)
-                    reader.shutdown()
                 except Exception:
                     logger.exception("eddie-otel: could not detach a metric reader")
         self.provider = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -147,3 +148,29 @@ def test_implicit_configure_with_a_taken_port_still_records(port: int, monkeypat
         monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
         eddie_otel.record_merge(chunks_combined=1, duplicates_removed=0)
     assert runtime.current().telemetry.series["merge_chunks_combined_total"].total() == 1
+
+
+def test_configuring_again_on_a_borrowed_provider_keeps_its_instruments(caplog: pytest.LogCaptureFixture) -> None:
+    user_reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[user_reader])
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    eddie_otel.record_merge(chunks_combined=2, duplicates_removed=0)
+    eddie_otel.shutdown()
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    eddie_otel.record_merge(chunks_combined=5, duplicates_removed=0)
+    # The provider's instruments live as long as it does: the count goes on, never back.
+    text = runtime.current().telemetry.exposition()[0].decode()
+    assert sample_value(text, "merge_chunks_combined_total") == 7
+    data = user_reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "merge.chunks_combined"
+        for point in m.data.data_points
+    ]
+    assert points == [7]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "eddie" in r.name]
+    provider.shutdown()
