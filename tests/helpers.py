@@ -1,8 +1,10 @@
-"""Helpers shared by tests: record every metric once, and parse an exposition."""
+"""Helpers shared by tests: record every metric once, parse an exposition, poll with a deadline."""
 
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -49,3 +51,13 @@ def sample_value(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     raise KeyError(f"{name}{labels} not in the exposition")
+
+
+def wait_until(condition: Callable[[], object], timeout: float, message: str, interval: float = 0.05) -> None:
+    """Poll `condition` until it is true, or fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"{message} within {timeout} s")

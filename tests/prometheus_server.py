@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import free_port
+from tests.helpers import wait_until
 
 
 class PrometheusServer:
@@ -89,12 +89,7 @@ class PrometheusServer:
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, message: str) -> None:
         """Poll `condition` until true, or fail with `message` after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{message} within {timeout} s")
+        wait_until(condition, timeout, message, interval=0.2)
 
     def stop(self) -> None:
         """Terminate the server and wait for it."""

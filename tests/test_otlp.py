@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +17,7 @@ import eddie_otel
 from eddie_otel import runtime
 from eddie_otel.catalogue import METRICS
 from tests.conftest import free_port
-from tests.helpers import record_every_metric
+from tests.helpers import record_every_metric, wait_until
 
 
 class Receiver:
@@ -76,15 +75,6 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-def wait_for(condition: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 @pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"])
 def test_every_metric_reaches_the_receiver_with_its_attributes(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch, variable: str
@@ -97,7 +87,7 @@ def test_every_metric_reaches_the_receiver_with_its_attributes(
     eddie_otel.configure(serve=False)
     record_every_metric()
     expected = {m.otel_name: m for m in METRICS}
-    wait_for(lambda: set(expected) <= set(receiver.metrics()))
+    wait_until(lambda: set(expected) <= set(receiver.metrics()), 20, "not every metric reached the receiver")
     assert {path for path, _ in receiver.requests} == {"/v1/metrics"}
     found = receiver.metrics()
     for name, metric in expected.items():
@@ -113,7 +103,7 @@ def test_prometheus_and_otlp_together(receiver: Receiver, monkeypatch: pytest.Mo
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
     eddie_otel.configure(serve=False, exporters="prometheus,otlp")
     record_every_metric()
-    wait_for(lambda: "task.split" in receiver.metrics())
+    wait_until(lambda: "task.split" in receiver.metrics(), 20, "task.split did not reach the receiver")
     assert b"task_split_total" in runtime.current().telemetry.exposition()[0]
 
 
