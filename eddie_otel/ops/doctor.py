@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
+from eddie_otel.telemetry import METRICS_PATH
+
 __all__ = ["Check", "CheckFailed", "doctor_command", "run_checks"]
 
-METRICS_PATH = "/metrics/prometheus"
-DASHBOARD_UID = "eddie-distributed-fallback"
 PROBE_METRIC = "task_split_total"
 TIMEOUT_SECONDS = 5.0
 
