@@ -59,11 +59,17 @@ class History:
         with self._lock:
             if self._snapshots and self._snapshots[-1].epoch >= epoch:
                 return
-            series = self._telemetry.series
-            totals = {name.removesuffix("_total"): series[name].total() for name in _COUNTERS}
-            agents = {key[0]: value for key, value in series["agent_tasks_executed_total"].values().items()}
-            self._snapshots.append(_Snapshot(epoch, totals, agents))
+            self._snapshots.append(_Snapshot(epoch, self._totals(), self._executed()))
             self.next_tick = (epoch + 1) * BUCKET_SECONDS
+
+    def _totals(self) -> dict[str, float]:
+        """Every counter's total now, by key without `_total`."""
+        series = self._telemetry.series
+        return {name.removesuffix("_total"): series[name].total() for name in _COUNTERS}
+
+    def _executed(self) -> dict[str, float]:
+        """Tasks and chunks finished so far, per agent."""
+        return {key[0]: value for key, value in self._telemetry.series["agent_tasks_executed_total"].values().items()}
 
     def sample(self, stage: str) -> deque[float]:
         """The ring of recent durations of `stage`; append to it to record one."""
@@ -83,8 +89,7 @@ class History:
 
     def window(self, seconds: float) -> dict[str, float]:
         """Increase of every counter (key without `_total`) over the last `seconds`, to the bucket."""
-        series = self._telemetry.series
-        now = {name.removesuffix("_total"): series[name].total() for name in _COUNTERS}
+        now = self._totals()
         base = self._base(seconds)
         if base is None:
             return dict.fromkeys(now, 0.0)
@@ -92,7 +97,7 @@ class History:
 
     def agents(self, seconds: float) -> dict[str, float]:
         """Tasks and chunks finished per agent over the last `seconds`, for agents active in it."""
-        now = {key[0]: value for key, value in self._telemetry.series["agent_tasks_executed_total"].values().items()}
+        now = self._executed()
         base = self._base(seconds)
         if base is None:
             return {}
