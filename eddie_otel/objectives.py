@@ -1,0 +1,60 @@
+"""The success indicators' targets: the one place each target lives.
+
+The summary judges its indicators against these, and the dashboard's thresholds
+and the alert rules read them from here (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["INDICATORS", "Target", "target"]
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """An indicator's target: `value op threshold` must hold."""
+
+    name: str
+    op: str
+    threshold: float
+    why: str
+
+    def met(self, value: float) -> bool:
+        """Whether `value` meets the target."""
+        return _OPERATORS[self.op](value, self.threshold)
+
+
+INDICATORS: tuple[Target, ...] = (
+    Target("success_rate", ">=", 0.95, "at most one task in twenty fails, timeouts included"),
+    Target(
+        "latency_p99_seconds",
+        "<",
+        60.0,
+        "99 % of tasks finish within a minute; 60 s is a bucket boundary, so the check is exact",
+    ),
+    Target("timeouts_per_hour", "<", 5.0, "a few timeouts are what the fallback exists for; more is a fault"),
+    Target(
+        "merge_efficiency",
+        ">",
+        0.90,
+        "at most one merged chunk result in ten is a duplicate: overlapping chunks waste little work",
+    ),
+    Target("agent_balance_ratio", "<", 2.0, "the busiest agent does at most twice the work of the least busy one"),
+)
+
+_BY_NAME = {indicator.name: indicator for indicator in INDICATORS}
+
+
+def target(name: str) -> Target:
+    """The target of the indicator `name`; KeyError when there is none."""
+    return _BY_NAME[name]
