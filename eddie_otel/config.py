@@ -15,6 +15,8 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "EXPORTERS",
+    "MAX_PORT",
+    "MIN_PORT",
     "Settings",
 ]
 
@@ -35,6 +37,8 @@ EDDIE_OTEL_MAX_BODY_BYTES = "EDDIE_OTEL_MAX_BODY_BYTES"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8503
+# Every port a listener may be given; 0 asks the system for a free one.
+MIN_PORT, MAX_PORT = 0, 65535
 EXPORTERS = ("prometheus", "otlp", "console", "none")
 
 
@@ -159,7 +163,7 @@ _FROM_ENV: dict[str, tuple[str, Any]] = {
     "resource_attributes": (OTEL_RESOURCE_ATTRIBUTES, _parse_resource_attributes),
     "exporters": (OTEL_METRICS_EXPORTER, _parse_exporters),
     "host": (OTEL_EXPORTER_PROMETHEUS_HOST, _parse_host),
-    "port": (OTEL_EXPORTER_PROMETHEUS_PORT, _int_parser(0, 65535)),
+    "port": (OTEL_EXPORTER_PROMETHEUS_PORT, _int_parser(MIN_PORT, MAX_PORT)),
     "sdk_disabled": (OTEL_SDK_DISABLED, _parse_bool),
     "export_interval_millis": (OTEL_METRIC_EXPORT_INTERVAL, _int_parser(1)),
     "max_fallback_depth": (EDDIE_OTEL_MAX_FALLBACK_DEPTH, _int_parser(0, 100)),
@@ -170,7 +174,7 @@ _FROM_ENV: dict[str, tuple[str, Any]] = {
 }
 
 _ARGUMENT_RANGES: dict[str, tuple[int, int]] = {
-    "port": (0, 65535),
+    "port": (MIN_PORT, MAX_PORT),
     "export_interval_millis": (1, 2**31),
     "max_fallback_depth": (0, 100),
     "max_label_values": (1, 10_000),
