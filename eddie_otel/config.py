@@ -1,14 +1,21 @@
-"""Settings: explicit arguments, then environment variables, then defaults, in one frozen object."""
+"""Settings: explicit arguments, then environment variables, then defaults, in one frozen object.
+
+Each setting has one `Option`: the variable it is read from, how its text is read,
+and one check that both an argument and a value read from the environment pass.
+The recording settings live here; the metrics service's own (token, CORS origins,
+body limit) live with the service, built by the same `load_options`.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
+from eddie_otel import environment as env
 from eddie_otel.errors import ConfigurationError
 
 __all__ = [
@@ -17,23 +24,13 @@ __all__ = [
     "EXPORTERS",
     "MAX_PORT",
     "MIN_PORT",
+    "Option",
     "Settings",
+    "integer",
+    "load_options",
+    "origins",
+    "text",
 ]
-
-# Standard OpenTelemetry variables.
-OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
-OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
-OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
-OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
-OTEL_EXPORTER_PROMETHEUS_HOST = "OTEL_EXPORTER_PROMETHEUS_HOST"
-OTEL_EXPORTER_PROMETHEUS_PORT = "OTEL_EXPORTER_PROMETHEUS_PORT"
-OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
-# Own variables.
-EDDIE_OTEL_MAX_FALLBACK_DEPTH = "EDDIE_OTEL_MAX_FALLBACK_DEPTH"
-EDDIE_OTEL_MAX_LABEL_VALUES = "EDDIE_OTEL_MAX_LABEL_VALUES"
-EDDIE_OTEL_WEBHOOK_TOKEN = "EDDIE_OTEL_WEBHOOK_TOKEN"
-EDDIE_OTEL_CORS_ORIGINS = "EDDIE_OTEL_CORS_ORIGINS"
-EDDIE_OTEL_MAX_BODY_BYTES = "EDDIE_OTEL_MAX_BODY_BYTES"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8503
@@ -43,8 +40,164 @@ EXPORTERS = ("prometheus", "otlp", "console", "none")
 
 
 @dataclass(frozen=True)
+class Option:
+    """How one setting is read: its variable, how its text becomes a value, and the check every value passes.
+
+    `read(name, text)` turns the variable's text into a value; `check(name, value)` validates
+    (and normalises) a value whether it came from an argument or from `read`. Both name
+    `name` in their errors: the variable for the environment, the argument otherwise.
+    """
+
+    variable: str
+    read: Callable[[str, str], Any]
+    check: Callable[[str, Any], Any]
+
+
+S = TypeVar("S")
+
+
+def load_options(
+    cls: type[S], options: Mapping[str, Option], environ: Mapping[str, str] | None, arguments: Mapping[str, Any]
+) -> S:
+    """An instance of the dataclass `cls` from `arguments` (None: not given), then `environ`, then defaults."""
+    environment = os.environ if environ is None else environ
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown setting {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if value is None:
+            continue
+        option = options.get(name)
+        values[name] = option.check(name, value) if option is not None else value
+    for name, option in options.items():
+        if name in values or not option.variable:
+            continue
+        raw = environment.get(option.variable, "").strip()
+        if raw:
+            values[name] = option.check(option.variable, option.read(option.variable, raw))
+    return cls(**values)
+
+
+# ---------------------------------------------------------------- readers and checks
+
+
+def _as_is(name: str, value: Any) -> Any:
+    return value
+
+
+def _read_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def integer(variable: str, low: int, high: int | None = None) -> Option:
+    """An integer setting in [low, high] (no upper bound when `high` is None)."""
+    bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigurationError(f"{name} must be an integer {bound}, not {value!r}")
+        if value < low or (high is not None and value > high):
+            raise ConfigurationError(f"{name} must be {bound}, not {value}")
+        return value
+
+    return Option(variable, _read_int, check)
+
+
+def _read_bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def _split(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _check_exporters(name: str, value: Any) -> tuple[str, ...]:
+    given = _split(value) if isinstance(value, str) else tuple(value)
+    names = tuple(dict.fromkeys(str(part).strip().lower() for part in given))
+    for exporter in names:
+        if exporter not in EXPORTERS:
+            raise ConfigurationError(
+                f"{name} names an unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}"
+            )
+    if "none" in names:
+        if len(names) > 1:
+            raise ConfigurationError(f"{name}: 'none' cannot be combined with other exporters")
+        return ()
+    return names
+
+
+def _read_resource_attributes(name: str, raw: str) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for pair in raw.split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"{name} must be a list of key=value pairs, got {pair.strip()!r}")
+        attributes[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    return attributes
+
+
+def _check_resource_attributes(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name} must be a mapping of strings, not {type(value).__name__}")
+    return {str(key): str(item) for key, item in value.items()}
+
+
+def _check_host(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value) or "/" in value:
+        raise ConfigurationError(f"{name} must be a host name or IP address, not {value!r}")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not all(part and (part.isalnum() or "-" in part) for part in value.split(".")):
+            raise ConfigurationError(f"{name} must be a host name or IP address, not {value!r}") from None
+    return value
+
+
+def _check_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+def text(variable: str) -> Option:
+    """A free-text setting (a token, a name): any non-empty string."""
+    return Option(variable, _as_is, _check_name)
+
+
+def _check_origins(name: str, value: Any) -> tuple[str, ...]:
+    given = _split(value) if isinstance(value, str) else tuple(value)
+    for origin in given:
+        if origin != "*" and not str(origin).startswith(("http://", "https://")):
+            raise ConfigurationError(f"{name} must list origins like https://example.com, not {origin!r}")
+    return tuple(given)
+
+
+def origins(variable: str) -> Option:
+    """A comma-separated list of CORS origins (or `*`)."""
+    return Option(variable, _as_is, _check_origins)
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything eddie-otel can be told; build it with `Settings.load()`."""
+    """What the recording side of eddie-otel can be told; build it with `Settings.load()`."""
 
     service_name: str = "eddie"
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
@@ -56,29 +209,11 @@ class Settings:
     export_interval_millis: int = 60_000
     max_fallback_depth: int = 3
     max_label_values: int = 100
-    webhook_token: str | None = field(default=None, repr=False)
-    cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
         """Settings from `arguments` (None means "not given"), then `environ`, then defaults."""
-        env = os.environ if environ is None else environ
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(arguments) - known)
-        if unknown:
-            raise ConfigurationError(f"unknown setting {unknown[0]!r}")
-        given = {name: value for name, value in arguments.items() if value is not None}
-        values: dict[str, Any] = {}
-        for name, (variable, parse) in _FROM_ENV.items():
-            if name in given:
-                values[name] = _check_argument(name, given.pop(name))
-            else:
-                raw = env.get(variable, "").strip()
-                if raw:
-                    values[name] = parse(variable, raw)
-        values.update(given)
-        return cls(**values)
+        return load_options(cls, _OPTIONS, environ, arguments)
 
     @property
     def prometheus_enabled(self) -> bool:
@@ -86,114 +221,15 @@ class Settings:
         return "prometheus" in self.exporters
 
 
-def _parse_bool(variable: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ConfigurationError(f"{variable} must be true or false, not {raw!r}")
-
-
-def _int_parser(low: int, high: int | None = None) -> Any:
-    def parse(variable: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigurationError(f"{variable} must be an integer, not {raw!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ConfigurationError(f"{variable} must be {bound}, not {value}")
-        return value
-
-    return parse
-
-
-def _parse_exporters(variable: str, raw: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
-    for name in names:
-        if name not in EXPORTERS:
-            raise ConfigurationError(
-                f"{variable} names an unknown exporter {name!r}; choose from {', '.join(EXPORTERS)}"
-            )
-    if "none" in names:
-        if len(names) > 1:
-            raise ConfigurationError(f"{variable}: 'none' cannot be combined with other exporters")
-        return ()
-    return names
-
-
-def _parse_resource_attributes(variable: str, raw: str) -> dict[str, str]:
-    attributes: dict[str, str] = {}
-    for pair in raw.split(","):
-        if not pair.strip():
-            continue
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigurationError(f"{variable} must be a list of key=value pairs, got {pair.strip()!r}")
-        attributes[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
-    return attributes
-
-
-def _parse_host(variable: str, raw: str) -> str:
-    if any(ch.isspace() for ch in raw) or "/" in raw:
-        raise ConfigurationError(f"{variable} must be a host name or IP address, not {raw!r}")
-    try:
-        ipaddress.ip_address(raw)
-    except ValueError:
-        if not all(part and (part.isalnum() or "-" in part) for part in raw.split(".")):
-            raise ConfigurationError(f"{variable} must be a host name or IP address, not {raw!r}") from None
-    return raw
-
-
-def _parse_str(variable: str, raw: str) -> str:
-    return raw
-
-
-def _parse_origins(variable: str, raw: str) -> tuple[str, ...]:
-    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for origin in origins:
-        if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{variable} must list origins like https://example.com, not {origin!r}")
-    return origins
-
-
-_FROM_ENV: dict[str, tuple[str, Any]] = {
-    "service_name": (OTEL_SERVICE_NAME, _parse_str),
-    "resource_attributes": (OTEL_RESOURCE_ATTRIBUTES, _parse_resource_attributes),
-    "exporters": (OTEL_METRICS_EXPORTER, _parse_exporters),
-    "host": (OTEL_EXPORTER_PROMETHEUS_HOST, _parse_host),
-    "port": (OTEL_EXPORTER_PROMETHEUS_PORT, _int_parser(MIN_PORT, MAX_PORT)),
-    "sdk_disabled": (OTEL_SDK_DISABLED, _parse_bool),
-    "export_interval_millis": (OTEL_METRIC_EXPORT_INTERVAL, _int_parser(1)),
-    "max_fallback_depth": (EDDIE_OTEL_MAX_FALLBACK_DEPTH, _int_parser(0, 100)),
-    "max_label_values": (EDDIE_OTEL_MAX_LABEL_VALUES, _int_parser(1, 10_000)),
-    "webhook_token": (EDDIE_OTEL_WEBHOOK_TOKEN, _parse_str),
-    "cors_origins": (EDDIE_OTEL_CORS_ORIGINS, _parse_origins),
-    "max_body_bytes": (EDDIE_OTEL_MAX_BODY_BYTES, _int_parser(64)),
+_OPTIONS: dict[str, Option] = {
+    "service_name": text(env.OTEL_SERVICE_NAME),
+    "resource_attributes": Option(env.OTEL_RESOURCE_ATTRIBUTES, _read_resource_attributes, _check_resource_attributes),
+    "exporters": Option(env.OTEL_METRICS_EXPORTER, _as_is, _check_exporters),
+    "host": Option(env.OTEL_EXPORTER_PROMETHEUS_HOST, _as_is, _check_host),
+    "port": integer(env.OTEL_EXPORTER_PROMETHEUS_PORT, MIN_PORT, MAX_PORT),
+    "serve": Option("", _read_bool, _check_bool),  # an argument only: no variable
+    "sdk_disabled": Option(env.OTEL_SDK_DISABLED, _read_bool, _check_bool),
+    "export_interval_millis": integer(env.OTEL_METRIC_EXPORT_INTERVAL, 1),
+    "max_fallback_depth": integer(env.EDDIE_OTEL_MAX_FALLBACK_DEPTH, 0, 100),
+    "max_label_values": integer(env.EDDIE_OTEL_MAX_LABEL_VALUES, 1, 10_000),
 }
-
-_ARGUMENT_RANGES: dict[str, tuple[int, int]] = {
-    "port": (MIN_PORT, MAX_PORT),
-    "export_interval_millis": (1, 2**31),
-    "max_fallback_depth": (0, 100),
-    "max_label_values": (1, 10_000),
-    "max_body_bytes": (64, 2**31),
-}
-
-
-def _check_argument(name: str, value: Any) -> Any:
-    if name in _ARGUMENT_RANGES:
-        low, high = _ARGUMENT_RANGES[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigurationError(f"{name} must be an integer between {low} and {high}, not {value!r}")
-    elif name == "exporters":
-        text = value if isinstance(value, str) else ",".join(value)
-        return _parse_exporters(name, text) if text else ()
-    elif name == "service_name" and (not isinstance(value, str) or not value):
-        raise ConfigurationError(f"service_name must be a non-empty string, not {value!r}")
-    elif name == "resource_attributes":
-        return dict(value)
-    elif name == "cors_origins":
-        return _parse_origins(name, value if isinstance(value, str) else ",".join(value))
-    return value
