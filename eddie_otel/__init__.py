@@ -4,7 +4,7 @@ from eddie_otel._version import __version__
 from eddie_otel.catalogue import METRICS, Kind, Metric
 from eddie_otel.config import Settings
 from eddie_otel.errors import ConfigurationError, EddieOtelError
-from eddie_otel.recording import (
+from eddie_otel.api import (
     chunk,
     record_chunk,
     record_docker_allocation,
@@ -15,7 +15,8 @@ from eddie_otel.recording import (
     record_timeout,
     task,
 )
-from eddie_otel.runtime import configure, reset, shutdown
+from eddie_otel.recording import Recorder
+from eddie_otel.runtime import Runtime, configure, reset, shutdown
 from eddie_otel.summary import summary
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "EddieOtelError",
     "Kind",
     "Metric",
+    "Recorder",
+    "Runtime",
     "Settings",
     "__version__",
     "chunk",

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from eddie_otel.catalogue import METRICS, Kind
-from eddie_otel.telemetry import Telemetry
+from eddie_otel.store import Store
 
 __all__ = ["BUCKET_SECONDS", "HOUR_SECONDS", "SAMPLE_SIZE", "History"]
 
@@ -44,9 +44,9 @@ class _Snapshot:
 class History:
     """Snapshots of the counters per 10-second bucket, and recent durations per stage."""
 
-    def __init__(self, telemetry: Telemetry, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
-        self._telemetry = telemetry
+        self._store = store
         self._lock = threading.Lock()
         self._snapshots: deque[_Snapshot] = deque(maxlen=_SNAPSHOTS)
         self._samples: dict[str, deque[float]] = {}
@@ -64,12 +64,12 @@ class History:
 
     def _totals(self) -> dict[str, float]:
         """Every counter's total now, by key without `_total`."""
-        series = self._telemetry.series
+        series = self._store.series
         return {name.removesuffix("_total"): series[name].total() for name in _COUNTERS}
 
     def _executed(self) -> dict[str, float]:
         """Tasks and chunks finished so far, per agent."""
-        return {key[0]: value for key, value in self._telemetry.series["agent_tasks_executed_total"].values().items()}
+        return {key[0]: value for key, value in self._store.series["agent_tasks_executed_total"].values().items()}
 
     def sample(self, stage: str) -> deque[float]:
         """The ring of recent durations of `stage`; append to it to record one."""

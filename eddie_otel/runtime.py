@@ -1,4 +1,4 @@
-"""The process-wide setup: configure(), shutdown() and the reset that tests use."""
+"""The process-wide setup: configure(), shutdown(), reset(), and the configured runtime."""
 
 from __future__ import annotations
 
@@ -11,22 +11,33 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel.config import Settings
+from eddie_otel.endpoint import MetricsServer
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.history import History
-from eddie_otel.telemetry import Telemetry
+from eddie_otel.recording.recorder import Recorder
+from eddie_otel.telemetry import Telemetry, forget_borrowed
 
-__all__ = ["Runtime", "configure", "current", "reset", "shutdown"]
+__all__ = ["Runtime", "configure", "current", "current_recorder", "reset", "shutdown"]
 
 logger = logging.getLogger("eddie_otel")
 
 
 class Runtime:
-    """What configure() built: the settings, the telemetry and the history."""
+    """What configure() built: the settings, the telemetry, the history, the recorder and the agent endpoint."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, history: History) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry, server: MetricsServer | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry
-        self.history = history
+        self.history = History(telemetry.store)
+        self.recorder = Recorder(settings, telemetry, self.history)
+        self.server = server
+
+    def close(self) -> None:
+        """Stop the endpoint and flush and detach the telemetry."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        self.telemetry.shutdown()
 
 
 _lock = threading.RLock()
@@ -77,13 +88,14 @@ def configure(
             if isinstance(installed, MeterProvider):
                 provider = installed
         telemetry = Telemetry(loaded, provider)
+        server = None
         try:
-            if loaded.serve:
-                telemetry.serve()
+            if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
+                server = MetricsServer(telemetry.registry, loaded.host, loaded.port)
         except Exception:
             telemetry.shutdown()
             raise
-        _runtime = Runtime(loaded, telemetry, History(telemetry))
+        _runtime = Runtime(loaded, telemetry, server)
         return _runtime
 
 
@@ -104,6 +116,14 @@ def current() -> Runtime:
         return _runtime
 
 
+def current_recorder() -> Recorder:
+    """The configured runtime's recorder (what the module-level decorators and record calls use)."""
+    runtime = _runtime
+    if runtime is not None:
+        return runtime.recorder
+    return current().recorder
+
+
 def shutdown() -> None:
     """Flush and stop everything configure() started; recording afterwards configures again."""
     with _lock:
@@ -114,9 +134,15 @@ def _shutdown_locked() -> None:
     global _runtime
     runtime, _runtime = _runtime, None
     if runtime is not None:
-        runtime.telemetry.shutdown()
+        runtime.close()
 
 
 def reset() -> None:
-    """Forget all state, as after a fresh import: what tests use between cases."""
-    shutdown()
+    """Forget all state, as after a fresh import: what tests use between cases.
+
+    Shuts down, and zeroes the series kept for borrowed providers, whose instruments
+    outlive a shutdown (the SDK keeps them for the provider's life).
+    """
+    with _lock:
+        _shutdown_locked()
+        forget_borrowed()

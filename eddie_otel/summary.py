@@ -34,24 +34,77 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TypedDict
 
 from eddie_otel import runtime as _rt
 from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.objectives import target
 
-__all__ = ["INDICATOR_TARGETS", "WINDOWS", "percentile", "summary"]
+__all__ = [
+    "WINDOWS",
+    "AgentLoad",
+    "Indicator",
+    "Latency",
+    "Summary",
+    "Target",
+    "Window",
+    "percentile",
+    "summary",
+]
 
 # The windows of the summary: name and length in seconds.
 WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300), ("1h", 3600))
 
-# Each indicator's target as (comparison, threshold): the values in DESIGN.md §4.
-INDICATOR_TARGETS: dict[str, tuple[str, float]] = {
-    "success_rate": (">=", 0.95),
-    "latency_p99_seconds": ("<", 60.0),
-    "timeouts_per_hour": ("<", 5.0),
-    "merge_efficiency": (">", 0.90),
-    "agent_balance_ratio": ("<", 2.0),
-}
+
+class AgentLoad(TypedDict):
+    """Tasks and chunks running now and finished so far on one agent."""
+
+    active: float
+    executed: float
+
+
+class Latency(TypedDict):
+    """Nearest-rank percentiles of a stage's recent task durations, in seconds."""
+
+    samples: int
+    p50: float
+    p95: float
+    p99: float
+
+
+class Window(TypedDict):
+    """Counter increases over a window, and the same per second."""
+
+    seconds: int
+    counts: dict[str, float]
+    rates: dict[str, float]
+
+
+class Target(TypedDict):
+    """An indicator's target: `value op target.value` must hold."""
+
+    op: str
+    value: float
+
+
+class Indicator(TypedDict):
+    """A success indicator; value and ok are null while there is no data."""
+
+    name: str
+    value: float | None
+    target: Target
+    ok: bool | None
+
+
+class Summary(TypedDict):
+    """The summary of GET /metrics/summary, the same dict as eddie_otel.summary()."""
+
+    totals: dict[str, float]
+    agents: dict[str, AgentLoad]
+    latency: dict[str, Latency]
+    windows: dict[str, Window]
+    indicators: list[Indicator]
+
 
 _COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
 _PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
@@ -68,27 +121,28 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def summary(runtime: _rt.Runtime | None = None) -> dict[str, Any]:
+def summary(runtime: _rt.Runtime | None = None) -> Summary:
     """The summary of `runtime` (default: the configured one): the dict GET /metrics/summary answers."""
     rt = runtime if runtime is not None else _rt.current()
-    series = rt.telemetry.series
+    series = rt.telemetry.store.series
     history = rt.history
 
     totals = {metric.key: _number(series[metric.prometheus_name].total()) for metric in _COUNTERS}
 
     active = {key[0]: value for key, value in series["agent_active_tasks"].values().items()}
     executed = {key[0]: value for key, value in series["agent_tasks_executed_total"].values().items()}
-    agents = {
+    agents: dict[str, AgentLoad] = {
         agent: {"active": _number(active.get(agent, 0)), "executed": _number(executed.get(agent, 0))}
         for agent in sorted(active.keys() | executed.keys())
     }
 
-    latency: dict[str, dict[str, Any]] = {}
+    latency: dict[str, Latency] = {}
     for stage, durations in sorted(history.durations().items()):
         if durations:
-            latency[stage] = {"samples": len(durations), **{name: percentile(durations, p) for name, p in _PERCENTILES}}
+            p50, p95, p99 = (percentile(durations, p) for _, p in _PERCENTILES)
+            latency[stage] = {"samples": len(durations), "p50": p50, "p95": p95, "p99": p99}
 
-    windows: dict[str, dict[str, Any]] = {}
+    windows: dict[str, Window] = {}
     for name, seconds in WINDOWS:
         counts = history.window(seconds)
         windows[name] = {
@@ -133,15 +187,7 @@ def _balance(executions: Iterable[float]) -> float | None:
     return max(counts) / min(counts)
 
 
-def _indicator(name: str, value: float | None) -> dict[str, Any]:
-    op, threshold = INDICATOR_TARGETS[name]
-    ok = None if value is None else _compare(value, op, threshold)
-    return {"name": name, "value": value, "target": {"op": op, "value": threshold}, "ok": ok}
-
-
-def _compare(value: float, op: str, threshold: float) -> bool:
-    if op == ">=":
-        return value >= threshold
-    if op == ">":
-        return value > threshold
-    return value < threshold
+def _indicator(name: str, value: float | None) -> Indicator:
+    goal = target(name)
+    ok = None if value is None else goal.met(value)
+    return {"name": name, "value": value, "target": {"op": goal.op, "value": goal.threshold}, "ok": ok}

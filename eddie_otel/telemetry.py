@@ -1,19 +1,21 @@
-"""The MeterProvider, its readers and the instruments of the catalogue.
+"""The MeterProvider, its readers, and the export of the store's exact series to every reader.
 
-Counters and gauges are observable instruments backed by exact cells that the
-recording layer updates under one lock: an update costs a few attribute writes
-instead of an SDK measurement, and the counts stay exact under threads.
-Histograms are SDK histograms with the catalogue's seconds buckets.
+Counters and gauges are observable instruments whose callbacks read the store.
+Histograms are exported from the store's exact bucket cells by the `HistogramBridge`:
+it adds them to what each reader of the provider collects, for readers present now
+and added later, in the reader's own temporality. A recorded duration then costs a
+few writes under the store's lock whatever the number of readers, instead of one
+SDK measurement per reader. The bridge leans on SDK internals (checked when it is
+installed); where they are missing, histograms fall back to SDK instruments, with
+one warning, and stay exact.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -22,110 +24,59 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from eddie_otel._version import __version__
-from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind, Metric
+from eddie_otel.bridge import HistogramBridge
+from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind
 from eddie_otel.config import Settings
-from eddie_otel.errors import ConfigurationError, EddieOtelError
+from eddie_otel.endpoint import METRICS_PATH
+from eddie_otel.errors import ConfigurationError
+from eddie_otel.exposition import render
 from eddie_otel.labels import LabelCap
+from eddie_otel.store import Series, Store
 
-__all__ = ["METRICS_PATH", "Cell", "ExactSeries", "Telemetry"]
+__all__ = ["METRICS_PATH", "SCOPE_NAME", "Telemetry", "forget_borrowed"]
 
 logger = logging.getLogger("eddie_otel")
 
-METRICS_PATH = "/metrics/prometheus"
 SCOPE_NAME = "eddie_otel"
+ALL_METRICS = (*METRICS, *SELF_METRICS)
 
 
-class Cell:
-    """One exact value of one series; written only under `Telemetry.lock`."""
+def _observer(series: Series) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        attributes = series.attributes
+        return [Observation(value, attributes[key]) for key, value in series.values().items()]
 
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value: float = 0
-
-
-class ExactSeries:
-    """The cells of one counter or gauge, one per label-value tuple, read by its callback."""
-
-    def __init__(self, metric: Metric, lock: threading.Lock) -> None:
-        self.metric = metric
-        self._lock = lock
-        self._cells: dict[tuple[str, ...], Cell] = {}
-        self._attributes: dict[tuple[str, ...], Mapping[str, str]] = {}
-
-    def cell(self, key: tuple[str, ...]) -> Cell:
-        """The cell for label values `key` (in catalogue label order), created on first use."""
-        cell = self._cells.get(key)
-        if cell is None:
-            with self._lock:
-                cell = self._cells.get(key)
-                if cell is None:
-                    cell = Cell()
-                    self._attributes[key] = dict(zip(self.metric.labels, key, strict=True))
-                    self._cells[key] = cell
-        return cell
-
-    def add(self, key: tuple[str, ...], amount: float) -> None:
-        """Add `amount` to the series `key`."""
-        cell = self.cell(key)
-        with self._lock:
-            cell.value += amount
-
-    def set(self, key: tuple[str, ...], value: float) -> None:
-        """Set the series `key` to `value` (gauges)."""
-        cell = self.cell(key)
-        with self._lock:
-            cell.value = value
-
-    def values(self) -> dict[tuple[str, ...], float]:
-        """A consistent snapshot of every series."""
-        with self._lock:
-            return {key: cell.value for key, cell in self._cells.items()}
-
-    def total(self) -> float:
-        """The sum over every series."""
-        with self._lock:
-            return sum(cell.value for cell in self._cells.values())
-
-    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        """The observable instrument's callback."""
-        with self._lock:
-            snapshot = [(key, cell.value) for key, cell in self._cells.items()]
-        return [Observation(value, self._attributes[key]) for key, value in snapshot]
+    return observe
 
 
 class _Instruments:
-    """The exact series and SDK histograms of the catalogue, and the instruments that read them."""
+    """The store and the instruments made on one provider's eddie_otel meter."""
 
     def __init__(self) -> None:
-        # One lock for every exact cell: a decorated call updates several series at
-        # once, and one acquisition is cheaper than one per series.
-        self.lock = threading.Lock()
-        self.series = {
-            metric.prometheus_name: ExactSeries(metric, self.lock)
-            for metric in (*METRICS, *SELF_METRICS)
-            if metric.kind is not Kind.HISTOGRAM
-        }
-        self.histograms: dict[str, SdkHistogram] = {}
+        self.store = Store(ALL_METRICS)
+        # Only when the histogram bridge cannot be installed: SDK histograms, fed by the recorder.
+        self.sdk_histograms: dict[str, SdkHistogram] = {}
+        self.bridged = False
 
     def register(self, provider: MeterProvider) -> None:
-        """Create the instruments on `provider`'s eddie_otel meter."""
+        """Create the instruments on `provider` and export the store's histograms to its readers."""
         meter = provider.get_meter(SCOPE_NAME, __version__)
-        for metric in (*METRICS, *SELF_METRICS):
-            name = metric.prometheus_name
+        bridge = HistogramBridge.install(provider, self.store, SCOPE_NAME)
+        self.bridged = bridge is not None
+        for metric in ALL_METRICS:
             options: dict[str, Any] = {"unit": metric.unit, "description": metric.description}
             if metric.kind is Kind.HISTOGRAM:
-                self.histograms[name] = meter.create_histogram(  # type: ignore[assignment]
-                    metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
-                )
+                if not self.bridged:
+                    self.sdk_histograms[metric.prometheus_name] = meter.create_histogram(  # type: ignore[assignment]
+                        metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
+                    )
                 continue
-            callbacks = [self.series[name].observe]
+            callbacks = [_observer(self.store.series[metric.prometheus_name])]
             if metric.kind is Kind.COUNTER:
                 meter.create_observable_counter(metric.otel_name, callbacks=callbacks, **options)
-            elif name == "agent_active_tasks":
+            elif metric.prometheus_name == "agent_active_tasks":
                 # An up-down count (exported as a gauge): the sum of tasks running on the agent.
                 meter.create_observable_up_down_counter(metric.otel_name, callbacks=callbacks, **options)
             else:
@@ -136,28 +87,42 @@ class _Instruments:
 # its whole life, so configuring again on the same provider reuses them, and with them
 # their cumulative values: the provider's own readers never see a counter go back.
 _BORROWED: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_BORROWED_LOCK = threading.Lock()
+
+
+def forget_borrowed() -> None:
+    """Zero the series kept for borrowed providers: what a full reset does."""
+    with _BORROWED_LOCK:
+        for instruments in list(_BORROWED.values()):
+            instruments.store.clear()
 
 
 class Telemetry:
-    """One MeterProvider (owned, or an installed SDK one borrowed), its readers and instruments."""
+    """One MeterProvider (owned, or an installed SDK one borrowed), its readers, the store and the label cap."""
 
     def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
         self.settings = settings
         self.enabled = not settings.sdk_disabled
-        instruments = _BORROWED.get(meter_provider) if meter_provider is not None else None
+        instruments = None
+        if meter_provider is not None:
+            with _BORROWED_LOCK:
+                instruments = _BORROWED.get(meter_provider)
         if instruments is None:
             instruments = _Instruments()
-        self.lock = instruments.lock
-        self.series = instruments.series
-        self.histograms = instruments.histograms
+        self._instruments = instruments
+        self.store = instruments.store
         self.registry = CollectorRegistry(auto_describe=True)
         self.readers: list[MetricReader] = []
         self.provider: MeterProvider | None = None
         self.owns_provider = False
-        self.server: MetricsServer | None = None
         self.label_cap = LabelCap(settings.max_label_values, self._count_capped)
         if self.enabled:
             self._build(meter_provider, instruments)
+
+    @property
+    def sdk_histograms(self) -> dict[str, SdkHistogram]:
+        """SDK histograms to record into, when the store's cannot be bridged to the readers (else empty)."""
+        return self._instruments.sdk_histograms
 
     def _build(self, meter_provider: MeterProvider | None, instruments: _Instruments) -> None:
         settings = self.settings
@@ -171,9 +136,10 @@ class Telemetry:
         self.provider = meter_provider
         for reader in self.readers:
             meter_provider.add_metric_reader(reader)
-        if meter_provider not in _BORROWED:
-            instruments.register(meter_provider)
-            _BORROWED[meter_provider] = instruments
+        with _BORROWED_LOCK:
+            if meter_provider not in _BORROWED:
+                instruments.register(meter_provider)
+                _BORROWED[meter_provider] = instruments
 
     def _make_readers(self) -> list[MetricReader]:
         settings = self.settings
@@ -212,24 +178,15 @@ class Telemetry:
         return readers
 
     def _count_capped(self, label: str) -> None:
-        self.series["eddie_otel_label_values_capped_total"].add((label,), 1)
+        store = self.store
+        store.add(store.series["eddie_otel_label_values_capped_total"].cell((label,)))
 
-    def serve(self) -> None:
-        """Serve the registry on settings.host:port at /metrics/prometheus in a daemon thread."""
-        if self.server is not None or not self.enabled or not self.settings.prometheus_enabled:
-            return
-        self.server = MetricsServer(self.registry, self.settings.host, self.settings.port)
-
-    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
-        """The registry as text (or OpenMetrics when `accept` asks for it), and its content type."""
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
+    def exposition(self, accept: str | None = None, accept_encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """The registry's exposition negotiated from Accept and Accept-Encoding, and its headers."""
+        return render(self.registry, accept, accept_encoding)
 
     def shutdown(self) -> None:
-        """Stop the server, flush and detach the readers, and shut an owned provider down."""
-        if self.server is not None:
-            self.server.close()
-            self.server = None
+        """Flush and detach the readers, and shut an owned provider down."""
         if self.provider is None:
             return
         if self.owns_provider:
@@ -242,56 +199,3 @@ class Telemetry:
                 except Exception:
                     logger.exception("eddie-otel: could not detach a metric reader")
         self.provider = None
-
-
-class MetricsServer:
-    """A small HTTP server for agent processes: GET /metrics/prometheus, nothing else."""
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        handler = _handler_for(registry)
-        try:
-            self._server = ThreadingHTTPServer((host, port), handler)
-        except OSError as error:
-            raise EddieOtelError(
-                f"cannot serve metrics on {host}:{port}: {error.strerror or error}; "
-                "set OTEL_EXPORTER_PROMETHEUS_PORT (or port=) to a free port"
-            ) from None
-        self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="eddie-otel-metrics", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != METRICS_PATH:
-                self._reply(404, b"not found: metrics are at " + METRICS_PATH.encode() + b"\n", "text/plain")
-                return
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(registry)
-            headers = {}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body)
-                headers["Content-Encoding"] = "gzip"
-            self._reply(200, body, content_type, headers)
-
-        def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("metrics endpoint: " + format, *args)
-
-    return Handler

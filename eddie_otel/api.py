@@ -1,0 +1,86 @@
+"""The module-level decorators and record calls: each delegates to the configured runtime's Recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from eddie_otel.recording import Label, decorator
+from eddie_otel.runtime import current_recorder
+
+__all__ = [
+    "chunk",
+    "record_chunk",
+    "record_docker_allocation",
+    "record_elastic_adjustment",
+    "record_merge",
+    "record_split",
+    "record_task",
+    "record_timeout",
+    "task",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def task(stage: Label = "default", agent: Label | None = None) -> Callable[[F], F]:
+    """Record a task: duration, success or failure, timeouts and, with `agent`, agent load.
+
+    Labels are strings or callables receiving the call's arguments (`self` included
+    for methods) and returning a string. Works on functions, coroutines, generators
+    and async generators. Records into the runtime configured at the time of each call.
+    """
+    return decorator(True, stage, agent, current_recorder)
+
+
+def chunk(agent: Label, stage: Label = "chunk") -> Callable[[F], F]:
+    """Record a chunk run on `agent`: duration, agent load and, when it times out, a timeout event."""
+    return decorator(False, stage, agent, current_recorder)
+
+
+def record_split(agent: str, chunks: int, depth: int) -> bool:
+    """Record that a task or chunk at fallback `depth` was split into `chunks` chunks.
+
+    Returns False, and counts fallback_depth_exceeded_total instead, when `depth` is
+    beyond the maximum fallback depth (EDDIE_OTEL_MAX_FALLBACK_DEPTH, default 3): the
+    caller should not split.
+    """
+    return current_recorder().record_split(agent, chunks, depth)
+
+
+def record_timeout(agent: str, stage: str, reason: str = "timeout") -> None:
+    """Record that a task or chunk of `stage` on `agent` timed out."""
+    current_recorder().record_timeout(agent, stage, reason)
+
+
+def record_merge(chunks_combined: int, duplicates_removed: int) -> None:
+    """Record a merge of `chunks_combined` chunk results that removed `duplicates_removed` duplicates."""
+    current_recorder().record_merge(chunks_combined, duplicates_removed)
+
+
+def record_docker_allocation(
+    container: str, cpu_millicores: int, memory_bytes: int, adjustment: str = "initial"
+) -> None:
+    """Record the CPU (millicores) and memory (bytes) limits just set on `container` (and its adjustment)."""
+    current_recorder().record_docker_allocation(container, cpu_millicores, memory_bytes, adjustment)
+
+
+def record_elastic_adjustment(container: str, type: str) -> None:
+    """Record an elastic adjustment of `container`'s limits: cpu_up, cpu_down, memory_up or memory_down."""
+    current_recorder().record_elastic_adjustment(container, type)
+
+
+def record_task(
+    stage: str,
+    duration_seconds: float,
+    success: bool = True,
+    reason: str | None = None,
+    agent: str | None = None,
+) -> None:
+    """Record a finished task measured elsewhere: what @task records for one call."""
+    current_recorder().record_task(stage, duration_seconds, success, reason, agent)
+
+
+def record_chunk(agent: str, duration_seconds: float, success: bool = True) -> None:
+    """Record a finished chunk measured elsewhere: what @chunk records for one call."""
+    current_recorder().record_chunk(agent, duration_seconds, success)

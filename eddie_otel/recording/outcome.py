@@ -1,0 +1,129 @@
+"""The one body that turns a finished task or chunk into counts, whoever records it.
+
+A decorator, `record_task`/`record_chunk` and a webhook event all end here: a `Site`
+holds the cells of one kind of call (task or chunk) with one set of label values,
+and `Site.end(seconds, reason, timed_out)` records the duration, the agent's load,
+success or failure, and a timeout. Failure reasons come from `reason_of` (an
+exception) or `given_reason` (a caller's word), the one place that decides what a
+timeout is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import TYPE_CHECKING
+
+from eddie_otel.labels import LABEL_VALUE_RE
+from eddie_otel.store import Cell
+
+if TYPE_CHECKING:
+    from eddie_otel.recording.recorder import Recorder
+
+__all__ = ["TIMEOUT_ERRORS", "TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason", "reason_of"]
+
+# A TimeoutError escaping a decorated call counts as a timeout; on Python 3.10 the
+# asyncio and concurrent.futures ones are not yet aliases of the builtin.
+TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError}
+)
+# Reasons given by a caller that mean a timeout.
+TIMEOUT_REASONS = frozenset({"timeout", "TimeoutError"})
+# The label value of what has no valid name of its own.
+UNKNOWN = "unknown"
+
+
+def reason_of(error: BaseException) -> tuple[str, bool]:
+    """The failure reason of `error` (its class name) and whether it is a timeout."""
+    reason = type(error).__name__
+    # A class name is an identifier, which may hold letters a label value may not.
+    if LABEL_VALUE_RE.fullmatch(reason) is None:
+        reason = UNKNOWN
+    return reason, isinstance(error, TIMEOUT_ERRORS)
+
+
+def given_reason(reason: str) -> tuple[str, bool]:
+    """A caller's failure reason and whether it is a timeout."""
+    return reason, reason in TIMEOUT_REASONS
+
+
+class Site:
+    """The cells of one kind of call (task or chunk) for one set of label values."""
+
+    __slots__ = (
+        "_failures",
+        "active",
+        "agent",
+        "executed",
+        "histogram",
+        "history",
+        "is_task",
+        "recorder",
+        "sample",
+        "sdk_attributes",
+        "sdk_histogram",
+        "stage",
+        "store",
+        "succeeded",
+    )
+
+    def __init__(self, recorder: Recorder, is_task: bool, stage: str, agent: str | None) -> None:
+        telemetry = recorder.telemetry
+        store = telemetry.store
+        series = store.series
+        self.recorder = recorder
+        self.store = store
+        self.history = recorder.history
+        self.is_task = is_task
+        self.stage = stage
+        self.agent = agent
+        executed = self.executed = series["agent_tasks_executed_total"].cell((agent,)) if agent is not None else None
+        # Created by the first begin(): a task recorded after the fact has no running count.
+        self.active: Cell | None = None
+        ok: list[Cell] = [] if executed is None else [executed]
+        if is_task:
+            ok.append(series["task_success_total"].cell((stage,)))
+        self.succeeded: tuple[Cell, ...] = tuple(ok)
+        self._failures: dict[tuple[str, bool], tuple[Cell, ...]] = {}
+        name, key = ("task_execution_seconds", stage) if is_task else ("chunk_execution_seconds", agent or UNKNOWN)
+        self.sdk_histogram = telemetry.sdk_histograms.get(name)
+        self.sdk_attributes = dict(zip(store.histograms[name].metric.labels, (key,), strict=True))
+        self.histogram = store.histograms[name].cell((key,)) if self.sdk_histogram is None else None
+        self.sample = recorder.history.sample(stage) if is_task else None
+
+    def begin(self) -> None:
+        """The call started: one more task running on the agent."""
+        if self.agent is None:
+            return
+        active = self.active
+        if active is None:
+            active = self.active = self.store.series["agent_active_tasks"].cell((self.agent,))
+        self.store.start(active)
+
+    def end(self, seconds: float, reason: str | None, timed_out: bool, began: bool, now: float) -> None:
+        """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
+
+        `began` says whether `begin()` counted it as running; `now` is the history clock's reading.
+        """
+        history = self.history
+        if now >= history.next_tick:
+            history.tick(now)
+        counted = self.succeeded if reason is None else self._failed(reason, timed_out)
+        self.store.finish(self.active if began else None, counted, self.histogram, seconds)
+        if self.sdk_histogram is not None:
+            self.sdk_histogram.record(seconds, self.sdk_attributes)
+        if self.sample is not None:
+            self.sample.append(seconds)
+
+    def _failed(self, reason: str, timed_out: bool) -> tuple[Cell, ...]:
+        label = self.recorder.telemetry.label_cap.bound("reason", reason)
+        cells = self._failures.get((label, timed_out))
+        if cells is None:
+            series = self.store.series
+            found: list[Cell] = [] if self.executed is None else [self.executed]
+            if self.is_task:
+                found.append(series["task_failure_total"].cell((self.stage, label)))
+            if timed_out:
+                found.append(series["timeout_events_total"].cell((self.agent or UNKNOWN, self.stage, label)))
+            cells = self._failures[(label, timed_out)] = tuple(found)
+        return cells

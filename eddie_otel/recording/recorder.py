@@ -1,0 +1,237 @@
+"""The Recorder: every record call and decorator of one runtime, and what they count.
+
+Each public `record_*` method checks its arguments (a ValueError naming the bad one,
+and nothing recorded), then calls the matching trusted method (`split`, `timeout`,
+`task_finished`, ...), which takes values already valid: the webhook events, which
+pydantic has validated, call those directly. Every change to a series goes through
+the store; every finished task or chunk through the one outcome body (`Site.end`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eddie_otel.history import History
+from eddie_otel.recording import checks
+from eddie_otel.recording.decorators import Label, decorator
+from eddie_otel.recording.outcome import Site, given_reason
+from eddie_otel.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from eddie_otel.config import Settings
+
+__all__ = ["Label", "Recorder"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Sites kept per recorder before the cache starts over: label values are capped, so
+# only callable labels that keep changing could grow it.
+MAX_SITES = 4096
+
+
+class Recorder:
+    """Records into one runtime's store and history; `eddie_otel.record_*` use the configured runtime's."""
+
+    def __init__(self, settings: Settings, telemetry: Telemetry, history: History) -> None:
+        self.settings = settings
+        self.telemetry = telemetry
+        self.history = history
+        self.enabled = telemetry.enabled
+        self._store = telemetry.store
+        self._bound = telemetry.label_cap.bound
+        self._sites: dict[tuple[bool, str, str | None], Site] = {}
+
+    # -------------------------------------------------------------- sites
+
+    def site(self, is_task: bool, stage: str, agent: str | None) -> Site:
+        """The site of a task (or chunk) with these label values, which must be valid and capped."""
+        key = (is_task, stage, agent)
+        site = self._sites.get(key)
+        if site is None:
+            if len(self._sites) >= MAX_SITES:
+                self._sites.clear()
+            site = self._sites[key] = Site(self, is_task, stage, agent)
+        return site
+
+    def bound(self, label: str, value: str) -> str:
+        """`value` for `label`, or `other` past the label's cap of distinct values."""
+        return self._bound(label, value)
+
+    def _tick(self) -> float:
+        history = self.history
+        now = history.clock()
+        if now >= history.next_tick:
+            history.tick(now)
+        return now
+
+    # -------------------------------------------------------------- trusted: values already valid
+
+    def split(self, agent: str, chunks: int, depth: int) -> bool:
+        """Count a split of `chunks` chunks at `depth`; False (and a refused split counted) past the maximum depth."""
+        allowed = depth <= self.settings.max_fallback_depth
+        if not self.enabled:
+            return allowed
+        self._tick()
+        series = self._store.series
+        key = (self._bound("agent", agent),)
+        if not allowed:
+            self._store.add(series["fallback_depth_exceeded_total"].cell(key))
+            return False
+        self._store.add_all(
+            ((series["task_split_total"].cell(key), 1), (series["task_split_chunks_total"].cell(key), chunks))
+        )
+        return True
+
+    def timeout(self, agent: str, stage: str, reason: str) -> None:
+        """Count a timeout of a task or chunk of `stage` on `agent`."""
+        if not self.enabled:
+            return
+        self._tick()
+        key = (self._bound("agent", agent), self._bound("stage", stage), self._bound("reason", reason))
+        self._store.add(self._store.series["timeout_events_total"].cell(key))
+
+    def task_finished(self, stage: str, seconds: float, success: bool, reason: str | None, agent: str | None) -> None:
+        """A task measured elsewhere finished: what @task records for one call (agent load but no active count)."""
+        if not self.enabled:
+            return
+        now = self.history.clock()
+        site = self.site(True, self._bound("stage", stage), None if agent is None else self._bound("agent", agent))
+        failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
+        site.end(seconds, failure, timed_out, False, now)
+
+    def chunk_finished(self, agent: str, seconds: float, success: bool) -> None:
+        """A chunk measured elsewhere finished on `agent`: what @chunk records for one call."""
+        if not self.enabled:
+            return
+        now = self.history.clock()
+        site = self.site(False, "chunk", self._bound("agent", agent))
+        site.end(seconds, None, False, False, now)
+
+    def merge(self, chunks_combined: int, duplicates_removed: int) -> None:
+        """Count a merge of `chunks_combined` chunk results that removed `duplicates_removed` duplicates."""
+        if not self.enabled:
+            return
+        self._tick()
+        series = self._store.series
+        self._store.add_all(
+            (
+                (series["merge_chunks_combined_total"].cell(()), chunks_combined),
+                (series["merge_deduplication_total"].cell(()), duplicates_removed),
+            )
+        )
+
+    def allocation(self, container: str, cpu_millicores: int, memory_bytes: int, adjustment: str) -> None:
+        """Set `container`'s limits; an `adjustment` other than "initial" is counted too."""
+        if not self.enabled:
+            return
+        self._tick()
+        store = self._store
+        key = (self._bound("container", container),)
+        store.set(store.series["docker_container_cpu_limit"].cell(key), cpu_millicores)
+        store.set(store.series["docker_container_memory_limit_bytes"].cell(key), memory_bytes)
+        if adjustment != checks.INITIAL:
+            store.add(store.series["docker_elastic_adjustment_total"].cell((*key, adjustment)))
+
+    def adjustment(self, container: str, type: str) -> None:
+        """Count an elastic adjustment of `container`'s limits."""
+        if not self.enabled:
+            return
+        self._tick()
+        key = (self._bound("container", container), type)
+        self._store.add(self._store.series["docker_elastic_adjustment_total"].cell(key))
+
+    def count_events(self, type_name: str, outcome: str, count: int) -> None:
+        """Count `count` webhook events of `type_name` with `outcome` (accepted or rejected)."""
+        store = self._store
+        store.add(store.series["eddie_otel_events_total"].cell((type_name, outcome)), count)
+
+    # -------------------------------------------------------------- the public record calls
+
+    def record_split(self, agent: str, chunks: int, depth: int) -> bool:
+        """Record that a task or chunk at fallback `depth` was split into `chunks` chunks.
+
+        Returns False, and counts fallback_depth_exceeded_total instead, when `depth` is
+        beyond the maximum fallback depth (EDDIE_OTEL_MAX_FALLBACK_DEPTH, default 3): the
+        caller should not split.
+        """
+        checks.label("agent", agent)
+        checks.count("chunks", chunks, 1)
+        checks.count("depth", depth, 0)
+        return self.split(agent, chunks, depth)
+
+    def record_timeout(self, agent: str, stage: str, reason: str = "timeout") -> None:
+        """Record that a task or chunk of `stage` on `agent` timed out."""
+        checks.label("agent", agent)
+        checks.label("stage", stage)
+        checks.label("reason", reason)
+        self.timeout(agent, stage, reason)
+
+    def record_merge(self, chunks_combined: int, duplicates_removed: int) -> None:
+        """Record a merge of `chunks_combined` chunk results that removed `duplicates_removed` duplicates."""
+        checks.count("chunks_combined", chunks_combined)
+        checks.count("duplicates_removed", duplicates_removed)
+        if duplicates_removed > chunks_combined:
+            raise ValueError(
+                f"duplicates_removed ({duplicates_removed}) cannot exceed chunks_combined ({chunks_combined})"
+            )
+        self.merge(chunks_combined, duplicates_removed)
+
+    def record_docker_allocation(
+        self, container: str, cpu_millicores: int, memory_bytes: int, adjustment: str = checks.INITIAL
+    ) -> None:
+        """Record the CPU (millicores) and memory (bytes) limits just set on `container`.
+
+        `adjustment` is "initial" for a first allocation, or the elastic adjustment
+        (cpu_up, cpu_down, memory_up, memory_down) that led to these limits, which is
+        then counted too.
+        """
+        checks.label("container", container)
+        checks.count("cpu_millicores", cpu_millicores, 1)
+        checks.count("memory_bytes", memory_bytes, 1)
+        checks.adjustment("adjustment", adjustment, initial=True)
+        self.allocation(container, cpu_millicores, memory_bytes, adjustment)
+
+    def record_elastic_adjustment(self, container: str, type: str) -> None:
+        """Record an elastic adjustment of `container`'s limits: cpu_up, cpu_down, memory_up or memory_down."""
+        checks.label("container", container)
+        checks.adjustment("type", type, initial=False)
+        self.adjustment(container, type)
+
+    def record_task(
+        self,
+        stage: str,
+        duration_seconds: float,
+        success: bool = True,
+        reason: str | None = None,
+        agent: str | None = None,
+    ) -> None:
+        """Record a finished task measured elsewhere: what @task records for one call.
+
+        A failure's `reason` defaults to "error"; a reason of "timeout" or "TimeoutError"
+        also counts a timeout event.
+        """
+        checks.label("stage", stage)
+        if not success:
+            checks.label("reason", "error" if reason is None else reason)
+        if agent is not None:
+            checks.label("agent", agent)
+        seconds = checks.seconds("duration_seconds", duration_seconds)
+        checks.flag("success", success)
+        self.task_finished(stage, seconds, success, None if success else reason, agent)
+
+    def record_chunk(self, agent: str, duration_seconds: float, success: bool = True) -> None:
+        """Record a finished chunk measured elsewhere: what @chunk records for one call."""
+        checks.label("agent", agent)
+        seconds = checks.seconds("duration_seconds", duration_seconds)
+        checks.flag("success", success)
+        self.chunk_finished(agent, seconds, success)
+
+    # -------------------------------------------------------------- decorators bound to this recorder
+
+    def task(self, stage: Label = "default", agent: Label | None = None) -> Callable[[F], F]:
+        """@task recording into this recorder's runtime, whatever is configured later."""
+        return decorator(True, stage, agent, lambda: self)
+
+    def chunk(self, agent: Label, stage: Label = "chunk") -> Callable[[F], F]:
+        """@chunk recording into this recorder's runtime, whatever is configured later."""
+        return decorator(False, stage, agent, lambda: self)
