@@ -9,7 +9,6 @@ Collector scrapes `eddie-demo` through its environment variable.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from collections.abc import Mapping
@@ -242,17 +241,17 @@ def write_stack(directory: Path, files: Mapping[str, str], force: bool = False) 
     return written
 
 
-def stack_command(args: argparse.Namespace) -> int:
+def stack_command(*, directory: str, force: bool) -> int:
     """Handler of `eddie-otel stack DIR`; returns the exit status."""
-    directory = Path(args.dir)
+    root = Path(directory)
     try:
-        written = write_stack(directory, stack_files(), force=args.force)
+        written = write_stack(root, stack_files(), force=force)
     except EddieOtelError as exc:
         print(f"eddie-otel stack: error: {exc}", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {path}")
-    print(f"next: cd {shlex.quote(str(directory))} && docker compose up -d")
+    print(f"next: cd {shlex.quote(str(root))} && docker compose up -d")
     print(
         "then: Grafana http://127.0.0.1:3000 (admin/admin), Prometheus http://127.0.0.1:9090, "
         f"metrics http://127.0.0.1:{DEMO_PORT}/metrics/prometheus"
