@@ -1,14 +1,18 @@
-"""The `eddie-otel` command: argument parsing only; each command's work lives in its module."""
+"""The `eddie-otel` command: argument parsing only; each command's work lives in its module.
+
+Each command's handler is imported when the command runs, so `--help` and the ops
+commands do not pay for FastAPI and uvicorn.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from eddie_otel._version import __version__
-from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT
+from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT
+from eddie_otel.environment import GRAFANA_API_KEY
 
 __all__ = ["main"]
 
@@ -31,8 +35,8 @@ def _port(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {value}")
+    if not MIN_PORT <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port must be between {MIN_PORT} and {MAX_PORT}, not {value}")
     return value
 
 
@@ -44,6 +48,47 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from eddie_otel.service.server import serve_command
+
+    return serve_command(host=args.host, port=args.port)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from eddie_otel.service.demo import demo_command
+
+    return demo_command(host=args.host, port=args.port, duration=args.duration, seed=args.seed, agents=args.agents)
+
+
+def _grafana_setup(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.grafana import setup_command
+
+    return setup_command(
+        grafana_url=args.grafana_url,
+        prometheus_url=args.prometheus_url,
+        api_key=args.api_key,
+        dashboard=args.dashboard,
+        dry_run=args.dry_run,
+    )
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.stack import stack_command
+
+    return stack_command(directory=args.dir, force=args.force)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.doctor import doctor_command
+
+    return doctor_command(
+        metrics_url=args.metrics_url,
+        prometheus_url=args.prometheus_url,
+        grafana_url=args.grafana_url,
+        api_key=args.api_key,
+    )
 
 
 def _add_listen(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +112,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the metrics service: Prometheus endpoint, JSON summary, health check and event webhooks.",
     )
     _add_listen(parser)
-    parser.set_defaults(handler="eddie_otel.service.server:serve_command")
+    parser.set_defaults(handler=_serve)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +130,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed; a seed gives the same run (default: 42)")
     parser.add_argument("--agents", type=_count, default=4, help="number of simulated agents (default: 4)")
-    parser.set_defaults(handler="eddie_otel.service.demo:demo_command")
+    parser.set_defaults(handler=_demo)
 
 
 def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -106,11 +151,11 @@ def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument(
         "--api-key",
         default=None,
-        help="Grafana service-account token (default: the GRAFANA_API_KEY environment variable; never printed)",
+        help=f"Grafana service-account token (default: the {GRAFANA_API_KEY} environment variable; never printed)",
     )
     parser.add_argument("--dashboard", default=None, help="dashboard JSON file (default: the one shipped)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
-    parser.set_defaults(handler="eddie_otel.ops.grafana:setup_command")
+    parser.set_defaults(handler=_grafana_setup)
 
 
 def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,7 +166,7 @@ def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
-    parser.set_defaults(handler="eddie_otel.ops.stack:stack_command")
+    parser.set_defaults(handler=_stack)
 
 
 def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,9 +187,9 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument("--grafana-url", default=None, help="Grafana base URL; the Grafana check runs only when given")
     parser.add_argument(
-        "--api-key", default=None, help="Grafana token (default: the GRAFANA_API_KEY environment variable)"
+        "--api-key", default=None, help=f"Grafana token (default: the {GRAFANA_API_KEY} environment variable)"
     )
-    parser.set_defaults(handler="eddie_otel.ops.doctor:doctor_command")
+    parser.set_defaults(handler=_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,8 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `eddie-otel` with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    module_name, _, function_name = args.handler.partition(":")
-    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), function_name)
+    handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
-from eddie_otel.ops import promql
+from eddie_otel.objectives import target
+from eddie_otel.ops import promql, yamlfile
 
 __all__ = ["GROUP", "JOB", "THRESHOLDS", "Rule", "Thresholds", "render_rules", "rules"]
 
@@ -21,7 +20,7 @@ JOB = "eddie"
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Every alert threshold, alert delay and success-indicator target; each value says why it is what it is."""
+    """Every alert threshold and alert delay, and the success-indicator targets they sit beside."""
 
     # The window of the count and ratio alerts: long enough to smooth one burst,
     # short enough to warn within minutes.
@@ -32,21 +31,19 @@ class Thresholds:
     # Alerting at 10 % failures leaves room below the 95 % success target
     # (a missed target shows red on the dashboard; a page needs a clear fault).
     failure_ratio: float = 0.10
-    # The p99 target is under a minute; 60 s is a bucket boundary of the
-    # catalogue, so `histogram_quantile(...) > 60` is exact, not interpolated.
-    latency_p99_seconds: float = 60.0
-    # The balance target: the busiest agent does at most twice the work of the
-    # least busy one.
-    agent_balance: float = 2.0
-    # The merge target: at most one merged chunk result in ten is a duplicate.
-    merge_efficiency: float = 0.90
+    # The success-indicator targets (eddie_otel.objectives says why each is what it is).
+    # The p99 target is a bucket boundary of the catalogue, so
+    # `histogram_quantile(...) > 60` is exact, not interpolated.
+    latency_p99_seconds: float = target("latency_p99_seconds").threshold
+    agent_balance: float = target("agent_balance_ratio").threshold
+    merge_efficiency: float = target("merge_efficiency").threshold
     # Merges happen once per split, far less often than tasks finish: a longer
     # window keeps a single merge with many duplicates from firing alone.
     merge_window: str = "15m"
     # Success-indicator targets shown as dashboard thresholds (not alerts: the
     # failure-ratio and timeout alerts cover the same faults with margin).
-    success_rate: float = 0.95
-    timeouts_per_hour: float = 5.0
+    success_rate: float = target("success_rate").threshold
+    timeouts_per_hour: float = target("timeouts_per_hour").threshold
     # How long a condition must hold before its alert fires. A depth violation
     # is rare and means lost work: fire at once. The others are noisy at low
     # traffic and wait longer the slower their signal moves.
@@ -191,13 +188,6 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
     ]
 
 
-class _RuleDumper(yaml.SafeDumper):
-    """Indents lists under their key, as Prometheus' own examples do."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
 def render_rules(thresholds: Thresholds = THRESHOLDS) -> str:
     """The Prometheus rule file (YAML) of `rules()`, deterministic, ending with a newline."""
     document = {
@@ -221,7 +211,4 @@ def render_rules(thresholds: Thresholds = THRESHOLDS) -> str:
         "# Prometheus alerting rules for eddie-otel.\n"
         "# Generated from eddie_otel/ops/alerts.py by `python -m eddie_otel.ops.generate`: edit that, not this.\n"
     )
-    body = yaml.dump(
-        document, Dumper=_RuleDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
-    )
-    return header + body
+    return yamlfile.dump(document, header)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -13,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from eddie_otel.environment import GRAFANA_API_KEY
+from eddie_otel.errors import EddieOtelError
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
 from eddie_otel.telemetry import METRICS_PATH
 
@@ -22,7 +23,7 @@ PROBE_METRIC = "task_split_total"
 TIMEOUT_SECONDS = 5.0
 
 
-class CheckFailed(Exception):
+class CheckFailed(EddieOtelError):
     """A check failed; the message says what is wrong and what to do."""
 
 
@@ -121,7 +122,7 @@ def check_grafana_dashboard(grafana_url: str, api_key: str | None) -> str:
     status, body = _get(f"{base}/api/dashboards/uid/{DASHBOARD_UID}", headers)
     if status in (401, 403):
         raise CheckFailed(
-            f"Grafana at {base} refused the request (HTTP {status}): set GRAFANA_API_KEY or --api-key "
+            f"Grafana at {base} refused the request (HTTP {status}): set {GRAFANA_API_KEY} or --api-key "
             "to a token that may read dashboards."
         )
     if status == 404:
@@ -159,7 +160,7 @@ def run_checks(steps: list[Check], out: TextIO) -> int:
     return 0
 
 
-def doctor_command(args: argparse.Namespace) -> int:
-    """Entry point of `eddie-otel doctor`."""
-    api_key = args.api_key or os.environ.get("GRAFANA_API_KEY") or None
-    return run_checks(checks(args.metrics_url, args.prometheus_url, args.grafana_url, api_key), sys.stdout)
+def doctor_command(*, metrics_url: str, prometheus_url: str, grafana_url: str | None, api_key: str | None) -> int:
+    """Handler of `eddie-otel doctor`; returns the exit status."""
+    api_key = api_key or os.environ.get(GRAFANA_API_KEY) or None
+    return run_checks(checks(metrics_url, prometheus_url, grafana_url, api_key), sys.stdout)

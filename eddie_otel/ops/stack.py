@@ -9,7 +9,6 @@ Collector scrapes `eddie-demo` through its environment variable.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ import yaml
 
 from eddie_otel._version import __version__
 from eddie_otel.errors import EddieOtelError
-from eddie_otel.ops import alerts, assets
+from eddie_otel.ops import alerts, assets, yamlfile
 
 __all__ = [
     "COLLECTOR_IMAGE",
@@ -69,20 +68,6 @@ def _load_yaml(path: Path) -> Any:
         raise StackError(f"shipped file {path} cannot be read: {exc}") from None
 
 
-class _Dumper(yaml.SafeDumper):
-    """Indents lists under their key, as the Prometheus, Grafana and compose examples do."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _dump(header: str, document: Any) -> str:
-    body = yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
-    )
-    return header + body
-
-
 def _prometheus_config() -> str:
     config = _load_yaml(assets.asset_path(assets.PROMETHEUS_CONFIG))
     jobs = [job for job in config.get("scrape_configs") or [] if job.get("job_name") == alerts.JOB]
@@ -98,7 +83,7 @@ def _prometheus_config() -> str:
         "# Retention is set by the server flags in compose.yaml (--storage.tsdb.retention.*),\n"
         "# not here: Prometheus rejects retention settings in this file.\n"
     )
-    return _dump(header, config)
+    return yamlfile.dump(config, header)
 
 
 def _provisioning() -> tuple[dict[str, str], str]:
@@ -115,7 +100,7 @@ def _provisioning() -> tuple[dict[str, str], str]:
             if any(ds.get("url") != PROMETHEUS_URL for ds in prometheus):
                 for datasource in prometheus:
                     datasource["url"] = PROMETHEUS_URL
-                text = _dump("# Grafana datasource provisioning of the eddie-otel compose stack.\n", document)
+                text = yamlfile.dump(document, "# Grafana datasource provisioning of the eddie-otel compose stack.\n")
         if relative.startswith("dashboards/") and isinstance(document, dict):
             # The compose file mounts the dashboard where the provider looks for it.
             for provider in document.get("providers") or []:
@@ -219,7 +204,7 @@ def _compose(dashboards_mount: str) -> str:
         "# Prometheus scrapes eddie-demo itself; it must not also scrape the Collector's :8889\n"
         "# or receive its remote write, or every series would be stored twice.\n"
     )
-    return _dump(header, compose)
+    return yamlfile.dump(compose, header)
 
 
 def stack_files() -> dict[str, str]:
@@ -256,17 +241,17 @@ def write_stack(directory: Path, files: Mapping[str, str], force: bool = False) 
     return written
 
 
-def stack_command(args: argparse.Namespace) -> int:
+def stack_command(*, directory: str, force: bool) -> int:
     """Handler of `eddie-otel stack DIR`; returns the exit status."""
-    directory = Path(args.dir)
+    root = Path(directory)
     try:
-        written = write_stack(directory, stack_files(), force=args.force)
+        written = write_stack(root, stack_files(), force=force)
     except EddieOtelError as exc:
         print(f"eddie-otel stack: error: {exc}", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {path}")
-    print(f"next: cd {shlex.quote(str(directory))} && docker compose up -d")
+    print(f"next: cd {shlex.quote(str(root))} && docker compose up -d")
     print(
         "then: Grafana http://127.0.0.1:3000 (admin/admin), Prometheus http://127.0.0.1:9090, "
         f"metrics http://127.0.0.1:{DEMO_PORT}/metrics/prometheus"

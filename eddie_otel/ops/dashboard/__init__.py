@@ -1,0 +1,23 @@
+"""The Grafana dashboard, generated from the catalogue as plain JSON.
+
+`panels` holds the content (rows, panels, PromQL), `render` the JSON Grafana loads,
+`queries` the helpers that read a dashboard's queries back.
+"""
+
+from __future__ import annotations
+
+from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL
+from eddie_otel.ops.dashboard.queries import expand_variables, panel_queries
+from eddie_otel.ops.dashboard.render import DATASOURCE, TITLE, UID, build_dashboard, render_dashboard
+
+__all__ = [
+    "DATASOURCE",
+    "RANGE",
+    "RATE_INTERVAL",
+    "TITLE",
+    "UID",
+    "build_dashboard",
+    "expand_variables",
+    "panel_queries",
+    "render_dashboard",
+]

@@ -1,0 +1,310 @@
+"""The dashboard's content: rows of panels and their PromQL, built from the catalogue and the thresholds.
+
+`render` turns these into the JSON Grafana loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eddie_otel.ops import promql
+from eddie_otel.ops.alerts import Thresholds
+
+__all__ = ["RANGE", "RATE_INTERVAL", "Panel", "Query", "Row", "rows"]
+
+# Grafana's window for rate(): at least four scrape intervals, so every window holds enough samples.
+RATE_INTERVAL = "$__rate_interval"
+# The dashboard's time range: the success indicators summarise all of it.
+RANGE = "$__range"
+
+_PER_SECOND = "suffix:/s"
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL target of a panel and its legend."""
+
+    expr: str
+    legend: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One dashboard panel: what it shows and how."""
+
+    title: str
+    description: str
+    queries: tuple[Query, ...]
+    unit: str
+    kind: str = "timeseries"
+    bars: bool = False
+    # Ratios are bounded; everything else starts at zero.
+    max: float | None = None
+    # (base colour, [(value, colour), ...]): stat colours, or a dashed line on a time series.
+    thresholds: tuple[str, tuple[tuple[float, str], ...]] | None = None
+    decimals: int | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """A titled row of panels; `widths` in grid units, half the width each when empty."""
+
+    title: str
+    panels: tuple[Panel, ...]
+    widths: tuple[int, ...] = field(default=())
+
+
+def _per_second(metric_description: str) -> str:
+    return f"{metric_description} Per second, summed over instances."
+
+
+def _indicator_row(t: Thresholds) -> Row:
+    return Row(
+        "Success indicators (over the dashboard's time range)",
+        (
+            Panel(
+                "Success rate",
+                f"Succeeded tasks / finished tasks. Target above {t.success_rate:.0%}.",
+                (Query(promql.success_ratio(RANGE)),),
+                "percentunit",
+                kind="stat",
+                thresholds=("red", ((t.success_rate, "green"),)),
+                decimals=1,
+            ),
+            Panel(
+                "Latency p99",
+                f"99th percentile of task execution time. Target under {t.latency_p99_seconds:g} s.",
+                (Query(promql.quantile(0.99, promql.TASK_EXECUTION, RANGE)),),
+                "s",
+                kind="stat",
+                thresholds=("green", ((t.latency_p99_seconds, "red"),)),
+                decimals=1,
+            ),
+            Panel(
+                "Timeouts per hour",
+                f"Timeouts across all agents, per hour. Target under {t.timeouts_per_hour:g}.",
+                (Query(promql.timeouts_per_hour(RANGE)),),
+                "short",
+                kind="stat",
+                thresholds=("green", ((t.timeouts_per_hour, "red"),)),
+                decimals=1,
+            ),
+            Panel(
+                "Merge efficiency",
+                f"1 − duplicates removed / chunk results combined. Target above {t.merge_efficiency:.0%}.",
+                (Query(promql.merge_efficiency(RANGE)),),
+                "percentunit",
+                kind="stat",
+                thresholds=("red", ((t.merge_efficiency, "green"),)),
+                decimals=1,
+            ),
+            Panel(
+                "Agent balance",
+                "Tasks and chunks executed by the busiest agent / by the least busy active one. "
+                f"Target under {t.agent_balance:g}×.",
+                (Query(promql.agent_balance(RANGE)),),
+                "suffix:×",
+                kind="stat",
+                thresholds=("green", ((t.agent_balance, "red"),)),
+                decimals=2,
+            ),
+        ),
+        widths=(5, 5, 5, 5, 4),
+    )
+
+
+def rows(t: Thresholds) -> tuple[Row, ...]:
+    """The dashboard's rows, top to bottom, with the targets of `t` as thresholds."""
+    ri = RATE_INTERVAL
+    agent, stage = ("agent",), ("stage",)
+    return (
+        _indicator_row(t),
+        Row(
+            "Fallback: splits, timeouts, depth",
+            (
+                Panel(
+                    "Task splits by agent",
+                    _per_second(promql.TASK_SPLIT.description),
+                    (Query(promql.sum_rate(promql.TASK_SPLIT, ri, agent), "{{agent}}"),),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Chunks created by agent",
+                    _per_second(promql.TASK_SPLIT_CHUNKS.description),
+                    (Query(promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent), "{{agent}}"),),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Chunks per split by agent",
+                    "Chunks created / splits: how finely timed-out work is cut.",
+                    (
+                        Query(
+                            promql.ratio(
+                                promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent),
+                                promql.sum_rate(promql.TASK_SPLIT, ri, agent),
+                            ),
+                            "{{agent}}",
+                        ),
+                    ),
+                    "short",
+                ),
+                Panel(
+                    "Timeout events by agent and stage",
+                    _per_second(promql.TIMEOUT_EVENTS.description),
+                    (Query(promql.sum_rate(promql.TIMEOUT_EVENTS, ri, ("agent", "stage")), "{{agent}} · {{stage}}"),),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Fallback depth violations by agent",
+                    f"{promql.FALLBACK_DEPTH_EXCEEDED.description} Count per interval; any one fires "
+                    "EddieFallbackDepthExceeded.",
+                    (Query(promql.sum_increase(promql.FALLBACK_DEPTH_EXCEEDED, ri, agent), "{{agent}}"),),
+                    "short",
+                    bars=True,
+                ),
+            ),
+            widths=(8, 8, 8, 12, 12),
+        ),
+        Row(
+            "Latency",
+            (
+                Panel(
+                    "Task execution time by stage",
+                    f"{promql.TASK_EXECUTION.description} p95, p99 and mean. "
+                    f"The p99 target is under {t.latency_p99_seconds:g} s.",
+                    (
+                        Query(promql.quantile(0.95, promql.TASK_EXECUTION, ri, stage), "{{stage}} p95"),
+                        Query(promql.quantile(0.99, promql.TASK_EXECUTION, ri, stage), "{{stage}} p99"),
+                        Query(promql.mean(promql.TASK_EXECUTION, ri, stage), "{{stage}} mean"),
+                    ),
+                    "s",
+                    thresholds=("transparent", ((t.latency_p99_seconds, "red"),)),
+                ),
+                Panel(
+                    "Chunk execution time by agent",
+                    f"{promql.CHUNK_EXECUTION.description} p95 and p99.",
+                    (
+                        Query(promql.quantile(0.95, promql.CHUNK_EXECUTION, ri, agent), "{{agent}} p95"),
+                        Query(promql.quantile(0.99, promql.CHUNK_EXECUTION, ri, agent), "{{agent}} p99"),
+                    ),
+                    "s",
+                ),
+            ),
+        ),
+        Row(
+            "Task outcomes",
+            (
+                Panel(
+                    "Task successes and failures by stage",
+                    f"{promql.TASK_SUCCESS.description} {promql.TASK_FAILURE.description} Per second.",
+                    (
+                        Query(promql.sum_rate(promql.TASK_SUCCESS, ri, stage), "{{stage}} succeeded"),
+                        Query(
+                            promql.sum_rate(promql.TASK_FAILURE, ri, ("stage", "reason")),
+                            "{{stage}} failed: {{reason}}",
+                        ),
+                    ),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Success rate by stage",
+                    f"Succeeded / finished tasks, a ratio of rates. Target above {t.success_rate:.0%}; "
+                    f"EddieHighFailureRate fires above {t.failure_ratio:.0%} failures.",
+                    (Query(promql.success_ratio(ri, stage), "{{stage}}"),),
+                    "percentunit",
+                    max=1,
+                    thresholds=("transparent", ((t.success_rate, "green"),)),
+                ),
+            ),
+        ),
+        Row(
+            "Agents",
+            (
+                Panel(
+                    "Active tasks by agent",
+                    f"{promql.AGENT_ACTIVE_TASKS.description} Summed over instances.",
+                    (Query(promql.aggregate("sum", promql.AGENT_ACTIVE_TASKS.prometheus_name, agent), "{{agent}}"),),
+                    "short",
+                ),
+                Panel(
+                    "Tasks and chunks executed by agent",
+                    _per_second(promql.AGENT_TASKS_EXECUTED.description),
+                    (Query(promql.sum_rate(promql.AGENT_TASKS_EXECUTED, ri, agent), "{{agent}}"),),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Agent balance",
+                    "Executions of the busiest agent / of the least busy active one "
+                    f"(1× is even). Target under {t.agent_balance:g}×.",
+                    (Query(promql.agent_balance(ri), "busiest / least busy"),),
+                    "suffix:×",
+                    thresholds=("transparent", ((t.agent_balance, "red"),)),
+                ),
+            ),
+            widths=(8, 8, 8),
+        ),
+        Row(
+            "Docker containers",
+            (
+                Panel(
+                    "Container CPU limit",
+                    f"{promql.DOCKER_CPU_LIMIT.description} Shown in cores (millicores / 1000).",
+                    (
+                        Query(
+                            promql.aggregate("max", promql.DOCKER_CPU_LIMIT.prometheus_name, ("container",))
+                            + " / 1000",
+                            "{{container}}",
+                        ),
+                    ),
+                    "short",
+                ),
+                Panel(
+                    "Container memory limit",
+                    promql.DOCKER_MEMORY_LIMIT.description,
+                    (
+                        Query(
+                            promql.aggregate("max", promql.DOCKER_MEMORY_LIMIT.prometheus_name, ("container",)),
+                            "{{container}}",
+                        ),
+                    ),
+                    "bytes",
+                ),
+                Panel(
+                    "Elastic adjustments by container and type",
+                    f"{promql.DOCKER_ELASTIC_ADJUSTMENT.description} Count per interval.",
+                    (
+                        Query(
+                            promql.sum_increase(promql.DOCKER_ELASTIC_ADJUSTMENT, ri, ("container", "type")),
+                            "{{container}} {{type}}",
+                        ),
+                    ),
+                    "short",
+                    bars=True,
+                ),
+            ),
+            widths=(8, 8, 8),
+        ),
+        Row(
+            "Merge and de-duplication",
+            (
+                Panel(
+                    "Chunk results combined and duplicates removed",
+                    f"{promql.MERGE_CHUNKS_COMBINED.description} {promql.MERGE_DEDUPLICATION.description} Per second.",
+                    (
+                        Query(promql.sum_rate(promql.MERGE_CHUNKS_COMBINED, ri), "combined"),
+                        Query(promql.sum_rate(promql.MERGE_DEDUPLICATION, ri), "duplicates removed"),
+                    ),
+                    _PER_SECOND,
+                ),
+                Panel(
+                    "Merge efficiency",
+                    "1 − duplicates removed / chunk results combined, a ratio of rates. "
+                    f"Target above {t.merge_efficiency:.0%}.",
+                    (Query(promql.merge_efficiency(ri), "merge efficiency"),),
+                    "percentunit",
+                    max=1,
+                    thresholds=("transparent", ((t.merge_efficiency, "green"),)),
+                ),
+            ),
+        ),
+    )

@@ -1,0 +1,32 @@
+"""Reading a dashboard back: every panel's PromQL, and Grafana's variables replaced for Prometheus itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL
+
+__all__ = ["expand_variables", "panel_queries"]
+
+
+def _panels(panels: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        # A collapsed row keeps its panels inside it.
+        yield from _panels(panel.get("panels", []))
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL expression) for every target of every panel, rows' nested panels included."""
+    return [
+        (str(panel.get("title", "")), str(target["expr"]))
+        for panel in _panels(dashboard.get("panels", []))
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def expand_variables(expr: str, *, rate_interval: str = "1m", range_: str = "1h") -> str:
+    """`expr` with Grafana's `$__rate_interval` and `$__range` replaced, ready to send to Prometheus itself."""
+    return expr.replace(RATE_INTERVAL, rate_interval).replace(RANGE, range_)
