@@ -87,25 +87,28 @@ def _as_is(name: str, value: Any) -> Any:
     return value
 
 
-def _read_int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from None
-
-
 def integer(variable: str, low: int, high: int | None = None) -> Option:
     """An integer setting in [low, high] (no upper bound when `high` is None)."""
     bound = f"between {low} and {high}" if high is not None else f"at least {low}"
 
-    def check(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigurationError(f"{name} must be an integer {bound}, not {value!r}")
-        if value < low or (high is not None and value > high):
+    def within(value: int) -> bool:
+        return low <= value and (high is None or value <= high)
+
+    def read(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be an integer, not {raw!r}") from None
+        if not within(value):
             raise ConfigurationError(f"{name} must be {bound}, not {value}")
         return value
 
-    return Option(variable, _read_int, check)
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not within(value):
+            raise ConfigurationError(f"{name} must be an integer {bound}, not {value!r}")
+        return value
+
+    return Option(variable, read, check)
 
 
 def _read_bool(name: str, raw: str) -> bool:

@@ -10,6 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 import eddie_otel
+from eddie_otel.history import History
+from eddie_otel.recording import Recorder
+from eddie_otel.runtime import Runtime
 
 
 def record_every_metric() -> None:
@@ -61,3 +64,9 @@ def wait_until(condition: Callable[[], object], timeout: float, message: str, in
             return
         time.sleep(interval)
     raise AssertionError(f"{message} within {timeout} s")
+
+
+def drive_history(runtime: Runtime, clock: Callable[[], float]) -> None:
+    """Give `runtime` a fresh history read with `clock`, and a recorder that feeds it."""
+    runtime.history = History(runtime.telemetry.store, clock=clock)
+    runtime.recorder = Recorder(runtime.settings, runtime.telemetry, runtime.history)

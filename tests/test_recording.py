@@ -298,12 +298,12 @@ def test_a_broken_instrumentation_is_logged_not_raised(
         return "result"
 
     run()
-    histogram = runtime.current().telemetry.histograms["task_execution_seconds"]
+    store = runtime.current().telemetry.store
 
     def explode(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("exporter on fire")
+        raise RuntimeError("store on fire")
 
-    monkeypatch.setattr(histogram, "record", explode)
+    monkeypatch.setattr(store, "finish", explode)
     with caplog.at_level(logging.ERROR, logger="eddie_otel"):
         assert run() == "result"
     assert "could not finish recording" in caplog.text
@@ -327,7 +327,7 @@ def test_sdk_disabled_calls_through_and_records_nothing(monkeypatch: pytest.Monk
     assert run() == 3
     assert eddie_otel.record_split(agent="a", chunks=2, depth=1) is True
     assert runtime.current().telemetry.provider is None
-    assert runtime.current().telemetry.series["task_success_total"].total() == 0
+    assert runtime.current().telemetry.store.series["task_success_total"].total() == 0
 
 
 # ---------------------------------------------------------------- concurrency

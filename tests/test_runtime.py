@@ -147,7 +147,7 @@ def test_implicit_configure_with_a_taken_port_still_records(port: int, monkeypat
         blocker.listen()
         monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
         eddie_otel.record_merge(chunks_combined=1, duplicates_removed=0)
-    assert runtime.current().telemetry.series["merge_chunks_combined_total"].total() == 1
+    assert runtime.current().telemetry.store.series["merge_chunks_combined_total"].total() == 1
 
 
 def test_configuring_again_on_a_borrowed_provider_keeps_its_instruments(caplog: pytest.LogCaptureFixture) -> None:

@@ -290,7 +290,7 @@ def service(monkeypatch: pytest.MonkeyPatch, port: int) -> Iterator[httpx.Client
 
 def rejections() -> dict[str, float]:
     """eddie_otel_events_total{outcome="rejected"} per type."""
-    values = _rt.current().telemetry.series["eddie_otel_events_total"].values()
+    values = _rt.current().telemetry.store.series["eddie_otel_events_total"].values()
     return {type_name: value for (type_name, outcome), value in values.items() if outcome == "rejected"}
 
 

@@ -17,7 +17,7 @@ from eddie_otel import (
     record_timeout,
 )
 from eddie_otel.catalogue import METRICS, Kind
-from eddie_otel.history import History
+from tests.helpers import drive_history
 from eddie_otel.runtime import Runtime
 from eddie_otel.summary import percentile
 
@@ -38,7 +38,7 @@ class FakeClock:
 def clock(configured: Runtime) -> FakeClock:
     """A fake clock at t=1000 s driving a fresh history of the configured runtime."""
     fake = FakeClock(1000.0)
-    configured.history = History(configured.telemetry, clock=fake)
+    drive_history(configured, fake)
     return fake
 
 
@@ -214,7 +214,7 @@ def test_timeouts_need_activity_and_balance_needs_two_agents(clock: FakeClock) -
 
     eddie_otel.reset()
     runtime = eddie_otel.configure(serve=False)
-    runtime.history = History(runtime.telemetry, clock=clock)
+    drive_history(runtime, clock)
     record_merge(chunks_combined=4, duplicates_removed=0)
     assert indicators(eddie_otel.summary())["timeouts_per_hour"] == (None, None)
 

@@ -308,7 +308,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _add_event_routes(app: FastAPI, runtime: _rt.Runtime) -> None:
     settings = runtime.settings
-    events_total = runtime.telemetry.series["eddie_otel_events_total"]
+    events_total = runtime.telemetry.store.series["eddie_otel_events_total"]
     token = None if settings.webhook_token is None else settings.webhook_token.encode("utf-8", "surrogateescape")
     limit = settings.max_body_bytes
 
