@@ -1,9 +1,6 @@
 """OpenTelemetry instrumentation for the Eddie distributed-fallback agent system."""
 
 from eddie_otel._version import __version__
-from eddie_otel.catalogue import METRICS, Kind, Metric
-from eddie_otel.config import Settings
-from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.api import (
     chunk,
     record_chunk,
@@ -15,6 +12,9 @@ from eddie_otel.api import (
     record_timeout,
     task,
 )
+from eddie_otel.catalogue import METRICS, Kind, Metric
+from eddie_otel.config import Settings
+from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.recording import Recorder
 from eddie_otel.runtime import Runtime, configure, reset, shutdown
 from eddie_otel.summary import summary

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+
 from typing_extensions import TypedDict
 
 from eddie_otel import runtime as _rt

@@ -15,8 +15,6 @@ def test_defaults_with_an_empty_environment() -> None:
     assert settings.max_fallback_depth == 3
     assert settings.serve is True
     assert settings.sdk_disabled is False
-    assert settings.webhook_token is None
-    assert settings.cors_origins == ()
 
 
 def test_environment_is_read() -> None:
@@ -30,8 +28,6 @@ def test_environment_is_read() -> None:
             "OTEL_SDK_DISABLED": "TRUE",
             "OTEL_METRIC_EXPORT_INTERVAL": "5000",
             "EDDIE_OTEL_MAX_FALLBACK_DEPTH": "5",
-            "EDDIE_OTEL_WEBHOOK_TOKEN": "s3cret",
-            "EDDIE_OTEL_CORS_ORIGINS": "https://a.example, http://b.example:3000",
         }
     )
     assert settings.service_name == "agents"
@@ -41,8 +37,6 @@ def test_environment_is_read() -> None:
     assert settings.sdk_disabled is True
     assert settings.export_interval_millis == 5000
     assert settings.max_fallback_depth == 5
-    assert settings.webhook_token == "s3cret"
-    assert settings.cors_origins == ("https://a.example", "http://b.example:3000")
 
 
 def test_arguments_win_over_the_environment() -> None:
@@ -51,10 +45,6 @@ def test_arguments_win_over_the_environment() -> None:
     assert settings.service_name == "from-arg"
     assert settings.port == 9100
     assert settings.host == "127.0.0.1"
-
-
-def test_the_token_is_never_in_the_repr() -> None:
-    assert "s3cret" not in repr(Settings.load({"EDDIE_OTEL_WEBHOOK_TOKEN": "s3cret"}))
 
 
 def test_none_exporter_means_no_reader() -> None:
@@ -73,7 +63,6 @@ def test_none_exporter_means_no_reader() -> None:
         ("OTEL_RESOURCE_ATTRIBUTES", "team", "OTEL_RESOURCE_ATTRIBUTES must be a list of key=value"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "0", "OTEL_METRIC_EXPORT_INTERVAL must be at least 1"),
         ("EDDIE_OTEL_MAX_FALLBACK_DEPTH", "-1", "EDDIE_OTEL_MAX_FALLBACK_DEPTH must be between 0 and 100"),
-        ("EDDIE_OTEL_CORS_ORIGINS", "example.com", "EDDIE_OTEL_CORS_ORIGINS must list origins"),
     ],
 )
 def test_invalid_environment_values_name_the_variable(variable: str, raw: str, message: str) -> None:

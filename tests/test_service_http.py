@@ -14,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import eddie_otel
 from eddie_otel._version import __version__
 from eddie_otel.catalogue import METRICS, Kind
-from eddie_otel.config import Settings
-from eddie_otel.service import create_app
-from eddie_otel.service.app import Summary
+from eddie_otel.service import ServiceSettings, create_app
 from eddie_otel.service.events import EVENT_MODELS
+from eddie_otel.service.openapi import SUMMARY
 from eddie_otel.service.server import BackgroundServer
 
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -151,7 +150,7 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
 
     body = service.get("/metrics/summary").json()
     assert body == eddie_otel.summary()
-    Summary.model_validate(body)  # the schema the OpenAPI document gives is the one served
+    SUMMARY.validate_python(body)  # the schema the OpenAPI document gives is the one served
     assert body["latency"] == {"review": {"samples": 3, "p50": 2.0, "p95": 3.0, "p99": 3.0}}
     assert body["agents"] == {"a1": {"active": 0, "executed": 3}, "a2": {"active": 0, "executed": 1}}
     indicators = {item["name"]: item for item in body["indicators"]}
@@ -333,7 +332,7 @@ def test_openapi_describes_every_endpoint_and_event_model(service: httpx.Client)
 
 
 def test_bearer_token_lets_events_in(port: int) -> None:
-    app = create_app(Settings.load({}, webhook_token="s3cret"))
+    app = create_app(service=ServiceSettings.load({}, webhook_token="s3cret"))
     with BackgroundServer(app, "127.0.0.1", port) as server, httpx.Client(base_url=server.url) as client:
         response = client.post(
             "/events/merge",
@@ -343,6 +342,17 @@ def test_bearer_token_lets_events_in(port: int) -> None:
         assert (response.status_code, response.json()) == (202, {"accepted": 1})
         # Reading needs no token: Prometheus scrapes without one.
         assert client.get("/metrics/summary").json()["totals"]["merge_chunks_combined"] == 1
+
+
+def test_events_go_to_the_runtime_the_app_was_built_with(port: int) -> None:
+    built_with = eddie_otel.configure(serve=False)
+    app = create_app(built_with)
+    eddie_otel.configure(serve=False, service_name="another")  # replaces the process-wide runtime
+
+    with BackgroundServer(app, "127.0.0.1", port) as server, httpx.Client(base_url=server.url) as client:
+        response = client.post("/events/merge", json={"chunks_combined": 4, "duplicates_removed": 1})
+        assert (response.status_code, response.json()) == (202, {"accepted": 1})
+        assert client.get("/metrics/summary").json()["totals"]["merge_chunks_combined"] == 4
 
 
 class TestCors:
@@ -405,6 +415,6 @@ def test_create_app_starts_no_server(port: int) -> None:
 
     create_app(runtime)
 
-    assert runtime.telemetry.server is None
+    assert runtime.server is None
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics/health", timeout=2)

@@ -17,9 +17,9 @@ from eddie_otel import (
     record_timeout,
 )
 from eddie_otel.catalogue import METRICS, Kind
-from tests.helpers import drive_history
 from eddie_otel.runtime import Runtime
 from eddie_otel.summary import percentile
+from tests.helpers import drive_history
 
 COUNTER_KEYS = [metric.key for metric in METRICS if metric.kind is Kind.COUNTER]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import threading
@@ -21,28 +20,28 @@ PROGRESS_SECONDS = 3.0
 STOP_SECONDS = 30.0
 
 
-def demo_command(args: argparse.Namespace) -> int:
-    """Run the service and the workload for --duration seconds (0: until SIGINT or SIGTERM)."""
+def demo_command(*, host: str | None, port: int | None, duration: float, seed: int, agents: int) -> int:
+    """Run the service on host:port and a workload of `agents` agents for `duration` seconds (0: until a signal)."""
     stop = threading.Event()
     with stop_signals(stop):
         try:
-            workload = Workload(seed=args.seed, agents=args.agents)
-            _, server = start_service(args)
+            workload = Workload(seed=seed, agents=agents)
+            _, server = start_service(host, port)
         except (EddieOtelError, ValueError) as error:
             print(f"eddie-otel demo: {error}", file=sys.stderr)
             return 1
         where = urls(server.url)
-        print(f"eddie-otel demo: {len(workload.agents)} agents, seed {args.seed}", flush=True)
+        print(f"eddie-otel demo: {len(workload.agents)} agents, seed {seed}", flush=True)
         print(f"  metrics  {where['metrics']}", flush=True)
         print(f"  summary  {where['summary']}", flush=True)
         print(f"  health   {where['health']}", flush=True)
-        until = "Ctrl-C stops" if args.duration == 0 else f"stops after {args.duration:g} s"
+        until = "Ctrl-C stops" if duration == 0 else f"stops after {duration:g} s"
         print(f"eddie-otel demo: running; {until}", flush=True)
 
         worker = threading.Thread(target=workload.run, args=(stop,), name="eddie-otel-demo", daemon=True)
         started = time.monotonic()
         worker.start()
-        status = _wait(stop, worker, started, args.duration, workload)
+        status = _wait(stop, worker, started, duration, workload)
         stop.set()
         worker.join(STOP_SECONDS)
         server.stop()

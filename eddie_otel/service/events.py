@@ -1,5 +1,9 @@
 """The webhook events: one strict pydantic model per type, parsing with field-naming errors, and recording.
 
+`EVENT_CLASSES` is the one list of event types: the name of each is the default of
+its model's `type` field, and `EVENT_MODELS`, `EVENT_TYPES`, the `Event` union of a
+batch, the routes and their documentation are all derived from it.
+
 Models are strict: `"3"` is not an integer, `true` is not a number, floats must be
 finite, unknown fields are refused, and label values follow the rules of
 `eddie_otel.labels` (letters, digits and `_.:/-`, 1 to 64 characters). Upper bounds
@@ -10,21 +14,18 @@ that parses can always be recorded: the record calls see nothing they would refu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from eddie_otel.catalogue import ADJUSTMENT_TYPES
+from eddie_otel.errors import EddieOtelError
 from eddie_otel.labels import LABEL_VALUE_RE, MAX_LABEL_VALUE_LENGTH, check_label_value
-from eddie_otel.recording import (
-    record_chunk,
-    record_docker_allocation,
-    record_merge,
-    record_split,
-    record_task,
-    record_timeout,
-)
+from eddie_otel.recording import Recorder
 
 __all__ = [
+    "ADJUSTMENTS",
+    "EVENT_CLASSES",
     "EVENT_MODELS",
     "EVENT_TYPES",
     "BaseEvent",
@@ -40,7 +41,6 @@ __all__ = [
     "TimeoutEvent",
     "parse_batch",
     "parse_event",
-    "record_event",
 ]
 
 # Bounds beyond the contract's lower ones: no real split makes 10 000 chunks or runs a
@@ -70,15 +70,27 @@ LabelValue = Annotated[
     ),
     AfterValidator(_check_label),
 ]
+# The adjustment of a first allocation; every other value is an elastic adjustment of the catalogue.
+INITIAL_ADJUSTMENT = "initial"
+ADJUSTMENTS: tuple[str, ...] = (INITIAL_ADJUSTMENT, *ADJUSTMENT_TYPES)
+if TYPE_CHECKING:
+    Adjustment = str
+else:
+    # A Literal built from the catalogue: the schema's enum and the 422 message list the same values.
+    Adjustment = Literal[ADJUSTMENTS]
 Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, description="duration in seconds (finite, ≥ 0)")]
 
 
 class BaseEvent(BaseModel):
-    """What every event model shares: strict parsing and a `type`."""
+    """What every event model shares: strict parsing, a `type`, and recording itself."""
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
     type: str
+
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`'s trusted calls: a parsed event is already valid."""
+        raise NotImplementedError  # pragma: no cover - every event model overrides it
 
 
 class TaskSplitEvent(BaseEvent):
@@ -95,6 +107,10 @@ class TaskSplitEvent(BaseEvent):
         default=None, max_length=MAX_TASK_ID_LENGTH, description="for the sender's logs; never a label"
     )
 
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.split(self.agent, self.chunks, self.depth)
+
 
 class TimeoutEvent(BaseEvent):
     """A task or chunk of `stage` on `agent` timed out (timeout_events_total)."""
@@ -104,6 +120,10 @@ class TimeoutEvent(BaseEvent):
     stage: LabelValue
     reason: LabelValue = "timeout"
 
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.timeout(self.agent, self.stage, self.reason)
+
 
 class ChunkExecutedEvent(BaseEvent):
     """A chunk finished on `agent` (chunk_execution_seconds, agent_tasks_executed_total)."""
@@ -112,6 +132,10 @@ class ChunkExecutedEvent(BaseEvent):
     agent: LabelValue
     duration_seconds: Seconds
     success: bool = True
+
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.chunk_finished(self.agent, self.duration_seconds, self.success)
 
 
 class DockerAllocatedEvent(BaseEvent):
@@ -124,7 +148,11 @@ class DockerAllocatedEvent(BaseEvent):
     container: LabelValue
     cpu_millicores: int = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
     memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
-    adjustment: Literal["initial", "cpu_up", "cpu_down", "memory_up", "memory_down"] = "initial"
+    adjustment: Adjustment = INITIAL_ADJUSTMENT
+
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.allocation(self.container, self.cpu_millicores, self.memory_bytes, self.adjustment)
 
 
 class TaskCompletedEvent(BaseEvent):
@@ -148,6 +176,10 @@ class TaskCompletedEvent(BaseEvent):
             raise ValueError("reason is only for failed tasks (success false)")
         return reason
 
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.task_finished(self.stage, self.duration_seconds, self.success, self.reason, self.agent)
+
 
 class MergeEvent(BaseEvent):
     """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total)."""
@@ -164,21 +196,28 @@ class MergeEvent(BaseEvent):
             raise ValueError(f"duplicates_removed ({duplicates}) cannot exceed chunks_combined ({combined})")
         return duplicates
 
+    def record(self, recorder: Recorder) -> None:
+        """Record this event through `recorder`."""
+        recorder.merge(self.chunks_combined, self.duplicates_removed)
 
-Event = Annotated[
-    TaskSplitEvent | TimeoutEvent | ChunkExecutedEvent | DockerAllocatedEvent | TaskCompletedEvent | MergeEvent,
-    Field(discriminator="type"),
-]
 
-EVENT_MODELS: Mapping[str, type[BaseEvent]] = {
-    "task_split": TaskSplitEvent,
-    "timeout": TimeoutEvent,
-    "chunk_executed": ChunkExecutedEvent,
-    "docker_allocated": DockerAllocatedEvent,
-    "task_completed": TaskCompletedEvent,
-    "merge": MergeEvent,
-}
+# The one list of event types, in the order the routes and messages give them.
+EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
+    TaskSplitEvent,
+    TimeoutEvent,
+    ChunkExecutedEvent,
+    DockerAllocatedEvent,
+    TaskCompletedEvent,
+    MergeEvent,
+)
+EVENT_MODELS: Mapping[str, type[BaseEvent]] = {model.model_fields["type"].default: model for model in EVENT_CLASSES}
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)
+
+if TYPE_CHECKING:
+    Event = BaseEvent
+else:
+    # Any event, chosen by its `type`: pydantic reads only the model that type names.
+    Event = Annotated[Union[EVENT_CLASSES], Field(discriminator="type")]  # noqa: UP007 - built from a tuple
 
 
 class EventBatch(BaseModel):
@@ -196,7 +235,7 @@ class FieldError(BaseModel):
     message: str
 
 
-class InvalidEvents(ValueError):
+class InvalidEvents(EddieOtelError, ValueError):
     """The body does not hold valid events; `errors` name each bad field."""
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
@@ -218,24 +257,6 @@ def parse_batch(body: bytes) -> list[BaseEvent]:
         return list(EventBatch.model_validate_json(body).events)
     except ValidationError as error:
         raise InvalidEvents(_field_errors(error)) from None
-
-
-def record_event(event: BaseEvent) -> None:
-    """Record `event` through the public record calls, as in-process code would."""
-    if isinstance(event, TaskSplitEvent):
-        record_split(agent=event.agent, chunks=event.chunks, depth=event.depth)
-    elif isinstance(event, TimeoutEvent):
-        record_timeout(agent=event.agent, stage=event.stage, reason=event.reason)
-    elif isinstance(event, ChunkExecutedEvent):
-        record_chunk(event.agent, event.duration_seconds, event.success)
-    elif isinstance(event, DockerAllocatedEvent):
-        record_docker_allocation(event.container, event.cpu_millicores, event.memory_bytes, event.adjustment)
-    elif isinstance(event, TaskCompletedEvent):
-        record_task(event.stage, event.duration_seconds, event.success, event.reason, event.agent)
-    elif isinstance(event, MergeEvent):
-        record_merge(chunks_combined=event.chunks_combined, duplicates_removed=event.duplicates_removed)
-    else:  # pragma: no cover - the models above are the only events
-        raise TypeError(f"not an event: {type(event).__name__}")
 
 
 def _field_errors(error: ValidationError) -> list[FieldError]:

@@ -8,7 +8,6 @@ the server gracefully.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import signal
@@ -24,7 +23,8 @@ from fastapi import FastAPI
 
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import Runtime, configure, shutdown
-from eddie_otel.service.app import HEALTH_PATH, SUMMARY_PATH, create_app
+from eddie_otel.service.app import create_app
+from eddie_otel.service.metrics import HEALTH_PATH, SUMMARY_PATH
 from eddie_otel.telemetry import METRICS_PATH
 
 __all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
@@ -144,9 +144,9 @@ def urls(base: str) -> dict[str, str]:
     return {"metrics": base + METRICS_PATH, "summary": base + SUMMARY_PATH, "health": base + HEALTH_PATH}
 
 
-def start_service(args: argparse.Namespace) -> tuple[Runtime, BackgroundServer]:
-    """Configure from --host/--port (then the environment) and start the service; EddieOtelError if it cannot."""
-    runtime = configure(host=args.host, port=args.port, serve=False)
+def start_service(host: str | None, port: int | None) -> tuple[Runtime, BackgroundServer]:
+    """Configure from `host` and `port` (None: the environment) and start the service; EddieOtelError if it cannot."""
+    runtime = configure(host=host, port=port, serve=False)
     server = BackgroundServer(create_app(runtime), runtime.settings.host, runtime.settings.port)
     try:
         server.start()
@@ -156,12 +156,12 @@ def start_service(args: argparse.Namespace) -> tuple[Runtime, BackgroundServer]:
     return runtime, server
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    """`eddie-otel serve`: run the metrics service until SIGINT or SIGTERM."""
+def serve_command(*, host: str | None, port: int | None) -> int:
+    """`eddie-otel serve`: run the metrics service on host:port (None: the environment) until SIGINT or SIGTERM."""
     stop = threading.Event()
     with stop_signals(stop):
         try:
-            _, server = start_service(args)
+            _, server = start_service(host, port)
         except EddieOtelError as error:
             print(f"eddie-otel serve: {error}", file=sys.stderr)
             return 1

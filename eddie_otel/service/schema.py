@@ -1,0 +1,31 @@
+"""The service's own response bodies: an accepted webhook, a refusal and the health check."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from eddie_otel.service.events import FieldError
+
+__all__ = ["Accepted", "Health", "Problem"]
+
+
+class Accepted(BaseModel):
+    """How many events were recorded."""
+
+    accepted: int
+
+
+class Problem(BaseModel):
+    """Why a request was refused: a one-line `detail`, and each bad field."""
+
+    detail: str
+    errors: list[FieldError]
+
+
+class Health(BaseModel):
+    """The service is up."""
+
+    status: str
+    version: str
+    service: str
+    uptime_seconds: float

@@ -1,0 +1,241 @@
+"""The event webhooks: POST /events/{type} and POST /events, and every refusal before recording.
+
+Answers to bad input, in the order they are checked on a POST:
+
+- 401 when EDDIE_OTEL_WEBHOOK_TOKEN is set and `Authorization: Bearer <token>` is missing or wrong;
+- 404 for an event type that does not exist, listing the known ones;
+- 415 when Content-Type is not application/json (the body is not read);
+- 413 when the body is larger than EDDIE_OTEL_MAX_BODY_BYTES (by Content-Length, or counted as it arrives);
+- 422 when the body is not valid JSON or not valid events.
+
+Every error is `{"detail": "<field>: <what is wrong>", "errors": [{"field", "message"}]}`, and an
+error records nothing: a batch is validated whole before its first event is recorded. A valid
+event is recorded through the recorder of the runtime the app was built with.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pydantic_core
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from eddie_otel.runtime import Runtime
+from eddie_otel.service.events import (
+    EVENT_MODELS,
+    EVENT_TYPES,
+    BaseEvent,
+    EventBatch,
+    FieldError,
+    InvalidEvents,
+    parse_batch,
+    parse_event,
+)
+from eddie_otel.service.openapi import schema_ref
+from eddie_otel.service.schema import Accepted, Problem
+from eddie_otel.service.settings import ServiceSettings
+
+__all__ = ["BATCH_TYPE", "UNKNOWN_TYPE", "add_event_routes"]
+
+# The label value of eddie_otel_events_total for what names no known type: keeps the label bounded.
+UNKNOWN_TYPE = "unknown"
+# The label value for a rejected batch whose events could not be read.
+BATCH_TYPE = "batch"
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or wrong bearer token (when EDDIE_OTEL_WEBHOOK_TOKEN is set)"},
+    413: {"model": Problem, "description": "Body larger than EDDIE_OTEL_MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "Content-Type is not application/json"},
+    422: {"model": Problem, "description": "Invalid JSON or invalid event; `errors` name the fields"},
+}
+
+
+class _Refused(Exception):
+    def __init__(
+        self,
+        status: int,
+        errors: Sequence[FieldError],
+        rejected: dict[str, int],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status)
+        self.status = status
+        self.errors = list(errors)
+        self.rejected = rejected
+        self.headers = headers or {}
+
+
+def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -> None:
+    """Add POST /events/{type} for each event type and POST /events, recording into `runtime`."""
+    recorder = runtime.recorder
+    token = None if service.webhook_token is None else service.webhook_token.encode("utf-8", "surrogateescape")
+    limit = service.max_body_bytes
+
+    async def handle(request: Request, type_name: str | None) -> Response:
+        try:
+            events = await _receive(request, type_name, token, limit)
+        except _Refused as refused:
+            for name, count in refused.rejected.items():
+                recorder.count_events(name, "rejected", count)
+            return _problem(refused.status, refused.errors, refused.headers)
+        accepted: dict[str, int] = {}
+        for event in events:
+            event.record(recorder)
+            accepted[event.type] = accepted.get(event.type, 0) + 1
+        for name, count in accepted.items():
+            recorder.count_events(name, "accepted", count)
+        return JSONResponse({"accepted": len(events)}, status_code=202)
+
+    for type_name, model in EVENT_MODELS.items():
+        app.add_api_route(
+            f"/events/{type_name}",
+            _single(handle, type_name),
+            methods=["POST"],
+            status_code=202,
+            response_model=Accepted,
+            responses=_ERROR_RESPONSES,
+            summary=f"Record one {type_name} event",
+            description=(model.__doc__ or "").strip(),
+            openapi_extra=_request_body(model.__name__),
+            name=f"post_{type_name}",
+            tags=["events"],
+        )
+
+    async def post_batch(request: Request) -> Response:
+        return await handle(request, None)
+
+    app.add_api_route(
+        "/events",
+        post_batch,
+        methods=["POST"],
+        status_code=202,
+        response_model=Accepted,
+        responses=_ERROR_RESPONSES,
+        summary="Record a batch of events, all or none",
+        description=(
+            "Every event carries its `type`. The batch is validated whole before anything is recorded; "
+            "errors name the index and field, like `events[3].chunks`."
+        ),
+        openapi_extra=_request_body(EventBatch.__name__),
+        tags=["events"],
+    )
+
+    async def unknown_type(request: Request, type: str) -> Response:
+        try:
+            _authorize(request, token, UNKNOWN_TYPE)
+        except _Refused as refused:
+            recorder.count_events(UNKNOWN_TYPE, "rejected", 1)
+            return _problem(refused.status, refused.errors, refused.headers)
+        recorder.count_events(UNKNOWN_TYPE, "rejected", 1)
+        message = f"unknown event type {type[:64]!r}; known types: {', '.join(EVENT_TYPES)}"
+        return _problem(404, [FieldError(field="type", message=message)])
+
+    app.add_api_route("/events/{type}", unknown_type, methods=["POST"], include_in_schema=False)
+
+
+def _single(
+    handle: Callable[[Request, str | None], Awaitable[Response]], type_name: str
+) -> Callable[[Request], Awaitable[Response]]:
+    async def post_event(request: Request) -> Response:
+        return await handle(request, type_name)
+
+    return post_event
+
+
+def _request_body(schema_name: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema_ref(schema_name)}}}}
+
+
+def _authorize(request: Request, token: bytes | None, counted: str) -> None:
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise _Refused(
+            401,
+            [FieldError(field="Authorization", message="missing: send the header 'Authorization: Bearer <token>'")],
+            {counted: 1},
+            {"WWW-Authenticate": 'Bearer realm="eddie-otel"'},
+        )
+    # Header values arrive decoded as latin-1: encoding back gives the bytes that were sent.
+    if not hmac.compare_digest(given.strip().encode("latin-1"), token):
+        raise _Refused(
+            401,
+            [FieldError(field="Authorization", message="wrong bearer token")],
+            {counted: 1},
+            {"WWW-Authenticate": 'Bearer realm="eddie-otel", error="invalid_token"'},
+        )
+
+
+def _check_content_type(request: Request, counted: str) -> None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = media_type or "missing"
+        raise _Refused(
+            415,
+            [FieldError(field="Content-Type", message=f"must be application/json, not {shown[:64]}")],
+            {counted: 1},
+        )
+
+
+async def _read_body(request: Request, limit: int, counted: str) -> bytes:
+    def too_large(size: str) -> _Refused:
+        message = f"body is {size} bytes; the limit is {limit} (EDDIE_OTEL_MAX_BODY_BYTES)"
+        return _Refused(413, [FieldError(field="body", message=message)], {counted: 1})
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(declared)
+    # Content-Length may be absent (chunked) or wrong: count what actually arrives.
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise too_large(f"more than {limit}")
+            parts.append(part)
+    except ClientDisconnect:
+        # Nobody will read the answer; what matters is that nothing is recorded and nothing is logged as a crash.
+        raise _Refused(400, [FieldError(field="body", message="the client disconnected")], {counted: 1}) from None
+    return b"".join(parts)
+
+
+async def _receive(request: Request, type_name: str | None, token: bytes | None, limit: int) -> list[BaseEvent]:
+    """The events of `request`, all valid; _Refused, counting what was rejected, otherwise."""
+    counted = type_name if type_name is not None else BATCH_TYPE
+    _authorize(request, token, counted)
+    _check_content_type(request, counted)
+    body = await _read_body(request, limit, counted)
+    try:
+        return parse_batch(body) if type_name is None else [parse_event(type_name, body)]
+    except InvalidEvents as invalid:
+        rejected = _batch_types(body) if type_name is None else {type_name: 1}
+        raise _Refused(422, invalid.errors, rejected) from None
+
+
+def _batch_types(body: bytes) -> dict[str, int]:
+    """The events of a refused batch, counted per type (unknown for what names no type)."""
+    try:
+        # The parser pydantic used: a body too deep for it is refused here too, never a RecursionError.
+        events = pydantic_core.from_json(body)["events"]
+    except (ValueError, TypeError, KeyError):
+        return {BATCH_TYPE: 1}
+    if not isinstance(events, list):
+        return {BATCH_TYPE: 1}
+    counts: dict[str, int] = {}
+    for event in events:
+        name = event.get("type") if isinstance(event, dict) else None
+        name = name if isinstance(name, str) and name in EVENT_MODELS else UNKNOWN_TYPE
+        counts[name] = counts.get(name, 0) + 1
+    return counts or {BATCH_TYPE: 1}
+
+
+def _problem(status: int, errors: Sequence[FieldError], headers: dict[str, str] | None = None) -> JSONResponse:
+    detail = "; ".join(f"{error.field}: {error.message}" for error in errors)
+    content = {"detail": detail, "errors": [error.model_dump() for error in errors]}
+    return JSONResponse(content, status_code=status, headers=headers)
