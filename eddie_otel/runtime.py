@@ -17,7 +17,7 @@ from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
 from eddie_otel.telemetry import Telemetry, forget_borrowed
 
-__all__ = ["Runtime", "configure", "current", "current_recorder", "reset", "shutdown"]
+__all__ = ["Runtime", "configure", "configured", "current", "current_recorder", "reset", "shutdown"]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -114,6 +114,11 @@ def current() -> Runtime:
                 logger.error("eddie-otel: %s; recording without serving metrics", error)
                 return configure(serve=False)
         return _runtime
+
+
+def configured() -> Runtime | None:
+    """The configured runtime, or None when nothing is configured (never configures)."""
+    return _runtime
 
 
 def current_recorder() -> Recorder:

@@ -130,7 +130,11 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
     [
         ("task_split", {"agent": "a1", "chunks": 4, "depth": 2, "task_id": "t-9"}, ("split", ("a1", 4, 2))),
         ("timeout", {"agent": "a1", "stage": "review"}, ("timeout", ("a1", "review", "timeout"))),
-        ("chunk_executed", {"agent": "a2", "duration_seconds": 1.5, "success": False}, ("chunk_finished", ("a2", 1.5, False))),
+        (
+            "chunk_executed",
+            {"agent": "a2", "duration_seconds": 1.5, "success": False},
+            ("chunk_finished", ("a2", 1.5, False)),
+        ),
         (
             "docker_allocated",
             {"container": "c1", "cpu_millicores": 500, "memory_bytes": 1024, "adjustment": "cpu_up"},
@@ -141,7 +145,11 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
             {"stage": "test", "duration_seconds": 2.0, "success": False, "reason": "crash", "agent": "a3"},
             ("task_finished", ("test", 2.0, False, "crash", "a3")),
         ),
-        ("task_completed", {"stage": "test", "duration_seconds": 2.0}, ("task_finished", ("test", 2.0, True, None, None))),
+        (
+            "task_completed",
+            {"stage": "test", "duration_seconds": 2.0},
+            ("task_finished", ("test", 2.0, True, None, None)),
+        ),
         ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
     ],
 )

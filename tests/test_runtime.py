@@ -106,7 +106,7 @@ def test_import_does_no_work() -> None:
         before = threading.active_count()
         import eddie_otel
         from eddie_otel import runtime
-        print(runtime._runtime is None, threading.active_count() == before,
+        print(runtime.configured() is None, threading.active_count() == before,
               "fastapi" in sys.modules, "uvicorn" in sys.modules)
         """
     )
@@ -124,7 +124,7 @@ def test_invalid_environment_fails_configure_naming_the_variable(monkeypatch: py
     monkeypatch.setenv("EDDIE_OTEL_MAX_FALLBACK_DEPTH", "deep")
     with pytest.raises(eddie_otel.ConfigurationError, match="EDDIE_OTEL_MAX_FALLBACK_DEPTH must be an integer"):
         eddie_otel.configure(serve=False)
-    assert runtime._runtime is None
+    assert runtime.configured() is None
 
 
 def test_recording_without_configure_configures_from_the_environment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -150,7 +151,9 @@ def test_resource_comes_from_otel_variables(port: int, monkeypatch: pytest.Monke
 
 
 def test_port_in_use_is_a_clear_error(port: int) -> None:
-    eddie_otel.configure(port=port)
-    eddie_otel.runtime._runtime = None  # a second process would find the port taken
-    with pytest.raises(eddie_otel.EddieOtelError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
-        eddie_otel.configure(port=port)
+    # Another process holds the port.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        with pytest.raises(eddie_otel.EddieOtelError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            eddie_otel.configure(port=port)

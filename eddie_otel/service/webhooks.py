@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import Runtime
 from eddie_otel.service.events import (
     EVENT_MODELS,
@@ -54,7 +55,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Refused(Exception):
+class _Refused(EddieOtelError):
     def __init__(
         self,
         status: int,
