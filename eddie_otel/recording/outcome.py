@@ -77,13 +77,11 @@ class Site:
         self.is_task = is_task
         self.stage = stage
         self.agent = agent
-        executed = self.executed = series["agent_tasks_executed_total"].cell((agent,)) if agent is not None else None
-        # Created by the first begin(): a task recorded after the fact has no running count.
+        self.executed = series["agent_tasks_executed_total"].cell((agent,)) if agent is not None else None
+        # Created by the first begin() (a decorated call) or the first success: a task recorded
+        # after the fact has no running count, and its success series appears with its first success.
         self.active: Cell | None = None
-        ok: list[Cell] = [] if executed is None else [executed]
-        if is_task:
-            ok.append(series["task_success_total"].cell((stage,)))
-        self.succeeded: tuple[Cell, ...] = tuple(ok)
+        self.succeeded: tuple[Cell, ...] | None = None
         self._failures: dict[tuple[str, bool], tuple[Cell, ...]] = {}
         name, key = ("task_execution_seconds", stage) if is_task else ("chunk_execution_seconds", agent or UNKNOWN)
         self.sdk_histogram = telemetry.sdk_histograms.get(name)
@@ -93,6 +91,8 @@ class Site:
 
     def begin(self) -> None:
         """The call started: one more task running on the agent."""
+        if self.succeeded is None:
+            self._succeeded()
         if self.agent is None:
             return
         active = self.active
@@ -108,12 +108,22 @@ class Site:
         history = self.history
         if now >= history.next_tick:
             history.tick(now)
-        counted = self.succeeded if reason is None else self._failed(reason, timed_out)
+        if reason is None:
+            counted = self.succeeded or self._succeeded()
+        else:
+            counted = self._failed(reason, timed_out)
         self.store.finish(self.active if began else None, counted, self.histogram, seconds)
         if self.sdk_histogram is not None:
             self.sdk_histogram.record(seconds, self.sdk_attributes)
         if self.sample is not None:
             self.sample.append(seconds)
+
+    def _succeeded(self) -> tuple[Cell, ...]:
+        cells: list[Cell] = [] if self.executed is None else [self.executed]
+        if self.is_task:
+            cells.append(self.store.series["task_success_total"].cell((self.stage,)))
+        self.succeeded = tuple(cells)
+        return self.succeeded
 
     def _failed(self, reason: str, timed_out: bool) -> tuple[Cell, ...]:
         label = self.recorder.telemetry.label_cap.bound("reason", reason)
