@@ -108,10 +108,7 @@ class Site:
         history = self.history
         if now >= history.next_tick:
             history.tick(now)
-        if reason is None:
-            counted = self.succeeded or self._succeeded()
-        else:
-            counted = self._failed(reason, timed_out)
+        counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
         self.store.finish(self.active if began else None, counted, self.histogram, seconds)
         if self.sdk_histogram is not None:
             self.sdk_histogram.record(seconds, self.sdk_attributes)
