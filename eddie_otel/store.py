@@ -140,6 +140,8 @@ class Store:
 
     def __init__(self, metrics: Iterable[Metric]) -> None:
         self.lock = threading.Lock()
+        # The start of every cumulative counter and gauge series exported from here.
+        self.started_unix_nano = time.time_ns()
         self.series: dict[str, Series] = {}
         self.histograms: dict[str, HistogramSeries] = {}
         for metric in metrics:

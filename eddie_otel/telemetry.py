@@ -1,13 +1,13 @@
 """The MeterProvider, its readers, and the export of the store's exact series to every reader.
 
-Counters and gauges are observable instruments whose callbacks read the store.
-Histograms are exported from the store's exact bucket cells by the `HistogramBridge`:
-it adds them to what each reader of the provider collects, for readers present now
-and added later, in the reader's own temporality. A recorded duration then costs a
-few writes under the store's lock whatever the number of readers, instead of one
-SDK measurement per reader. The bridge leans on SDK internals (checked when it is
-installed); where they are missing, histograms fall back to SDK instruments, with
-one warning, and stay exact.
+The store is exported two ways. The Prometheus registry eddie-otel serves collects it
+directly (`StoreCollector`). Every other reader of the provider (OTLP, console, the
+readers of a borrowed provider, present and added later) gets it through the
+`StoreBridge`, in its own temporality. Recording then costs a few writes under the
+store's lock whatever the number of readers, instead of one SDK measurement per
+reader. The bridge leans on SDK internals (checked when it is installed); where they
+are missing, the store is exported through SDK instruments instead (observable
+counters and gauges, SDK histograms), with one warning, and stays exact.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from eddie_otel._version import __version__
-from eddie_otel.bridge import HistogramBridge
+from eddie_otel.bridge import StoreBridge
 from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind
+from eddie_otel.collector import StoreCollector
 from eddie_otel.config import Settings
 from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.errors import ConfigurationError
@@ -52,26 +53,26 @@ def _observer(series: Series) -> Callable[[CallbackOptions], Iterable[Observatio
 
 
 class _Instruments:
-    """The store and the instruments made on one provider's eddie_otel meter."""
+    """The store, and how it reaches one provider's readers: the bridge, or SDK instruments where it cannot."""
 
     def __init__(self) -> None:
         self.store = Store(ALL_METRICS)
-        # Only when the histogram bridge cannot be installed: SDK histograms, fed by the recorder.
+        self.bridge: StoreBridge | None = None
+        # Only when the bridge cannot be installed: SDK histograms, fed by the recorder.
         self.sdk_histograms: dict[str, SdkHistogram] = {}
-        self.bridged = False
 
     def register(self, provider: MeterProvider) -> None:
-        """Create the instruments on `provider` and export the store's histograms to its readers."""
+        """Export the store to `provider`'s readers, through the bridge or else SDK instruments."""
+        self.bridge = StoreBridge.install(provider, self.store, SCOPE_NAME)
+        if self.bridge is not None:
+            return
         meter = provider.get_meter(SCOPE_NAME, __version__)
-        bridge = HistogramBridge.install(provider, self.store, SCOPE_NAME)
-        self.bridged = bridge is not None
         for metric in ALL_METRICS:
             options: dict[str, Any] = {"unit": metric.unit, "description": metric.description}
             if metric.kind is Kind.HISTOGRAM:
-                if not self.bridged:
-                    self.sdk_histograms[metric.prometheus_name] = meter.create_histogram(  # type: ignore[assignment]
-                        metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
-                    )
+                self.sdk_histograms[metric.prometheus_name] = meter.create_histogram(  # type: ignore[assignment]
+                    metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
+                )
                 continue
             callbacks = [_observer(self.store.series[metric.prometheus_name])]
             if metric.kind is Kind.COUNTER:
@@ -113,6 +114,7 @@ class Telemetry:
         self.store = instruments.store
         self.registry = CollectorRegistry(auto_describe=True)
         self.readers: list[MetricReader] = []
+        self._prometheus_reader: MetricReader | None = None
         self.provider: MeterProvider | None = None
         self.owns_provider = False
         self.label_cap = LabelCap(settings.max_label_values, self._count_capped)
@@ -121,8 +123,13 @@ class Telemetry:
 
     @property
     def sdk_histograms(self) -> dict[str, SdkHistogram]:
-        """SDK histograms to record into, when the store's cannot be bridged to the readers (else empty)."""
+        """SDK histograms to record into, when the store cannot be bridged to the readers (else empty)."""
         return self._instruments.sdk_histograms
+
+    @property
+    def bridged(self) -> bool:
+        """Whether the store reaches the provider's readers through the bridge (not SDK instruments)."""
+        return self._instruments.bridge is not None
 
     def _build(self, meter_provider: MeterProvider | None, instruments: _Instruments) -> None:
         settings = self.settings
@@ -132,14 +139,20 @@ class Telemetry:
             self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
             self.owns_provider = True
             instruments.register(self.provider)
-            return
-        self.provider = meter_provider
-        for reader in self.readers:
-            meter_provider.add_metric_reader(reader)
-        with _BORROWED_LOCK:
-            if meter_provider not in _BORROWED:
-                instruments.register(meter_provider)
-                _BORROWED[meter_provider] = instruments
+        else:
+            self.provider = meter_provider
+            for reader in self.readers:
+                meter_provider.add_metric_reader(reader)
+            with _BORROWED_LOCK:
+                if meter_provider not in _BORROWED:
+                    instruments.register(meter_provider)
+                    _BORROWED[meter_provider] = instruments
+        bridge = instruments.bridge
+        if bridge is not None and self._prometheus_reader is not None:
+            # The registry collects the store itself, faster and with exemplars: the reader adds only
+            # target_info and the instruments of other libraries (the service's HTTP metrics).
+            bridge.skip.add(self._prometheus_reader)
+            self.registry.register(StoreCollector(self.store))
 
     def _make_readers(self) -> list[MetricReader]:
         settings = self.settings
@@ -148,7 +161,8 @@ class Telemetry:
             if name == "prometheus":
                 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
-                readers.append(PrometheusMetricReader(scope_info_enabled=False, registry=self.registry))
+                self._prometheus_reader = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
+                readers.append(self._prometheus_reader)
             elif name == "otlp":
                 try:
                     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
