@@ -3,6 +3,8 @@
 from eddie_otel._version import __version__
 from eddie_otel.api import (
     chunk,
+    forget_agent,
+    forget_container,
     record_chunk,
     record_docker_allocation,
     record_elastic_adjustment,
@@ -31,6 +33,8 @@ __all__ = [
     "__version__",
     "chunk",
     "configure",
+    "forget_agent",
+    "forget_container",
     "record_chunk",
     "record_docker_allocation",
     "record_elastic_adjustment",

@@ -10,6 +10,8 @@ from eddie_otel.runtime import current_recorder
 
 __all__ = [
     "chunk",
+    "forget_agent",
+    "forget_container",
     "record_chunk",
     "record_docker_allocation",
     "record_elastic_adjustment",
@@ -81,6 +83,16 @@ def record_task(
     current_recorder().record_task(stage, duration_seconds, success, reason, agent)
 
 
-def record_chunk(agent: str, duration_seconds: float, success: bool = True) -> None:
+def record_chunk(agent: str, duration_seconds: float, success: bool = True, reason: str | None = None) -> None:
     """Record a finished chunk measured elsewhere: what @chunk records for one call."""
-    current_recorder().record_chunk(agent, duration_seconds, success)
+    current_recorder().record_chunk(agent, duration_seconds, success, reason)
+
+
+def forget_agent(name: str) -> None:
+    """Drop every series of agent `name` from the exposition and free its slot under the agent cap."""
+    current_recorder().forget_agent(name)
+
+
+def forget_container(name: str) -> None:
+    """Drop every series of container `name` from the exposition and free its slot under the container cap."""
+    current_recorder().forget_container(name)

@@ -30,13 +30,13 @@ from opentelemetry.sdk.metrics.export import (
     Gauge,
     Histogram,
     HistogramDataPoint,
-    NumberDataPoint,
-    Sum,
     Metric,
     MetricReader,
     MetricsData,
+    NumberDataPoint,
     ResourceMetrics,
     ScopeMetrics,
+    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -146,6 +146,11 @@ class StoreBridge:
         with self._lock:
             last = self._last.setdefault(reader, {})
         metrics = [*self._histograms(reader, now, last), *self._sums_and_gauges(reader, now, last)]
+        live = self._store.size()
+        if len(last) > 2 * live + 64:
+            # Series forgotten since: their delta bases go (a series that comes back starts afresh).
+            with self._lock:
+                self._last[reader] = {}
         return metrics
 
     def _sums_and_gauges(self, reader: MetricReader, now: int, last: dict[Any, Any]) -> list[Metric]:

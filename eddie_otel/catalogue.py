@@ -196,6 +196,14 @@ METRICS: tuple[Metric, ...] = (
         (),
         "Chunk results combined when merging.",
     ),
+    Metric(
+        "chunk_failure_total",
+        "chunk.failure",
+        Kind.COUNTER,
+        "{chunk}",
+        ("agent", "reason"),
+        "Chunks that failed; reason is the exception class name or the given reason.",
+    ),
 )
 
 _BY_PROMETHEUS_NAME = {metric.prometheus_name: metric for metric in METRICS}
@@ -216,6 +224,15 @@ SELF_METRICS: tuple[Metric, ...] = (
         "{value}",
         ("label",),
         "Label values recorded as `other` because their label reached its cap of distinct values.",
+    ),
+    Metric(
+        "eddie_otel_series_overflow_total",
+        "eddie_otel.series_overflow",
+        Kind.COUNTER,
+        "{series}",
+        ("metric",),
+        "New label combinations recorded into a metric's overflow series (every label `other`) "
+        "because the metric reached its series budget.",
     ),
     Metric(
         "eddie_otel_events_total",

@@ -42,6 +42,11 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Family]:
         """The families of the store, histograms first, then the rest in catalogue order."""
         store = self._store
+        live = store.size()
+        if len(self._labels) > 2 * live + 64:
+            # Series forgotten since: drop the labels kept for them.
+            self._labels.clear()
+            self._bucket_labels.clear()
         for histogram in store.histograms.values():
             family = self._histogram(histogram)
             if family is not None:
@@ -107,11 +112,6 @@ class StoreCollector(Collector):
             samples.append(Sample(count_name, labels, float(count), None, None))
             samples.append(Sample(sum_name, labels, total, None, None))
         return family
-
-    def forget(self, metric_name: str, key: tuple[str, ...]) -> None:
-        """Drop the labels kept for a series the store no longer has."""
-        self._labels.pop((metric_name, key), None)
-        self._bucket_labels.pop((metric_name, key), None)
 
 
 def _exemplar(exemplar: Exemplar) -> PromExemplar:

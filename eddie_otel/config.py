@@ -212,6 +212,12 @@ class Settings:
     export_interval_millis: int = 60_000
     max_fallback_depth: int = 3
     max_label_values: int = 100
+    # Label combinations kept per metric. The per-label cap alone lets combinations multiply
+    # (100 agents x 100 stages x 100 reasons); 2 000 series of every metric still scrape in
+    # well under a second, and it is the limit the OpenTelemetry SDK users already know.
+    max_series_per_metric: int = 2000
+    # Gauge series not updated for this long are dropped (0: never).
+    series_ttl_seconds: int = 0
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
@@ -235,4 +241,6 @@ _OPTIONS: dict[str, Option] = {
     "export_interval_millis": integer(env.OTEL_METRIC_EXPORT_INTERVAL, 1),
     "max_fallback_depth": integer(env.EDDIE_OTEL_MAX_FALLBACK_DEPTH, 0, 100),
     "max_label_values": integer(env.EDDIE_OTEL_MAX_LABEL_VALUES, 1, 10_000),
+    "max_series_per_metric": integer(env.EDDIE_OTEL_MAX_SERIES_PER_METRIC, 1, 1_000_000),
+    "series_ttl_seconds": integer(env.EDDIE_OTEL_SERIES_TTL_SECONDS, 0, 10 * 365 * 86400),
 }

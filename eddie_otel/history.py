@@ -44,9 +44,10 @@ class _Snapshot:
 class History:
     """Snapshots of the counters per 10-second bucket, and recent durations per stage."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter, ttl_seconds: float = 0) -> None:
         self.clock = clock
         self._store = store
+        self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._snapshots: deque[_Snapshot] = deque(maxlen=_SNAPSHOTS)
         self._samples: dict[str, deque[float]] = {}
@@ -59,6 +60,9 @@ class History:
         with self._lock:
             if self._snapshots and self._snapshots[-1].epoch >= epoch:
                 return
+            self._store.tick(now)
+            if self._ttl:
+                self._store.expire(self._ttl)
             self._snapshots.append(_Snapshot(epoch, self._totals(), self._executed()))
             self.next_tick = (epoch + 1) * BUCKET_SECONDS
 
@@ -93,7 +97,8 @@ class History:
         base = self._base(seconds)
         if base is None:
             return dict.fromkeys(now, 0.0)
-        return {key: value - base.totals.get(key, 0.0) for key, value in now.items()}
+        # Never below zero: series forgotten since (forget_agent) take their counts with them.
+        return {key: max(0.0, value - base.totals.get(key, 0.0)) for key, value in now.items()}
 
     def agents(self, seconds: float) -> dict[str, float]:
         """Tasks and chunks finished per agent over the last `seconds`, for agents active in it."""

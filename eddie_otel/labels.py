@@ -57,3 +57,8 @@ class LabelCap:
                 self._on_capped(label)
             return OTHER
         return value
+
+    def forget(self, label: str, value: str) -> None:
+        """Free `value`'s slot under `label`'s cap (its series are gone)."""
+        with self._lock:
+            self._seen.get(label, set()).discard(value)

@@ -28,7 +28,7 @@ class Runtime:
     def __init__(self, settings: Settings, telemetry: Telemetry, server: MetricsServer | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry
-        self.history = History(telemetry.store)
+        self.history = History(telemetry.store, ttl_seconds=settings.series_ttl_seconds)
         self.recorder = Recorder(settings, telemetry, self.history)
         self.server = server
 

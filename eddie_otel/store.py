@@ -1,5 +1,9 @@
 """The exact values of every eddie-otel metric, and the one lock that guards them.
 
+Each metric keeps at most `budget` label combinations: a new one past it is recorded
+in the metric's overflow series, whose labels are all `other`, and counted in
+eddie_otel_series_overflow_total; the exposition keeps its shape.
+
 A value and its lock live together: cells are changed only through the `Store`
 methods below, which take the lock once for all the cells of one recorded event
 (a finished task updates up to five series at once, and one acquisition is
@@ -18,19 +22,28 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 from eddie_otel.catalogue import Kind, Metric
+from eddie_otel.labels import OTHER
 
 __all__ = ["Cell", "Exemplar", "HistogramCell", "HistogramSeries", "Series", "Store"]
+
+# The self-metric that counts combinations folded into an overflow series.
+OVERFLOW_METRIC = "eddie_otel_series_overflow_total"
+# The gauge whose non-zero series the TTL keeps: tasks still running there.
+ACTIVE_METRIC = "agent_active_tasks"
 
 
 class Cell:
     """One exact value of one counter or gauge series; changed only by its `Store`."""
 
-    __slots__ = ("value",)
+    __slots__ = ("touched", "value")
 
     def __init__(self) -> None:
         self.value: float = 0.0
+        # The store's coarse clock when a gauge was last set: what the series TTL reads.
+        self.touched = 0.0
 
 
 class Exemplar:
@@ -61,26 +74,66 @@ class HistogramCell:
         self.start_unix_nano = time.time_ns()
 
 
-class Series:
-    """The cells of one counter or gauge, one per label-value tuple (in catalogue label order)."""
+C = TypeVar("C", Cell, HistogramCell)
 
-    __slots__ = ("_cells", "_lock", "attributes", "metric")
 
-    def __init__(self, metric: Metric, lock: threading.Lock) -> None:
-        self.metric = metric
-        self._lock = lock
-        self._cells: dict[tuple[str, ...], Cell] = {}
+class _Cells(Generic[C]):
+    """The cells of one metric, one per label-value tuple (in catalogue label order), created on first use."""
+
+    __slots__ = ("_cells", "_lock", "_store", "attributes", "metric")
+
+    def __init__(self, metric: Metric, store: Store) -> None:
+        self.metric: Metric = metric
+        self._store: Store = store
+        self._lock = store.lock
+        self._cells: dict[tuple[str, ...], C] = {}
         self.attributes: dict[tuple[str, ...], Mapping[str, str]] = {}
 
-    def cell(self, key: tuple[str, ...]) -> Cell:
-        """The cell for label values `key`, created on first use."""
+    def cell(self, key: tuple[str, ...]) -> C:
+        """The cell for label values `key`; past the store's series budget, the metric's overflow cell."""
         cell = self._cells.get(key)
         if cell is None:
             with self._lock:
-                cell = self._cells.get(key)
-                if cell is None:
-                    self.attributes[key] = dict(zip(self.metric.labels, key, strict=True))
-                    cell = self._cells[key] = Cell()
+                cell = self._cell_locked(key)
+        return cell
+
+    def _new(self) -> C:
+        raise NotImplementedError
+
+    def _cell_locked(self, key: tuple[str, ...]) -> C:
+        cell = self._cells.get(key)
+        if cell is not None:
+            return cell
+        if len(self._cells) >= self._store.budget and key:
+            self._store._overflowed(self.metric.prometheus_name)
+            key = (OTHER,) * len(key)
+            cell = self._cells.get(key)
+            if cell is not None:
+                return cell
+        self.attributes[key] = dict(zip(self.metric.labels, key, strict=True))
+        cell = self._cells[key] = self._new()
+        return cell
+
+    def _drop_locked(self, keys: Iterable[tuple[str, ...]]) -> int:
+        dropped = 0
+        for key in list(keys):
+            if self._cells.pop(key, None) is not None:
+                self.attributes.pop(key, None)
+                dropped += 1
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+
+class Series(_Cells[Cell]):
+    """The cells of one counter or gauge."""
+
+    __slots__ = ()
+
+    def _new(self) -> Cell:
+        cell = Cell()
+        cell.touched = self._store.now
         return cell
 
     def values(self) -> dict[tuple[str, ...], float]:
@@ -94,28 +147,17 @@ class Series:
             return sum(cell.value for cell in self._cells.values())
 
 
-class HistogramSeries:
-    """The cells of one histogram, one per label-value tuple."""
+class HistogramSeries(_Cells[HistogramCell]):
+    """The cells of one histogram."""
 
-    __slots__ = ("_cells", "_lock", "attributes", "bounds", "metric")
+    __slots__ = ("bounds",)
 
-    def __init__(self, metric: Metric, lock: threading.Lock) -> None:
-        self.metric = metric
+    def __init__(self, metric: Metric, store: Store) -> None:
+        super().__init__(metric, store)
         self.bounds: tuple[float, ...] = tuple(metric.buckets or ())
-        self._lock = lock
-        self._cells: dict[tuple[str, ...], HistogramCell] = {}
-        self.attributes: dict[tuple[str, ...], Mapping[str, str]] = {}
 
-    def cell(self, key: tuple[str, ...]) -> HistogramCell:
-        """The histogram cell for label values `key`, created on first use."""
-        cell = self._cells.get(key)
-        if cell is None:
-            with self._lock:
-                cell = self._cells.get(key)
-                if cell is None:
-                    self.attributes[key] = dict(zip(self.metric.labels, key, strict=True))
-                    cell = self._cells[key] = HistogramCell(self.bounds)
-        return cell
+    def _new(self) -> HistogramCell:
+        return HistogramCell(self.bounds)
 
     def snapshot(self) -> list[tuple[tuple[str, ...], int, list[int], int, float, float, float, list[Exemplar | None]]]:
         """Each series as (key, start, bucket counts, count, sum, min, max, exemplars), taken under the lock."""
@@ -138,17 +180,27 @@ class HistogramSeries:
 class Store:
     """Every exact series of the catalogue and the lock that guards them all."""
 
-    def __init__(self, metrics: Iterable[Metric]) -> None:
+    def __init__(self, metrics: Iterable[Metric], budget: int = 2000) -> None:
         self.lock = threading.Lock()
+        # Label combinations kept per metric; a new one past it goes to the overflow series.
+        self.budget = budget
+        # A coarse clock (seconds, moved on by `tick`) that stamps gauge updates for the series TTL.
+        self.now = 0.0
         # The start of every cumulative counter and gauge series exported from here.
         self.started_unix_nano = time.time_ns()
         self.series: dict[str, Series] = {}
         self.histograms: dict[str, HistogramSeries] = {}
         for metric in metrics:
             if metric.kind is Kind.HISTOGRAM:
-                self.histograms[metric.prometheus_name] = HistogramSeries(metric, self.lock)
+                self.histograms[metric.prometheus_name] = HistogramSeries(metric, self)
             else:
-                self.series[metric.prometheus_name] = Series(metric, self.lock)
+                self.series[metric.prometheus_name] = Series(metric, self)
+
+    def _overflowed(self, metric_name: str) -> None:
+        # Called with the lock held: counts into the self-metric without taking it again.
+        series = self.series.get(OVERFLOW_METRIC)
+        if series is not None and metric_name != OVERFLOW_METRIC:
+            series._cell_locked((metric_name,)).value += 1
 
     # -------------------------------------------------------------- changes
 
@@ -167,11 +219,13 @@ class Store:
         """Set one gauge cell to `value`."""
         with self.lock:
             cell.value = value
+            cell.touched = self.now
 
     def start(self, active: Cell) -> None:
         """A task or chunk started on an agent: one more active."""
         with self.lock:
             active.value += 1
+            active.touched = self.now
 
     def finish(
         self,
@@ -185,6 +239,7 @@ class Store:
         with self.lock:
             if active is not None:
                 active.value -= 1
+                active.touched = self.now
             for cell in counted:
                 cell.value += 1
             if histogram is not None:
@@ -202,12 +257,51 @@ class Store:
                         exemplars = histogram.exemplars = [None] * len(histogram.counts)
                     exemplars[index] = exemplar
 
+    # -------------------------------------------------------------- removals
+
+    def _families(self) -> list[_Cells[Cell] | _Cells[HistogramCell]]:
+        return [*self.histograms.values(), *self.series.values()]
+
+    def size(self) -> int:
+        """The number of series of every metric."""
+        return sum(len(family) for family in self._families())
+
+    def forget(self, label: str, value: str) -> int:
+        """Drop every series whose `label` is `value`, in every metric; the number dropped."""
+        dropped = 0
+        with self.lock:
+            for family in self._families():
+                if label in family.metric.labels:
+                    index = family.metric.labels.index(label)
+                    dropped += family._drop_locked(key for key in family._cells if key[index] == value)
+        return dropped
+
+    def tick(self, now: float) -> None:
+        """Move the coarse clock that stamps gauge updates."""
+        self.now = now
+
+    def expire(self, ttl: float) -> int:
+        """Drop gauge series not set for `ttl` seconds of the coarse clock; the number dropped.
+
+        A running-task count that is not zero stays: a long task does not touch its gauge.
+        """
+        horizon = self.now - ttl
+        dropped = 0
+        with self.lock:
+            for name, series in self.series.items():
+                if series.metric.kind is not Kind.GAUGE:
+                    continue
+                keep_busy = name == ACTIVE_METRIC
+                stale = [
+                    key
+                    for key, cell in series._cells.items()
+                    if cell.touched < horizon and not (keep_busy and cell.value != 0)
+                ]
+                dropped += series._drop_locked(stale)
+        return dropped
+
     def clear(self) -> None:
         """Forget every series (what `reset()` does for instruments a borrowed provider keeps)."""
         with self.lock:
-            for series in self.series.values():
-                series._cells.clear()
-                series.attributes.clear()
-            for histogram in self.histograms.values():
-                histogram._cells.clear()
-                histogram.attributes.clear()
+            for family in self._families():
+                family._drop_locked(family._cells)

@@ -112,6 +112,7 @@ class Telemetry:
             instruments = _Instruments()
         self._instruments = instruments
         self.store = instruments.store
+        self.store.budget = settings.max_series_per_metric
         self.registry = CollectorRegistry(auto_describe=True)
         self.readers: list[MetricReader] = []
         self._prometheus_reader: MetricReader | None = None

@@ -16,6 +16,7 @@ __all__ = [
     "AGENT_ACTIVE_TASKS",
     "AGENT_TASKS_EXECUTED",
     "CHUNK_EXECUTION",
+    "CHUNK_FAILURE",
     "DOCKER_CPU_LIMIT",
     "DOCKER_ELASTIC_ADJUSTMENT",
     "DOCKER_MEMORY_LIMIT",
@@ -59,6 +60,7 @@ DOCKER_MEMORY_LIMIT = by_prometheus_name("docker_container_memory_limit_bytes")
 DOCKER_ELASTIC_ADJUSTMENT = by_prometheus_name("docker_elastic_adjustment_total")
 MERGE_DEDUPLICATION = by_prometheus_name("merge_deduplication_total")
 MERGE_CHUNKS_COMBINED = by_prometheus_name("merge_chunks_combined_total")
+CHUNK_FAILURE = by_prometheus_name("chunk_failure_total")
 
 
 def _check_labels(metric: Metric, by: Sequence[str]) -> None:

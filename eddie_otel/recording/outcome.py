@@ -27,30 +27,36 @@ __all__ = ["TIMEOUT_ERRORS", "TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason
 TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
     {TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError}
 )
-# Reasons given by a caller that mean a timeout.
+# Reasons given by a caller that mean a timeout, and the one reason every timeout is recorded with.
 TIMEOUT_REASONS = frozenset({"timeout", "TimeoutError"})
+TIMEOUT = "timeout"
 # The label value of what has no valid name of its own.
 UNKNOWN = "unknown"
 
 
 def reason_of(error: BaseException) -> tuple[str, bool]:
-    """The failure reason of `error` (its class name) and whether it is a timeout."""
+    """The failure reason of `error` (its class name, or "timeout" for any TimeoutError) and whether it is one."""
+    if isinstance(error, TIMEOUT_ERRORS):
+        return TIMEOUT, True
     reason = type(error).__name__
     # A class name is an identifier, which may hold letters a label value may not.
     if LABEL_VALUE_RE.fullmatch(reason) is None:
         reason = UNKNOWN
-    return reason, isinstance(error, TIMEOUT_ERRORS)
+    return reason, False
 
 
 def given_reason(reason: str) -> tuple[str, bool]:
-    """A caller's failure reason and whether it is a timeout."""
-    return reason, reason in TIMEOUT_REASONS
+    """A caller's failure reason ("timeout" for either word of a timeout) and whether it is a timeout."""
+    if reason in TIMEOUT_REASONS:
+        return TIMEOUT, True
+    return reason, False
 
 
 class Site:
     """The cells of one kind of call (task or chunk) for one set of label values."""
 
     __slots__ = (
+        "_bound",
         "_failures",
         "active",
         "agent",
@@ -69,9 +75,12 @@ class Site:
 
     def __init__(self, recorder: Recorder, is_task: bool, stage: str, agent: str | None) -> None:
         telemetry = recorder.telemetry
+        # Set to None when the site's series are forgotten: whoever holds it then asks for a new one.
+        self.recorder: Recorder | None
         store = telemetry.store
         series = store.series
         self.recorder = recorder
+        self._bound = telemetry.label_cap.bound
         self.store = store
         self.history = recorder.history
         self.is_task = is_task
@@ -100,6 +109,10 @@ class Site:
             active = self.active = self.store.series["agent_active_tasks"].cell((self.agent,))
         self.store.start(active)
 
+    def retire(self) -> None:
+        """The site's series were forgotten: it must not be used again."""
+        self.recorder = None
+
     def end(self, seconds: float, reason: str | None, timed_out: bool, began: bool, now: float) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
@@ -123,13 +136,15 @@ class Site:
         return self.succeeded
 
     def _failed(self, reason: str, timed_out: bool) -> tuple[Cell, ...]:
-        label = self.recorder.telemetry.label_cap.bound("reason", reason)
+        label = self._bound("reason", reason)
         cells = self._failures.get((label, timed_out))
         if cells is None:
             series = self.store.series
             found: list[Cell] = [] if self.executed is None else [self.executed]
             if self.is_task:
                 found.append(series["task_failure_total"].cell((self.stage, label)))
+            else:
+                found.append(series["chunk_failure_total"].cell((self.agent or UNKNOWN, label)))
             if timed_out:
                 found.append(series["timeout_events_total"].cell((self.agent or UNKNOWN, self.stage, label)))
             cells = self._failures[(label, timed_out)] = tuple(found)

@@ -49,9 +49,16 @@ class Recorder:
         site = self._sites.get(key)
         if site is None:
             if len(self._sites) >= MAX_SITES:
-                self._sites.clear()
+                self._retire(lambda site: True)
             site = self._sites[key] = Site(self, is_task, stage, agent)
         return site
+
+    def _retire(self, which: Callable[[Site], bool]) -> None:
+        # Decorators keep their site: a retired one makes them ask for a fresh one.
+        for key, site in list(self._sites.items()):
+            if which(site):
+                site.retire()
+                del self._sites[key]
 
     def bound(self, label: str, value: str) -> str:
         """`value` for `label`, or `other` past the label's cap of distinct values."""
@@ -99,13 +106,21 @@ class Recorder:
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
         site.end(seconds, failure, timed_out, False, now)
 
-    def chunk_finished(self, agent: str, seconds: float, success: bool) -> None:
+    def chunk_finished(self, agent: str, seconds: float, success: bool, reason: str | None = None) -> None:
         """A chunk measured elsewhere finished on `agent`: what @chunk records for one call."""
         if not self.enabled:
             return
         now = self.history.clock()
         site = self.site(False, "chunk", self._bound("agent", agent))
-        site.end(seconds, None, False, False, now)
+        failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
+        site.end(seconds, failure, timed_out, False, now)
+
+    def forget(self, label: str, value: str) -> None:
+        """Drop every series whose `label` is `value`, and free its slot under the label's cap."""
+        if label == "agent":
+            self._retire(lambda site: site.agent == value)
+        self._store.forget(label, value)
+        self.telemetry.label_cap.forget(label, value)
 
     def merge(self, chunks_combined: int, duplicates_removed: int) -> None:
         """Count a merge of `chunks_combined` chunk results that removed `duplicates_removed` duplicates."""
@@ -219,12 +234,29 @@ class Recorder:
         checks.flag("success", success)
         self.task_finished(stage, seconds, success, None if success else reason, agent)
 
-    def record_chunk(self, agent: str, duration_seconds: float, success: bool = True) -> None:
-        """Record a finished chunk measured elsewhere: what @chunk records for one call."""
+    def record_chunk(
+        self, agent: str, duration_seconds: float, success: bool = True, reason: str | None = None
+    ) -> None:
+        """Record a finished chunk measured elsewhere: what @chunk records for one call.
+
+        A failure's `reason` defaults to "error"; "timeout" (or "TimeoutError") also counts a timeout.
+        """
         checks.label("agent", agent)
+        if not success:
+            checks.label("reason", "error" if reason is None else reason)
         seconds = checks.seconds("duration_seconds", duration_seconds)
         checks.flag("success", success)
-        self.chunk_finished(agent, seconds, success)
+        self.chunk_finished(agent, seconds, success, None if success else reason)
+
+    def forget_agent(self, name: str) -> None:
+        """Drop every series of agent `name` (it is gone for good) and free its slot under the agent cap."""
+        checks.label("agent", name)
+        self.forget("agent", name)
+
+    def forget_container(self, name: str) -> None:
+        """Drop every series of container `name` (it was removed) and free its slot under the container cap."""
+        checks.label("container", name)
+        self.forget("container", name)
 
     # -------------------------------------------------------------- decorators bound to this recorder
 

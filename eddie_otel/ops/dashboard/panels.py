@@ -215,7 +215,19 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     max=1,
                     thresholds=("transparent", ((t.success_rate, "green"),)),
                 ),
+                Panel(
+                    "Chunk failures by agent",
+                    _per_second(promql.CHUNK_FAILURE.description),
+                    (
+                        Query(
+                            promql.sum_rate(promql.CHUNK_FAILURE, ri, ("agent", "reason")),
+                            "{{agent}}: {{reason}}",
+                        ),
+                    ),
+                    _PER_SECOND,
+                ),
             ),
+            widths=(8, 8, 8),
         ),
         Row(
             "Agents",
