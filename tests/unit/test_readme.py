@@ -7,7 +7,7 @@ from pathlib import Path
 
 from eddie_otel.catalogue import METRICS
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def test_readme_metric_table_matches_the_catalogue() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 import eddie_otel
 from eddie_otel import runtime
-from tests.helpers import sample_value
+from tests.support.helpers import sample_value
 
 
 def exposition() -> str:

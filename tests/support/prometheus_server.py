@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import free_port
-from tests.helpers import wait_until
+from tests.support.helpers import wait_until
 
 
 class PrometheusServer:

@@ -15,8 +15,8 @@ from eddie_otel.ops import alerts
 from eddie_otel.ops.alerts import GROUP, THRESHOLDS, Rule, Thresholds, render_rules, rules
 from eddie_otel.ops.assets import ALERT_RULES
 
-ROOT = Path(__file__).resolve().parents[1]
-RULES_TEST = Path(__file__).resolve().parent / "rules" / "eddie-alerts-test.yml"
+ROOT = Path(__file__).resolve().parents[3]
+RULES_TEST = ROOT / "tests" / "support" / "rules" / "eddie-alerts-test.yml"
 
 ALERT_NAMES = [
     "EddieHighTimeoutEvents",
@@ -117,9 +117,9 @@ def test_each_threshold_is_pinned_by_a_unit_test(
     # Same layout as the repository, so the test file's relative rule_files path resolves to the moved rules.
     (tmp_path / "dashboards").mkdir()
     (tmp_path / ALERT_RULES).write_text(render_rules(Thresholds(**change)), encoding="utf-8")
-    (tmp_path / "tests" / "rules").mkdir(parents=True)
-    shutil.copy(RULES_TEST, tmp_path / "tests" / "rules")
-    result = _run(promtool, "test", "rules", "tests/rules/eddie-alerts-test.yml", cwd=tmp_path)
+    (tmp_path / "tests" / "support" / "rules").mkdir(parents=True)
+    shutil.copy(RULES_TEST, tmp_path / "tests" / "support" / "rules")
+    result = _run(promtool, "test", "rules", "tests/support/rules/eddie-alerts-test.yml", cwd=tmp_path)
     assert result.returncode == 1, result.stdout
     assert f"name: {failing_test}," in result.stdout + result.stderr
 
@@ -139,9 +139,9 @@ def test_first_violation_of_a_new_series_needs_the_new_series_guard(
     assert "unless" not in text
     (tmp_path / "dashboards").mkdir()
     (tmp_path / ALERT_RULES).write_text(text, encoding="utf-8")
-    (tmp_path / "tests" / "rules").mkdir(parents=True)
-    shutil.copy(RULES_TEST, tmp_path / "tests" / "rules")
-    result = _run(promtool, "test", "rules", "tests/rules/eddie-alerts-test.yml", cwd=tmp_path)
+    (tmp_path / "tests" / "support" / "rules").mkdir(parents=True)
+    shutil.copy(RULES_TEST, tmp_path / "tests" / "support" / "rules")
+    result = _run(promtool, "test", "rules", "tests/support/rules/eddie-alerts-test.yml", cwd=tmp_path)
     assert result.returncode == 1
     assert (
         "name: a depth violation fires, including the first one of a new series; none stays silent,"

@@ -17,7 +17,7 @@ import eddie_otel
 from eddie_otel import runtime
 from eddie_otel.catalogue import METRICS
 from tests.conftest import free_port
-from tests.helpers import record_every_metric, wait_until
+from tests.support.helpers import record_every_metric, wait_until
 
 
 class Receiver:

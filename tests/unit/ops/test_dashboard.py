@@ -27,7 +27,7 @@ from eddie_otel.ops.dashboard import (
     render_dashboard,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from eddie_otel.ops import assets
 from eddie_otel.ops.alerts import rules
 from eddie_otel.ops.dashboard import build_dashboard, expand_variables, panel_queries
 from tests.conftest import free_port
-from tests.prometheus_server import PrometheusServer
+from tests.support.prometheus_server import PrometheusServer
 
 
 @pytest.fixture(scope="module")

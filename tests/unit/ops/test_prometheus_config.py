@@ -11,7 +11,7 @@ import yaml
 from eddie_otel.ops.alerts import JOB
 from eddie_otel.ops.assets import ALERT_RULES, PROMETHEUS_CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _config() -> dict[str, Any]:

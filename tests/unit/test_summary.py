@@ -19,7 +19,7 @@ from eddie_otel import (
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.runtime import Runtime
 from eddie_otel.summary import percentile
-from tests.helpers import drive_history
+from tests.support.helpers import drive_history
 
 COUNTER_KEYS = [metric.key for metric in METRICS if metric.kind is Kind.COUNTER]
 

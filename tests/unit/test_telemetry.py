@@ -12,7 +12,7 @@ import pytest
 
 import eddie_otel
 from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, Kind
-from tests.helpers import families, record_every_metric, sample_value
+from tests.support.helpers import families, record_every_metric, sample_value
 
 # DESIGN.md §2, written out by hand on purpose: the catalogue is checked against it,
 # not against itself.

@@ -13,7 +13,7 @@ from eddie_otel.ops.assets import ALERT_RULES, DASHBOARD
 from eddie_otel.ops.dashboard import render_dashboard
 from eddie_otel.ops.generate import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_checkout_is_current(capsys: pytest.CaptureFixture[str]) -> None:

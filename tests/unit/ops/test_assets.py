@@ -17,7 +17,7 @@ from eddie_otel.ops.assets import (
     asset_path,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name", [DASHBOARD, ALERT_RULES, PROMETHEUS_CONFIG, PROVISIONING, COLLECTOR_CONFIG])

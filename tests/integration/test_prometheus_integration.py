@@ -12,7 +12,7 @@ import pytest
 
 from eddie_otel.catalogue import METRICS, Kind
 from tests.conftest import free_port
-from tests.prometheus_server import PrometheusServer
+from tests.support.prometheus_server import PrometheusServer
 
 # An agent process: configures eddie-otel on its own port, records a known set of
 # events, then waits until the test closes its standard input.
@@ -20,7 +20,7 @@ AGENT = textwrap.dedent(
     """
     import sys
     import eddie_otel
-    from tests.helpers import record_every_metric
+    from tests.support.helpers import record_every_metric
 
     eddie_otel.configure(port=int(sys.argv[1]))
     record_every_metric()
@@ -40,7 +40,7 @@ def agent_port() -> Iterator[int]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"

@@ -18,7 +18,7 @@ import yaml
 
 from eddie_otel.ops.assets import COLLECTOR_CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 # Component types of the otelcol-contrib distribution, from its manifest
 # (open-telemetry/opentelemetry-collector-releases, distributions/otelcol-contrib/manifest.yaml):

@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import eddie_otel
 from eddie_otel import runtime
-from tests.helpers import record_every_metric, sample_value
+from tests.support.helpers import record_every_metric, sample_value
 
 
 def port_is_listening(port: int) -> bool:

@@ -164,7 +164,7 @@ def test_record_calls_the_recorder_once(
 
 
 def test_the_readme_lists_every_event_type_with_its_fields() -> None:
-    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8").split())
     for name, model in EVENT_MODELS.items():
         fields = ", ".join(field for field in model.model_fields if field != "type")
         assert f"`{name}` ({fields})" in readme

@@ -10,8 +10,8 @@ import pytest
 import eddie_otel
 from eddie_otel.cli import main
 from tests.conftest import free_port
-from tests.grafana_standin import ADMIN, GrafanaStandIn
-from tests.prometheus_server import PrometheusServer
+from tests.support.grafana_standin import ADMIN, GrafanaStandIn
+from tests.support.prometheus_server import PrometheusServer
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

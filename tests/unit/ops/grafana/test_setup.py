@@ -20,7 +20,7 @@ import pytest
 from eddie_otel.cli import main
 from eddie_otel.ops import alerts, assets
 from eddie_otel.ops.grafana import datasource_payload, rule_uid
-from tests.grafana_standin import ADMIN, VIEWER, GrafanaStandIn
+from tests.support.grafana_standin import ADMIN, VIEWER, GrafanaStandIn
 
 TOKEN = "glsa_eddieAdminToken_5f0c2a9e81d34b7b_1a2b3c4d"
 VIEWER_TOKEN = "glsa_eddieViewerToken_77aa0e4410c2_9f8e7d6c"

@@ -15,7 +15,7 @@ import yaml
 from eddie_otel.cli import main
 from eddie_otel.ops import alerts, assets
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 FILES = {
     "compose.yaml",
     "prometheus/prometheus.yml",
