@@ -408,13 +408,3 @@ def test_sdk_disabled_still_answers(monkeypatch: pytest.MonkeyPatch, port: int) 
     assert posted.status_code == 202
     assert metrics.status_code == 200
     assert metrics.text == ""
-
-
-def test_create_app_starts_no_server(port: int) -> None:
-    runtime = eddie_otel.configure(serve=False)
-
-    create_app(runtime)
-
-    assert runtime.server is None
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/metrics/health", timeout=2)
