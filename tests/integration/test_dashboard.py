@@ -1,0 +1,150 @@
+"""The dashboard queries give the right numbers in Prometheus' own engine (through `promtool test rules`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from eddie_otel.ops.assets import DASHBOARD
+from eddie_otel.ops.dashboard import expand_variables, panel_queries
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    """The committed dashboard JSON, parsed."""
+    loaded: dict[str, Any] = json.loads((ROOT / DASHBOARD).read_text(encoding="utf-8"))
+    return loaded
+
+
+# Series for the evaluation below: one sample a minute for an hour. Counters grow by
+# 60·r a minute, i.e. a rate of exactly r per second over any window, so the
+# expected values are exact. Several series carry an `instance` label to show the
+# queries aggregate across instances.
+_SERIES: dict[str, str] = {
+    'task_split_total{agent="a", instance="i1"}': "0+60x60",
+    'task_split_total{agent="b", instance="i1"}': "0+60x60",
+    'task_split_total{agent="b", instance="i2"}': "0+60x60",
+    'task_split_chunks_total{agent="a"}': "0+180x60",
+    'task_split_chunks_total{agent="b"}': "0+240x60",
+    'timeout_events_total{agent="a", stage="codegen", reason="deadline"}': "0+60x60",
+    'timeout_events_total{agent="a", stage="codegen", reason="oom"}': "0+60x60",
+    'timeout_events_total{agent="b", stage="review", reason="deadline"}': "0+180x60",
+    'fallback_depth_exceeded_total{agent="a"}': "0+1x60",
+    # codegen: 100 tasks/s, 50 within 30 s, 98 within 60 s, all within 120 s.
+    'task_execution_seconds_bucket{stage="codegen", le="30"}': "0+3000x60",
+    'task_execution_seconds_bucket{stage="codegen", le="60"}': "0+5880x60",
+    'task_execution_seconds_bucket{stage="codegen", le="120"}': "0+6000x60",
+    'task_execution_seconds_bucket{stage="codegen", le="+Inf"}': "0+6000x60",
+    'task_execution_seconds_sum{stage="codegen"}': "0+150000x60",
+    'task_execution_seconds_count{stage="codegen"}': "0+6000x60",
+    # Agent a's chunks like codegen's tasks; agent b's all within 30 s.
+    'chunk_execution_seconds_bucket{agent="a", le="30"}': "0+3000x60",
+    'chunk_execution_seconds_bucket{agent="a", le="60"}': "0+5880x60",
+    'chunk_execution_seconds_bucket{agent="a", le="120"}': "0+6000x60",
+    'chunk_execution_seconds_bucket{agent="a", le="+Inf"}': "0+6000x60",
+    'chunk_execution_seconds_bucket{agent="b", le="30"}': "0+6000x60",
+    'chunk_execution_seconds_bucket{agent="b", le="60"}': "0+6000x60",
+    'chunk_execution_seconds_bucket{agent="b", le="120"}': "0+6000x60",
+    'chunk_execution_seconds_bucket{agent="b", le="+Inf"}': "0+6000x60",
+    # codegen: 3 successes and 1 failure a second; review: only failures, no success series at all.
+    'task_success_total{stage="codegen"}': "0+180x60",
+    'task_failure_total{stage="codegen", reason="ValueError"}': "0+60x60",
+    'task_failure_total{stage="review", reason="TimeoutError"}': "0+60x60",
+    'agent_active_tasks{agent="a", instance="i1"}': "2x60",
+    'agent_active_tasks{agent="a", instance="i2"}': "1x60",
+    'agent_active_tasks{agent="b", instance="i1"}': "0x60",
+    # a executes twice as much as b; idle executed 7 long ago and nothing since.
+    'agent_tasks_executed_total{agent="a"}': "0+240x60",
+    'agent_tasks_executed_total{agent="b"}': "0+120x60",
+    'agent_tasks_executed_total{agent="idle"}': "7x60",
+    # Two instances report the same limit of c1: a limit is not additive.
+    'docker_container_cpu_limit{container="c1", instance="i1"}': "1500x60",
+    'docker_container_cpu_limit{container="c1", instance="i2"}': "1500x60",
+    'docker_container_cpu_limit{container="c2", instance="i1"}': "500x60",
+    'docker_container_memory_limit_bytes{container="c1"}': "536870912x60",
+    'docker_elastic_adjustment_total{container="c1", type="cpu_up"}': "0+1x60",
+    'docker_elastic_adjustment_total{container="c1", type="memory_down"}': "0+2x60",
+    # 10 chunk results combined and 1 duplicate removed a second.
+    "merge_chunks_combined_total": "0+600x60",
+    "merge_deduplication_total": "0+60x60",
+}
+
+
+# (panel title, {labels: value}) for every target in dashboard order, evaluated at the
+# end of the hour with $__rate_interval = 5m and $__range = 1h.
+_EXPECTED: list[tuple[str, dict[str, float]]] = [
+    ("Success rate", {"{}": 0.6}),  # 3 / (3 + 2)
+    ("Latency p99", {"{}": 90}),  # rank 99 of 100 falls halfway into (60, 120]
+    ("Timeouts per hour", {"{}": 18000}),  # 5 a second
+    ("Merge efficiency", {"{}": 0.9}),  # 1 - 1/10
+    ("Agent balance", {"{}": 2}),  # 4 / 2, the idle agent left out
+    ("Task splits by agent", {'{agent="a"}': 1, '{agent="b"}': 2}),
+    ("Chunks created by agent", {'{agent="a"}': 3, '{agent="b"}': 4}),
+    ("Chunks per split by agent", {'{agent="a"}': 3, '{agent="b"}': 2}),
+    ("Timeout events by agent and stage", {'{agent="a", stage="codegen"}': 2, '{agent="b", stage="review"}': 3}),
+    ("Fallback depth violations by agent", {'{agent="a"}': 5}),
+    ("Task execution time by stage", {'{stage="codegen"}': 58.125}),  # p95: 30 + 30 · 45/48
+    ("Task execution time by stage", {'{stage="codegen"}': 90}),
+    ("Task execution time by stage", {'{stage="codegen"}': 25}),  # mean: 2500 / 100
+    ("Chunk execution time by agent", {'{agent="a"}': 58.125, '{agent="b"}': 28.5}),  # b: 30 · 0.95
+    ("Chunk execution time by agent", {'{agent="a"}': 90, '{agent="b"}': 29.7}),  # b: 30 · 0.99
+    ("Task successes and failures by stage", {'{stage="codegen"}': 3}),
+    (
+        "Task successes and failures by stage",
+        {'{stage="codegen", reason="ValueError"}': 1, '{stage="review", reason="TimeoutError"}': 1},
+    ),
+    ("Success rate by stage", {'{stage="codegen"}': 0.75, '{stage="review"}': 0}),
+    ("Active tasks by agent", {'{agent="a"}': 3, '{agent="b"}': 0}),
+    ("Tasks and chunks executed by agent", {'{agent="a"}': 4, '{agent="b"}': 2, '{agent="idle"}': 0}),
+    ("Agent balance", {"{}": 2}),
+    ("Container CPU limit", {'{container="c1"}': 1.5, '{container="c2"}': 0.5}),
+    ("Container memory limit", {'{container="c1"}': 536870912}),
+    (
+        "Elastic adjustments by container and type",
+        {'{container="c1", type="cpu_up"}': 5, '{container="c1", type="memory_down"}': 10},
+    ),
+    ("Chunk results combined and duplicates removed", {"{}": 10}),
+    ("Chunk results combined and duplicates removed", {"{}": 1}),
+    ("Merge efficiency", {"{}": 0.9}),
+]
+
+
+def test_every_query_gives_the_expected_numbers_in_prometheus(
+    dashboard: dict[str, Any], promtool: str, tmp_path: Path
+) -> None:
+    """promtool evaluates each panel query with Prometheus' engine: a parse error or a wrong value fails."""
+    queries = panel_queries(dashboard)
+    assert [title for title, _ in queries] == [title for title, _ in _EXPECTED]
+    tests = [
+        {
+            "expr": expand_variables(expr, rate_interval="5m", range_="1h"),
+            "eval_time": "60m",
+            "exp_samples": [{"labels": labels, "value": value} for labels, value in expected.items()],
+        }
+        for (_, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
+    ]
+    document = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": series, "values": values} for series, values in _SERIES.items()],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    test_file = tmp_path / "dashboard-queries-test.yml"
+    test_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

@@ -1,0 +1,102 @@
+"""A real Prometheus server for tests: own config and storage in a temporary directory, loopback only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import free_port
+from tests.support.helpers import wait_until
+
+
+class PrometheusServer:
+    """Starts `prometheus` scraping `targets` every `interval`; stop() ends it."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        targets: list[str],
+        *,
+        metrics_path: str = "/metrics/prometheus",
+        interval: str = "1s",
+        rule_files: list[Path] | None = None,
+        job: str = "eddie",
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        rules = []
+        for rule_file in rule_files or []:
+            copy = workdir / rule_file.name
+            shutil.copyfile(rule_file, copy)
+            rules.append(copy.name)
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": rules,
+            "scrape_configs": [
+                {"job_name": job, "metrics_path": metrics_path, "static_configs": [{"targets": targets}]}
+            ],
+        }
+        config_file = workdir / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        self._log = (workdir / "prometheus.log").open("wb")
+        self._process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+        self.log_path = workdir / "prometheus.log"
+        self.wait_until(self._ready, 30, "Prometheus did not become ready")
+
+    def _ready(self) -> bool:
+        if self._process.poll() is not None:
+            raise RuntimeError("prometheus exited:\n" + self.log_path.read_text())
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET /api/v1/<path> and return its `data`."""
+        query = urllib.parse.urlencode(params)
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The result vector of an instant query."""
+        data = self.api("query", query=expr)
+        return list(data["result"])
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, message: str) -> None:
+        """Poll `condition` until true, or fail with `message` after `timeout` seconds."""
+        wait_until(condition, timeout, message, interval=0.2)
+
+    def stop(self) -> None:
+        """Terminate the server and wait for it."""
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._log.close()

@@ -1,0 +1,179 @@
+"""The Grafana dashboard: current, complete, one datasource variable, indicator thresholds, balanced queries.
+
+Grafana itself cannot be installed here: the provisioning files are checked against the
+schema Grafana documents for them (apiVersion 1, datasources, providers of type file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.ops.alerts import Thresholds
+from eddie_otel.ops.assets import DASHBOARD, PROVISIONING
+from eddie_otel.ops.dashboard import (
+    DATASOURCE,
+    build_dashboard,
+    expand_variables,
+    panel_queries,
+    render_dashboard,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    """The committed dashboard JSON, parsed."""
+    loaded: dict[str, Any] = json.loads((ROOT / DASHBOARD).read_text(encoding="utf-8"))
+    return loaded
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+
+
+def test_committed_dashboard_equals_a_fresh_generation(dashboard: dict[str, Any]) -> None:
+    assert (ROOT / DASHBOARD).read_text(encoding="utf-8") == render_dashboard()
+    assert dashboard == build_dashboard()
+
+
+def test_dashboard_identity(dashboard: dict[str, Any]) -> None:
+    assert dashboard["uid"] == "eddie-distributed-fallback"
+    assert dashboard["title"] == "Eddie · distributed fallback"
+    assert dashboard["id"] is None
+
+
+def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dashboard: dict[str, Any]) -> None:
+    variables = dashboard["templating"]["list"]
+    assert [(v["name"], v["type"], v["query"]) for v in variables] == [("datasource", "datasource", "prometheus")]
+    assert DATASOURCE == {"type": "prometheus", "uid": "${datasource}"}
+    for panel in _panels(dashboard):
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+
+
+def test_at_least_twelve_panels_with_unique_ids_on_a_non_overlapping_grid(dashboard: dict[str, Any]) -> None:
+    assert len(_panels(dashboard)) == 22
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert ids == list(range(1, len(ids) + 1))
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        covered = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not covered & cells, f"{panel['title']} overlaps another panel"
+        cells |= covered
+
+
+def test_every_catalogue_metric_is_queried(dashboard: dict[str, Any]) -> None:
+    exprs = " ".join(expr for _, expr in panel_queries(dashboard))
+    for metric in METRICS:
+        suffix = "_bucket" if metric.kind is Kind.HISTOGRAM else ""
+        assert re.search(rf"\b{metric.prometheus_name}{suffix}\b", exprs), metric.prometheus_name
+
+
+def test_indicator_row_has_five_stats_with_the_targets_as_thresholds(dashboard: dict[str, Any]) -> None:
+    stats = [panel for panel in _panels(dashboard) if panel["type"] == "stat"]
+    summary = [
+        (
+            panel["title"],
+            panel["fieldConfig"]["defaults"]["unit"],
+            [(step["color"], step["value"]) for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]],
+            panel["gridPos"]["y"],
+        )
+        for panel in stats
+    ]
+    assert summary == [
+        ("Success rate", "percentunit", [("red", None), ("green", 0.95)], 1),
+        ("Latency p99", "s", [("green", None), ("red", 60.0)], 1),
+        ("Timeouts per hour", "short", [("green", None), ("red", 5.0)], 1),
+        ("Merge efficiency", "percentunit", [("red", None), ("green", 0.9)], 1),
+        ("Agent balance", "suffix:×", [("green", None), ("red", 2.0)], 1),
+    ]
+    for panel in stats:
+        assert panel["fieldConfig"]["defaults"]["color"] == {"mode": "thresholds"}
+        assert [(t["instant"], t["range"]) for t in panel["targets"]] == [(True, False)], panel["title"]
+
+
+def test_indicator_thresholds_follow_the_thresholds_object() -> None:
+    moved = Thresholds(success_rate=0.99, latency_p99_seconds=30.0)
+    stats = {panel["title"]: panel for panel in _panels(build_dashboard(moved)) if panel["type"] == "stat"}
+    assert stats["Success rate"]["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 0.99
+    assert stats["Latency p99"]["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"] == 30.0
+
+
+def _balanced(expr: str) -> bool:
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    for char in expr:
+        if char in "([{":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return False
+    return not stack
+
+
+def test_queries_are_balanced_and_aggregate_before_quantiles_and_ratios(dashboard: dict[str, Any]) -> None:
+    for title, expr in panel_queries(dashboard):
+        assert _balanced(expr), title
+        for match in re.finditer(r"histogram_quantile\(", expr):
+            assert re.match(r"histogram_quantile\(0\.\d+, sum by \(le\b", expr[match.start() :]), title
+        # Every rate() and increase() sits directly inside a sum: correct across instances and label values.
+        for match in re.finditer(r"\b(rate|increase)\(", expr):
+            assert re.search(r"sum(?: by \([a-z, ]+\) )?\($", expr[: match.start()]), f"{title}: {expr}"
+        assert "$__rate_interval" in expr or "$__range" in expr or "rate(" not in expr, title
+
+
+def test_panel_queries_lists_every_target_of_nested_rows_too() -> None:
+    collapsed = {
+        "panels": [
+            {"type": "row", "title": "r", "panels": [{"type": "stat", "title": "inner", "targets": [{"expr": "up"}]}]},
+            {"type": "timeseries", "title": "outer", "targets": [{"expr": "a", "refId": "A"}, {"expr": "b"}]},
+        ]
+    }
+    assert panel_queries(collapsed) == [("inner", "up"), ("outer", "a"), ("outer", "b")]
+
+
+def test_expand_variables_replaces_grafana_intervals() -> None:
+    expr = "sum(rate(x[$__rate_interval])) / sum(rate(y[$__range]))"
+    assert expand_variables(expr) == "sum(rate(x[1m])) / sum(rate(y[1h]))"
+    assert expand_variables(expr, rate_interval="30s", range_="6h") == "sum(rate(x[30s])) / sum(rate(y[6h]))"
+
+
+def test_grafana_datasource_provisioning() -> None:
+    document = yaml.safe_load((ROOT / PROVISIONING / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert document == {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": "Prometheus",
+                "uid": "prometheus",
+                "type": "prometheus",
+                "access": "proxy",
+                "url": "http://prometheus:9090",
+                "isDefault": True,
+                "jsonData": {"timeInterval": "10s", "httpMethod": "POST"},
+            }
+        ],
+    }
+
+
+def test_grafana_dashboard_provisioning_loads_a_directory_of_json_files() -> None:
+    document = yaml.safe_load((ROOT / PROVISIONING / "dashboards" / "eddie.yml").read_text(encoding="utf-8"))
+    assert document["apiVersion"] == 1
+    [provider] = document["providers"]
+    assert provider["type"] == "file"
+    assert provider["folder"] == "Eddie"
+    assert provider["options"] == {"path": "/var/lib/grafana/dashboards", "foldersFromFilesStructure": False}

@@ -1,0 +1,40 @@
+"""`eddie-otel doctor` against a real metrics endpoint, without Prometheus: the first steps and their messages."""
+
+from __future__ import annotations
+
+import pytest
+
+import eddie_otel
+from eddie_otel.cli import main
+from tests.conftest import free_port
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
+    status = main(["doctor", *args])
+    return status, capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture
+def metrics_port() -> int:
+    port = free_port()
+    eddie_otel.configure(port=port)
+    return port
+
+
+def test_nothing_listening_fails_the_first_step_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    status, lines = doctor(
+        capsys, "--metrics-url", f"http://127.0.0.1:{port}", "--prometheus-url", "http://127.0.0.1:1"
+    )
+    assert status == 1
+    assert lines[0] == "[1/3] FAIL metrics endpoint answers with task_split_total"
+    assert f"cannot reach http://127.0.0.1:{port}/metrics/prometheus" in lines[1]
+    assert "eddie-otel serve" in lines[1]
+    assert len(lines) == 2
+
+
+def test_an_endpoint_without_splits_says_so(capsys: pytest.CaptureFixture[str], metrics_port: int) -> None:
+    eddie_otel.record_merge(chunks_combined=1, duplicates_removed=0)
+    status, lines = doctor(capsys, "--metrics-url", f"http://127.0.0.1:{metrics_port}")
+    assert status == 1
+    assert "has no task_split_total yet" in lines[1]

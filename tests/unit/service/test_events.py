@@ -1,0 +1,170 @@
+"""The webhook event models: one registry, strict parsing with named fields, and recording through a recorder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eddie_otel.catalogue import ADJUSTMENT_TYPES
+from eddie_otel.errors import EddieOtelError
+from eddie_otel.service.events import (
+    ADJUSTMENTS,
+    EVENT_CLASSES,
+    EVENT_MODELS,
+    EVENT_TYPES,
+    DockerAllocatedEvent,
+    EventBatch,
+    InvalidEvents,
+    parse_batch,
+    parse_event,
+)
+
+# The smallest valid body of each event type.
+MINIMAL: dict[str, dict[str, Any]] = {
+    "task_split": {"agent": "a1", "chunks": 1, "depth": 0},
+    "timeout": {"agent": "a1", "stage": "review"},
+    "chunk_executed": {"agent": "a1", "duration_seconds": 0.0},
+    "docker_allocated": {"container": "c1", "cpu_millicores": 1, "memory_bytes": 1},
+    "task_completed": {"stage": "review", "duration_seconds": 0.0},
+    "merge": {"chunks_combined": 0, "duplicates_removed": 0},
+}
+
+
+class FakeRecorder:
+    """Remembers every call made to it, as (method, arguments)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*arguments: Any) -> None:
+            self.calls.append((name, arguments))
+
+        return call
+
+
+def encoded(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_the_registry_comes_from_one_tuple() -> None:
+    assert tuple(model.model_fields["type"].default for model in EVENT_CLASSES) == EVENT_TYPES
+    assert tuple(EVENT_MODELS.values()) == EVENT_CLASSES
+    assert EVENT_TYPES == ("task_split", "timeout", "chunk_executed", "docker_allocated", "task_completed", "merge")
+    assert set(MINIMAL) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("type_name", EVENT_TYPES)
+def test_every_model_parses_a_minimal_body(type_name: str) -> None:
+    event = parse_event(type_name, encoded(MINIMAL[type_name]))
+
+    assert type(event) is EVENT_MODELS[type_name]
+    assert event.type == type_name
+
+
+def test_the_batch_union_chooses_the_model_by_type() -> None:
+    events = parse_batch(encoded({"events": [{"type": name, **body} for name, body in MINIMAL.items()]}))
+
+    assert [type(event) for event in events] == list(EVENT_CLASSES)
+    assert EventBatch.model_json_schema()["properties"]["events"]["items"]["discriminator"]["propertyName"] == "type"
+
+
+def test_adjustments_are_initial_and_the_catalogue_ones() -> None:
+    assert ("initial", *ADJUSTMENT_TYPES) == ADJUSTMENTS
+    schema = DockerAllocatedEvent.model_json_schema()["properties"]["adjustment"]
+    assert schema["enum"] == list(ADJUSTMENTS)
+    assert schema["default"] == "initial"
+
+
+@pytest.mark.parametrize(
+    ("type_name", "changes", "field", "message"),
+    [
+        ("task_split", {"chunks": 0}, "chunks", "greater than or equal to 1"),
+        ("task_split", {"chunks": "3"}, "chunks", "valid integer"),
+        ("timeout", {"agent": "a b"}, "agent", "agent"),
+        ("chunk_executed", {"duration_seconds": -1.0}, "duration_seconds", "greater than or equal to 0"),
+        ("docker_allocated", {"adjustment": "sideways"}, "adjustment", "'initial', 'cpu_up', 'cpu_down'"),
+        ("task_completed", {"reason": "oops"}, "reason", "reason is only for failed tasks"),
+        ("merge", {"duplicates_removed": 1}, "duplicates_removed", "cannot exceed chunks_combined"),
+        ("merge", {"colour": "blue"}, "colour", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_fields_are_named(type_name: str, changes: dict[str, object], field: str, message: str) -> None:
+    with pytest.raises(InvalidEvents) as raised:
+        parse_event(type_name, encoded({**MINIMAL[type_name], **changes}))
+
+    assert [error.field for error in raised.value.errors] == [field]
+    assert message in raised.value.errors[0].message
+    assert str(raised.value).startswith(f"{field}: ")
+
+
+def test_bad_fields_of_a_batch_name_the_index() -> None:
+    body = {
+        "events": [{"type": "merge", **MINIMAL["merge"]}, {"type": "task_split", **MINIMAL["task_split"], "depth": -1}]
+    }
+    with pytest.raises(InvalidEvents) as raised:
+        parse_batch(encoded(body))
+
+    assert [error.field for error in raised.value.errors] == ["events[1].depth"]
+
+
+def test_an_unknown_type_in_a_batch_lists_the_known_ones() -> None:
+    with pytest.raises(InvalidEvents) as raised:
+        parse_batch(encoded({"events": [{"type": "nope"}]}))
+
+    (error,) = raised.value.errors
+    assert error.field == "events[0].type"
+    assert error.message == f"unknown event type 'nope'; one of {', '.join(EVENT_TYPES)}"
+
+
+def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
+    assert issubclass(InvalidEvents, EddieOtelError)
+    assert issubclass(InvalidEvents, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "body", "call"),
+    [
+        ("task_split", {"agent": "a1", "chunks": 4, "depth": 2, "task_id": "t-9"}, ("split", ("a1", 4, 2))),
+        ("timeout", {"agent": "a1", "stage": "review"}, ("timeout", ("a1", "review", "timeout"))),
+        (
+            "chunk_executed",
+            {"agent": "a2", "duration_seconds": 1.5, "success": False},
+            ("chunk_finished", ("a2", 1.5, False)),
+        ),
+        (
+            "docker_allocated",
+            {"container": "c1", "cpu_millicores": 500, "memory_bytes": 1024, "adjustment": "cpu_up"},
+            ("allocation", ("c1", 500, 1024, "cpu_up")),
+        ),
+        (
+            "task_completed",
+            {"stage": "test", "duration_seconds": 2.0, "success": False, "reason": "crash", "agent": "a3"},
+            ("task_finished", ("test", 2.0, False, "crash", "a3")),
+        ),
+        (
+            "task_completed",
+            {"stage": "test", "duration_seconds": 2.0},
+            ("task_finished", ("test", 2.0, True, None, None)),
+        ),
+        ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
+    ],
+)
+def test_record_calls_the_recorder_once(
+    type_name: str, body: dict[str, object], call: tuple[str, tuple[Any, ...]]
+) -> None:
+    recorder = FakeRecorder()
+
+    parse_event(type_name, encoded(body)).record(recorder)
+
+    assert recorder.calls == [call]
+
+
+def test_the_readme_lists_every_event_type_with_its_fields() -> None:
+    readme = " ".join((Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8").split())
+    for name, model in EVENT_MODELS.items():
+        fields = ", ".join(field for field in model.model_fields if field != "type")
+        assert f"`{name}` ({fields})" in readme
