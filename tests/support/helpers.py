@@ -34,6 +34,7 @@ def record_every_metric() -> None:
     with contextlib.suppress(ValueError):
         fail()
     run_chunk()
+    eddie_otel.record_chunk(agent="python-agent", duration_seconds=0.5, success=False, reason="crash")
     assert eddie_otel.record_split(agent="python-agent", chunks=3, depth=1)
     assert not eddie_otel.record_split(agent="python-agent", chunks=2, depth=4)
     eddie_otel.record_timeout(agent="python-agent", stage="codegen", reason="deadline")

@@ -132,8 +132,8 @@ def test_timeout_counts_as_timeout_and_failure(kind: str, configured: object) ->
     fn = make(kind, "timeout")
     with pytest.raises(TimeoutError):
         drive(kind, fn)
-    assert value("task_failure_total", stage="codegen", reason="TimeoutError") == 1
-    assert value("timeout_events_total", agent="python-agent", stage="codegen", reason="TimeoutError") == 1
+    assert value("task_failure_total", stage="codegen", reason="timeout") == 1
+    assert value("timeout_events_total", agent="python-agent", stage="codegen", reason="timeout") == 1
     assert value("agent_active_tasks", agent="python-agent") == 0
 
 
@@ -224,7 +224,7 @@ def test_chunk_timeout_is_a_timeout_of_the_chunk_stage(configured: object) -> No
 
     with pytest.raises(concurrent.futures.TimeoutError):
         run_chunk()
-    assert value("timeout_events_total", agent="agent-1", stage="chunk", reason="TimeoutError") == 1
+    assert value("timeout_events_total", agent="agent-1", stage="chunk", reason="timeout") == 1
 
 
 def test_callable_labels_receive_the_call_arguments(configured: object) -> None:

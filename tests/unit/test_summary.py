@@ -134,6 +134,7 @@ def test_known_sequence(clock: FakeClock) -> None:
         "docker_elastic_adjustment": 1,
         "merge_deduplication": 1,
         "merge_chunks_combined": 20,
+        "chunk_failure": 0,
     }
     assert result["agents"] == {
         "a1": {"active": 0, "executed": 7},
@@ -157,6 +158,7 @@ def test_known_sequence(clock: FakeClock) -> None:
         "docker_elastic_adjustment": 0,
         "merge_deduplication": 0,
         "merge_chunks_combined": 10,
+        "chunk_failure": 0,
     }
     assert result["windows"]["5m"] == {
         "seconds": 300,

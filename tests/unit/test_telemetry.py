@@ -31,6 +31,7 @@ CONTRACT = {
     "docker_elastic_adjustment_total": ("counter", {"container", "type"}),
     "merge_deduplication_total": ("counter", set()),
     "merge_chunks_combined_total": ("counter", set()),
+    "chunk_failure_total": ("counter", {"agent", "reason"}),
 }
 
 
@@ -94,8 +95,9 @@ def test_recorded_values_are_exact(configured: object) -> None:
     assert sample_value(text, "task_success_total", stage="codegen") == 1
     assert sample_value(text, "task_failure_total", stage="codegen", reason="ValueError") == 1
     assert sample_value(text, "task_execution_seconds_count", stage="codegen") == 2
-    assert sample_value(text, "chunk_execution_seconds_count", agent="python-agent") == 1
-    assert sample_value(text, "agent_tasks_executed_total", agent="python-agent") == 3
+    assert sample_value(text, "chunk_execution_seconds_count", agent="python-agent") == 2
+    assert sample_value(text, "agent_tasks_executed_total", agent="python-agent") == 4
+    assert sample_value(text, "chunk_failure_total", agent="python-agent", reason="crash") == 1
     assert sample_value(text, "agent_active_tasks", agent="python-agent") == 0
     assert sample_value(text, "task_split_total", agent="python-agent") == 1
     assert sample_value(text, "task_split_chunks_total", agent="python-agent") == 3

@@ -62,7 +62,7 @@ def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dash
 
 
 def test_at_least_twelve_panels_with_unique_ids_on_a_non_overlapping_grid(dashboard: dict[str, Any]) -> None:
-    assert len(_panels(dashboard)) == 22
+    assert len(_panels(dashboard)) == 23
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert ids == list(range(1, len(ids) + 1))
     cells: set[tuple[int, int]] = set()

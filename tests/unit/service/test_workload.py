@@ -143,7 +143,7 @@ class Expected:
                 results.append(chunk.key)
             elif chunk.outcome in ("timeout", "late"):
                 self.stats["timeouts"] += 1
-                reason = "TimeoutError" if chunk.outcome == "timeout" else "deadline"
+                reason = "timeout" if chunk.outcome == "timeout" else "deadline"
                 self.timeouts[(chunk.agent, stage, reason)] += 1
                 if self.split(chunk.agent, chunk.split, depth + 1, max_depth):
                     assert len(chunk.chunks) == chunk.split
@@ -176,11 +176,11 @@ def expected_from(steps: list[Step], max_depth: int) -> Expected:
             expected.success[(step.stage,)] += 1
             continue
         expected.stats["failures"] += 1
-        reason = "TimeoutError" if step.outcome == "timeout" else step.outcome
+        reason = "timeout" if step.outcome == "timeout" else step.outcome
         expected.failure[(step.stage, reason)] += 1
         if step.outcome == "timeout":
             expected.stats["timeouts"] += 1
-            expected.timeouts[(step.agent, step.stage, "TimeoutError")] += 1
+            expected.timeouts[(step.agent, step.stage, "timeout")] += 1
             if expected.split(step.agent, step.split, 1, max_depth):
                 expected.chunks(step.chunks, 1, step.stage, f"task-{step.number}", max_depth)
     return expected
