@@ -74,6 +74,8 @@ _SERIES: dict[str, str] = {
     # 10 chunk results combined and 1 duplicate removed a second.
     "merge_chunks_combined_total": "0+600x60",
     "merge_deduplication_total": "0+60x60",
+    # Agent a: one chunk in two seconds fails, timed out.
+    'chunk_failure_total{agent="a", reason="timeout"}': "0+30x60",
 }
 
 
@@ -101,6 +103,7 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
         {'{stage="codegen", reason="ValueError"}': 1, '{stage="review", reason="TimeoutError"}': 1},
     ),
     ("Success rate by stage", {'{stage="codegen"}': 0.75, '{stage="review"}': 0}),
+    ("Chunk failures by agent", {'{agent="a", reason="timeout"}': 0.5}),
     ("Active tasks by agent", {'{agent="a"}': 3, '{agent="b"}': 0}),
     ("Tasks and chunks executed by agent", {'{agent="a"}': 4, '{agent="b"}': 2, '{agent="idle"}': 0}),
     ("Agent balance", {"{}": 2}),
