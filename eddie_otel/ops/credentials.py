@@ -67,11 +67,10 @@ class Located:
             parts = urlsplit(raw)
             username, password = parts.username, parts.password
         except ValueError:
-            scheme, separator, rest = raw.rpartition("://")
-            if "@" not in rest:
-                return cls(raw)
-            userinfo, _, host = rest.rpartition("@")
-            return cls(f"{scheme}{separator}{host}", userinfo=userinfo)
+            return cls._cut(raw)
+        if not parts.netloc:
+            # Not a URL with a host ("admin:secret@host" lacks the "//"); it will be refused, but not shown whole.
+            return cls._cut(raw)
         if "@" not in parts.netloc:
             return cls(raw)
         userinfo, _, netloc = parts.netloc.rpartition("@")
@@ -82,6 +81,14 @@ class Located:
             unquote(password) if password is not None else None,
             userinfo,
         )
+
+    @classmethod
+    def _cut(cls, raw: str) -> Located:
+        scheme, separator, rest = raw.rpartition("://")
+        if "@" not in rest:
+            return cls(raw)
+        userinfo, _, host = rest.rpartition("@")
+        return cls(f"{scheme}{separator}{host}", userinfo=userinfo)
 
     @property
     def authorization(self) -> str | None:

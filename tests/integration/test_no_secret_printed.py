@@ -191,6 +191,7 @@ def test_grafana_setup_shows_the_prometheus_url_without_user_info(capsys: pytest
         f"http://{USERINFO}@127.0.0.1:notaport",
         f"ftp://{USERINFO}@127.0.0.1:21",
         f"http://{USERINFO}@[::1",
+        f"{USERINFO}@127.0.0.1:3000",  # no scheme
     ],
 )
 def test_grafana_setup_errors_about_the_url_hide_its_user_info(capsys: pytest.CaptureFixture[str], url: str) -> None:
