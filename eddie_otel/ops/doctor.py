@@ -1,7 +1,13 @@
-"""`eddie-otel doctor`: the troubleshooting steps, in order, stopping at the first that fails."""
+"""`eddie-otel doctor`: the troubleshooting steps, in order, stopping at the first that fails.
+
+A user and password in a URL authenticate its requests (HTTP Basic; for Grafana only
+when no API key is given) and are never shown: messages carry the URL without its
+user info, and every line printed goes through a redactor of the secrets given.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
@@ -14,6 +20,7 @@ from typing import Any, TextIO
 
 from eddie_otel.environment import GRAFANA_API_KEY
 from eddie_otel.errors import EddieOtelError
+from eddie_otel.ops.credentials import Located, redactor
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
 from eddie_otel.telemetry import METRICS_PATH
 
@@ -35,23 +42,34 @@ class Check:
     run: Callable[[], str]
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the Authorization header to wherever it points; report the 3xx instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _get(url: str, authorization: str | None = None) -> tuple[int, bytes]:
+    """GET `url` (no user info in it), with an `Authorization` value when given."""
+    headers = {"Authorization": authorization} if authorization else {}
+    opener = urllib.request.build_opener(_NoRedirect) if authorization else urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_SECONDS) as response:
             return int(response.status), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (urllib.error.URLError, OSError) as error:
+        with error:
+            return error.code, error.read()
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", error)
         raise CheckFailed(f"cannot reach {url}: {reason}") from None
 
 
-def _prometheus_api(base: str, path: str, **params: str) -> Any:
+def _prometheus_api(prometheus: Located, path: str, **params: str) -> Any:
+    base = prometheus.url.rstrip("/")
     url = f"{base}/api/v1/{path}"
     if params:
         url += "?" + urllib.parse.urlencode(params)
-    status, body = _get(url)
+    status, body = _get(url, prometheus.authorization)
     if status != 200:
         raise CheckFailed(f"{url} answered HTTP {status}; is {base} a Prometheus server?")
     try:
@@ -63,9 +81,10 @@ def _prometheus_api(base: str, path: str, **params: str) -> Any:
 
 def check_metrics_endpoint(metrics_url: str) -> str:
     """Step 1: the endpoint answers and exposes task_split_total."""
-    url = metrics_url.rstrip("/") + METRICS_PATH
+    metrics = Located.parse(metrics_url)
+    url = metrics.url.rstrip("/") + METRICS_PATH
     try:
-        status, body = _get(url)
+        status, body = _get(url, metrics.authorization)
     except CheckFailed as failure:
         raise CheckFailed(f"{failure}. Start the service (`eddie-otel serve`) or the instrumented agent.") from None
     if status != 200:
@@ -81,9 +100,10 @@ def check_metrics_endpoint(metrics_url: str) -> str:
 
 def check_prometheus_target(prometheus_url: str, metrics_url: str) -> str:
     """Step 2: Prometheus scrapes the endpoint and the target is up."""
-    base = prometheus_url.rstrip("/")
-    data = _prometheus_api(base, "targets", state="active")
-    wanted = urllib.parse.urlsplit(metrics_url)
+    prometheus = Located.parse(prometheus_url)
+    base = prometheus.url.rstrip("/")
+    data = _prometheus_api(prometheus, "targets", state="active")
+    wanted = urllib.parse.urlsplit(Located.parse(metrics_url).url)
     targets = [
         t
         for t in (data or {}).get("activeTargets", [])
@@ -104,8 +124,9 @@ def check_prometheus_target(prometheus_url: str, metrics_url: str) -> str:
 
 def check_prometheus_series(prometheus_url: str) -> str:
     """Step 3: Prometheus returns the task_split_total series."""
-    base = prometheus_url.rstrip("/")
-    data = _prometheus_api(base, "query", query=PROBE_METRIC)
+    prometheus = Located.parse(prometheus_url)
+    base = prometheus.url.rstrip("/")
+    data = _prometheus_api(prometheus, "query", query=PROBE_METRIC)
     result = (data or {}).get("result", [])
     if not result:
         raise CheckFailed(
@@ -117,13 +138,16 @@ def check_prometheus_series(prometheus_url: str) -> str:
 
 def check_grafana_dashboard(grafana_url: str, api_key: str | None) -> str:
     """Step 4: Grafana has the dashboard."""
-    base = grafana_url.rstrip("/")
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    status, body = _get(f"{base}/api/dashboards/uid/{DASHBOARD_UID}", headers)
+    grafana = Located.parse(grafana_url)
+    base = grafana.url.rstrip("/")
+    authorization = f"Bearer {api_key}" if api_key else grafana.authorization
+    status, body = _get(f"{base}/api/dashboards/uid/{DASHBOARD_UID}", authorization)
     if status in (401, 403):
+        given = "the user and password in --grafana-url were" if not api_key and grafana.authorization else None
         raise CheckFailed(
-            f"Grafana at {base} refused the request (HTTP {status}): set {GRAFANA_API_KEY} or --api-key "
-            "to a token that may read dashboards."
+            f"Grafana at {base} refused the request (HTTP {status}): "
+            + (f"{given} refused; " if given else "")
+            + f"set {GRAFANA_API_KEY} or --api-key to a token that may read dashboards."
         )
     if status == 404:
         raise CheckFailed(
@@ -131,7 +155,12 @@ def check_grafana_dashboard(grafana_url: str, api_key: str | None) -> str:
         )
     if status != 200:
         raise CheckFailed(f"Grafana at {base} answered HTTP {status} for the dashboard.")
-    title = json.loads(body).get("dashboard", {}).get("title", DASHBOARD_UID)
+    try:
+        title = json.loads(body).get("dashboard", {}).get("title", DASHBOARD_UID)
+    except (ValueError, AttributeError):
+        raise CheckFailed(
+            f"{base} did not answer like Grafana's HTTP API; is --grafana-url Grafana's base URL?"
+        ) from None
     return f"dashboard {title!r} is there: {base}/d/{DASHBOARD_UID}"
 
 
@@ -147,20 +176,25 @@ def checks(metrics_url: str, prometheus_url: str, grafana_url: str | None, api_k
     return steps
 
 
-def run_checks(steps: list[Check], out: TextIO) -> int:
-    """Run `steps` in order, printing one line each; stop at the first failure. Returns the exit status."""
+def run_checks(steps: list[Check], out: TextIO, redact: Callable[[str], str] = lambda text: text) -> int:
+    """Run `steps` in order, printing one line each (through `redact`); stop at the first failure.
+
+    Returns the exit status.
+    """
     for number, step in enumerate(steps, 1):
         try:
             detail = step.run()
         except CheckFailed as failure:
-            print(f"[{number}/{len(steps)}] FAIL {step.title}\n      {failure}", file=out)
+            print(redact(f"[{number}/{len(steps)}] FAIL {step.title}\n      {failure}"), file=out)
             return 1
-        print(f"[{number}/{len(steps)}] ok   {step.title}: {detail}", file=out)
+        print(redact(f"[{number}/{len(steps)}] ok   {step.title}: {detail}"), file=out)
     print("all checks passed", file=out)
     return 0
 
 
 def doctor_command(*, metrics_url: str, prometheus_url: str, grafana_url: str | None, api_key: str | None) -> int:
     """Handler of `eddie-otel doctor`; returns the exit status."""
-    api_key = api_key or os.environ.get(GRAFANA_API_KEY) or None
-    return run_checks(checks(metrics_url, prometheus_url, grafana_url, api_key), sys.stdout)
+    api_key = (api_key or os.environ.get(GRAFANA_API_KEY) or "").strip() or None
+    urls = (metrics_url, prometheus_url, grafana_url or "")
+    redact = redactor([api_key, *(secret for url in urls for secret in Located.parse(url).secrets())])
+    return run_checks(checks(metrics_url, prometheus_url, grafana_url, api_key), sys.stdout, redact)

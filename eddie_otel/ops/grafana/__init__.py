@@ -1,6 +1,6 @@
 """`eddie-otel grafana-setup`: the Prometheus datasource, folder, dashboard and alert rules in Grafana.
 
-`payloads` builds what is sent, `client` adapts grafana-client, `setup` runs the
+`payloads` builds what is sent, `client` speaks Grafana's HTTP API (stdlib only), `setup` runs the
 steps in order and `command` is the command-line handler.
 """
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eddie_otel.errors import EddieOtelError
 
-__all__ = ["GrafanaSetupError", "NotGrafana"]
+__all__ = ["GrafanaHttpError", "GrafanaSetupError", "GrafanaUnreachable", "NotGrafana"]
 
 
 class GrafanaSetupError(EddieOtelError):
@@ -13,3 +15,16 @@ class GrafanaSetupError(EddieOtelError):
 
 class NotGrafana(EddieOtelError):
     """An answer that is not the JSON object Grafana's API sends."""
+
+
+class GrafanaHttpError(EddieOtelError):
+    """Grafana answered with an error status; `response` is its decoded body, credentials already hidden."""
+
+    def __init__(self, status_code: int, response: Any) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.response = response
+
+
+class GrafanaUnreachable(EddieOtelError):
+    """No HTTP answer came back; the message is the reason, in a few words."""

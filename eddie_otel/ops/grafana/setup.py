@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from grafana_client.client import GrafanaClientError
-
+from eddie_otel.ops.credentials import shown
 from eddie_otel.ops.grafana.client import Credential, Endpoints, as_object, found, setup_errors
+from eddie_otel.ops.grafana.errors import GrafanaHttpError
 from eddie_otel.ops.grafana.payloads import (
     DATASOURCE_NAME,
     DATASOURCE_UID,
@@ -73,7 +73,8 @@ class Setup:
             else:
                 api.update_datasource_by_uid(DATASOURCE_UID, datasource_payload(self.prometheus_url, existing))
         self.say(
-            f"datasource {DATASOURCE_UID} ({DATASOURCE_NAME} → {self.prometheus_url}): {self._verb(existing is None)}"
+            f"datasource {DATASOURCE_UID} ({DATASOURCE_NAME} → {shown(self.prometheus_url)}): "
+            f"{self._verb(existing is None)}"
         )
 
     def save_folder(self) -> None:
@@ -99,7 +100,7 @@ class Setup:
         from_grafana: Any = None
         try:
             from_grafana = self.endpoints.folder.get_all_folders()
-        except GrafanaClientError as exc:
+        except GrafanaHttpError as exc:
             if exc.status_code != 404:
                 raise
         if not isinstance(from_grafana, list):
