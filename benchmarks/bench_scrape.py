@@ -133,6 +133,7 @@ def _case(title: str, family: str, record: Callable[[], None], twins: Twins) -> 
     )
     if exposed < SERIES:
         print(f"  NOTE: eddie's scrape is missing {SERIES - exposed} series: its time is not comparable")
+    medians["exposed"] = exposed
     return medians
 
 
@@ -164,7 +165,7 @@ def main() -> None:
     ratio = histograms[eddie] / histograms[histogram_success_twin]
     print(f"histogram: eddie / {histogram_success_twin} = {ratio:.2f}x (same series as eddie's scrape)")
     ratio = counters[eddie] / counters[counter_twin]
-    verdict = _verdict(ratio, COUNTER_TARGET)
+    verdict = _verdict(ratio, COUNTER_TARGET) if counters["exposed"] == SERIES else "not comparable, series missing"
     print(f"counter:   eddie / {counter_twin} = {ratio:.2f}x (target ≤ {COUNTER_TARGET}: {verdict})")
 
 
