@@ -68,7 +68,11 @@ async def _drive(port: int, pid: int, seconds: float) -> list[tuple[float, float
     try:
         while True:
             remaining = deadline - time.monotonic()
-            done, _ = await asyncio.wait({clients}, timeout=min(INTERVAL_SECONDS, max(remaining, 0.0)))
+            if remaining > 0:
+                done, _ = await asyncio.wait({clients}, timeout=min(INTERVAL_SECONDS, remaining))
+            else:  # the clients stop at the deadline: wait for their last answers once
+                await asyncio.wait({clients})
+                done = {clients}
             now = time.monotonic()
             rate = (counter[0] - last_count) / (now - last_time)
             last_time, last_count = now, counter[0]
