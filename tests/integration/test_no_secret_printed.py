@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from eddie_otel.cli import main
-from tests.grafana_standin import ADMIN, GrafanaStandIn
+from tests.support.grafana_standin import ADMIN, GrafanaStandIn
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "PassW0rd"
