@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 import yaml
 
 from eddie_otel.ops import alerts
-from eddie_otel.ops.alerts import GROUP, THRESHOLDS, Rule, Thresholds, render_rules, rules
+from eddie_otel.ops.alerts import GROUP, THRESHOLDS, Thresholds, all_rules, render_rules, rules
 from eddie_otel.ops.assets import ALERT_RULES
+from eddie_otel.ops.links import Links
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES_TEST = Path(__file__).resolve().parent / "rules" / "eddie-alerts-test.yml"
@@ -26,6 +28,12 @@ ALERT_NAMES = [
     "EddieLatencyP99High",
     "EddieAgentImbalance",
     "EddieLowMergeEfficiency",
+]
+BURN_RATE_ALERTS = [
+    "EddieTaskSuccessBudgetBurn",
+    "EddieTaskSuccessBudgetBurn",
+    "EddieTaskLatencyBudgetBurn",
+    "EddieTaskLatencyBudgetBurn",
 ]
 
 
@@ -42,28 +50,64 @@ def test_committed_rule_file_equals_a_fresh_generation() -> None:
     assert (ROOT / ALERT_RULES).read_text(encoding="utf-8") == render_rules()
 
 
-def test_rule_file_has_one_group_with_every_alert_in_order() -> None:
+def _alerting_rules() -> list[dict[str, Any]]:
+    return [rule for rule in _rule_file()["groups"][0]["rules"] if "alert" in rule]
+
+
+def test_rule_file_has_one_group_with_the_recordings_first_then_every_alert_in_order() -> None:
     groups = _rule_file()["groups"]
     assert [group["name"] for group in groups] == [GROUP] == ["eddie-distributed-fallback"]
-    assert [rule["alert"] for rule in groups[0]["rules"]] == ALERT_NAMES
+    recorded = [rule["record"] for rule in groups[0]["rules"] if "record" in rule]
+    assert len(recorded) == 14
+    assert groups[0]["rules"][:14] == [rule for rule in groups[0]["rules"] if "record" in rule]
+    assert [rule["alert"] for rule in _alerting_rules()] == ALERT_NAMES + BURN_RATE_ALERTS
 
 
-def test_every_rule_has_severity_summary_and_description() -> None:
-    for rule in _rule_file()["groups"][0]["rules"]:
+def test_every_alert_has_severity_summary_description_runbook_and_dashboard() -> None:
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text(encoding="utf-8")
+    for rule in _alerting_rules():
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
-        assert rule["labels"] == {"severity": "critical" if rule["alert"] in _CRITICAL else "warning"}
-        assert set(rule["annotations"]) == {"summary", "description"}
-        assert all(text.strip() for text in rule["annotations"].values()), rule["alert"]
+        if rule["alert"] not in BURN_RATE_ALERTS:
+            assert rule["labels"] == {"severity": "critical" if rule["alert"] in _CRITICAL else "warning"}
+        annotations = rule["annotations"]
+        assert list(annotations) == ["summary", "description", "runbook_url", "dashboard_url"]
+        assert all(text.strip() for text in annotations.values()), rule["alert"]
+        base, _, anchor = annotations["runbook_url"].partition("#")
+        assert base.endswith("/docs/runbooks.md")
+        assert anchor == rule["alert"].lower()
+        # The anchor GitHub gives a `## AlertName` heading.
+        assert f"\n## {rule['alert']}\n" in runbooks, rule["alert"]
+        assert re.fullmatch(
+            r"http://127\.0\.0\.1:3000/d/eddie-distributed-fallback\?viewPanel=\d+", annotations["dashboard_url"]
+        )
+
+
+def test_burn_rate_alerts_have_one_critical_and_one_warning_each() -> None:
+    severities = [(rule["alert"], rule["labels"]["severity"]) for rule in _alerting_rules()[len(ALERT_NAMES) :]]
+    assert severities == [
+        ("EddieTaskSuccessBudgetBurn", "critical"),
+        ("EddieTaskSuccessBudgetBurn", "warning"),
+        ("EddieTaskLatencyBudgetBurn", "critical"),
+        ("EddieTaskLatencyBudgetBurn", "warning"),
+    ]
+
+
+def test_base_urls_are_set_at_generation_time() -> None:
+    text = render_rules(THRESHOLDS, Links("https://runbooks.example/eddie.md", "https://grafana.example/"))
+    assert "runbook_url: https://runbooks.example/eddie.md#eddiehighfailurerate" in text
+    assert "dashboard_url: https://grafana.example/d/eddie-distributed-fallback?viewPanel=" in text
+    assert "127.0.0.1:3000" not in text
 
 
 _CRITICAL = {"EddieFallbackDepthExceeded", "EddieMetricsEndpointDown"}
 
 
-def test_rules_returns_the_rendered_rules() -> None:
-    rendered = _rule_file()["groups"][0]["rules"]
+def test_all_rules_returns_the_rendered_rules() -> None:
+    rendered = _alerting_rules()
     assert [
-        Rule(r["alert"], r["expr"], r["for"], r["labels"]["severity"], *r["annotations"].values()) for r in rendered
-    ] == rules()
+        (r["alert"], r["expr"], r["for"], r["labels"]["severity"], r["annotations"]["summary"]) for r in rendered
+    ] == [(r.alert, r.expr, r.for_, r.severity, r.summary) for r in all_rules()]
+    assert all_rules()[: len(ALERT_NAMES)] == rules()
 
 
 def test_failure_rate_alert_divides_failures_by_finished_tasks() -> None:
@@ -83,7 +127,7 @@ def test_thresholds_are_frozen() -> None:
 def test_promtool_check_rules_accepts_the_rule_file(promtool: str) -> None:
     result = _run(promtool, "check", "rules", str(ROOT / ALERT_RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 25 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(promtool: str) -> None:

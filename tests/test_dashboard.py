@@ -64,7 +64,7 @@ def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dash
 
 
 def test_at_least_twelve_panels_with_unique_ids_on_a_non_overlapping_grid(dashboard: dict[str, Any]) -> None:
-    assert len(_panels(dashboard)) == 22
+    assert len(_panels(dashboard)) == 26
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert ids == list(range(1, len(ids) + 1))
     cells: set[tuple[int, int]] = set()
@@ -87,7 +87,7 @@ def test_every_catalogue_metric_is_queried(dashboard: dict[str, Any]) -> None:
 
 
 def test_indicator_row_has_five_stats_with_the_targets_as_thresholds(dashboard: dict[str, Any]) -> None:
-    stats = [panel for panel in _panels(dashboard) if panel["type"] == "stat"]
+    stats = [panel for panel in _panels(dashboard) if panel["type"] == "stat" and panel["gridPos"]["y"] == 1]
     summary = [
         (
             panel["title"],
@@ -135,7 +135,9 @@ def test_queries_are_balanced_and_aggregate_before_quantiles_and_ratios(dashboar
         # Every rate() and increase() sits directly inside a sum: correct across instances and label values.
         for match in re.finditer(r"\b(rate|increase)\(", expr):
             assert re.search(r"sum(?: by \([a-z, ]+\) )?\($", expr[: match.start()]), f"{title}: {expr}"
-        assert "$__rate_interval" in expr or "$__range" in expr or "rate(" not in expr, title
+        # The error-budget row's windows are the objective's period and the burn-rate alerts' windows.
+        fixed = title.endswith((": burn rate", "(30d)"))
+        assert "$__rate_interval" in expr or "$__range" in expr or "rate(" not in expr or fixed, title
 
 
 def test_panel_queries_lists_every_target_of_nested_rows_too() -> None:
@@ -243,7 +245,17 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
     ("Chunk results combined and duplicates removed", {"{}": 10}),
     ("Chunk results combined and duplicates removed", {"{}": 1}),
     ("Merge efficiency", {"{}": 0.9}),
+    # 2 failures in 5 finished tasks against a 5 % budget: 8x in every window, 7 budgets overspent.
+    ("Task success: error budget left (30d)", {"{}": -7}),
+    *[("Task success: burn rate", {"{}": 8})] * 4,
+    # 2 % of tasks over 60 s against a 1 % budget: 2x, one budget overspent.
+    ("Task latency: error budget left (30d)", {"{}": -1}),
+    *[("Task latency: burn rate", {"{}": 2})] * 4,
 ]
+
+
+def _rounded(title: str, expr: str) -> str:
+    return f"round({expr}, 0.0001)" if title.startswith(("Task success:", "Task latency:")) else expr
 
 
 def test_every_query_gives_the_expected_numbers_in_prometheus(
@@ -254,11 +266,12 @@ def test_every_query_gives_the_expected_numbers_in_prometheus(
     assert [title for title, _ in queries] == [title for title, _ in _EXPECTED]
     tests = [
         {
-            "expr": expand_variables(expr, rate_interval="5m", range_="1h"),
+            # promtool compares exactly: the error-budget row divides by the budget, so round off float noise.
+            "expr": _rounded(title, expand_variables(expr, rate_interval="5m", range_="1h")),
             "eval_time": "60m",
             "exp_samples": [{"labels": labels, "value": value} for labels, value in expected.items()],
         }
-        for (_, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
+        for (title, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
     ]
     document = {
         "rule_files": [],
