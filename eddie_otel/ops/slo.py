@@ -26,6 +26,7 @@ __all__ = [
     "burn_rate",
     "burn_rate_rules",
     "inline",
+    "le_matcher",
     "panel_titles",
     "record_name",
     "recording_rules",
@@ -60,9 +61,12 @@ BURN_RATES: tuple[BurnRate, ...] = (
 _FOR = {"critical": "2m", "warning": "15m"}
 _PERIOD_DAYS = {"30d": 30}
 
+
 # Prometheus 2 keeps `le` as the exposition writes it ("60.0" from the OpenTelemetry exporter,
 # "60" from others); Prometheus 3 normalises it to "60.0". Both match.
-_LE_FORMAT = '{{le=~"{whole:g}|{whole:g}[.]0"}}'
+def le_matcher(seconds: float) -> str:
+    """The label matcher of the bucket boundary `seconds`, whichever way `le` is written."""
+    return f'{{le=~"{seconds:g}|{seconds:g}[.]0"}}'
 
 
 def _kind(objective: Objective) -> str:
@@ -80,9 +84,7 @@ def bad_ratio(objective: Objective, window: str, by: tuple[str, ...] = BY) -> st
         # 1 - success ratio: 0 (not "no data") when tasks finished and none failed.
         return f"1 - ({promql.success_ratio(window, by)})"
     name = promql.TASK_EXECUTION.prometheus_name
-    fast = promql.aggregate(
-        "sum", f"rate({name}_bucket{_LE_FORMAT.format(whole=objective.latency_seconds)}[{window}])", by
-    )
+    fast = promql.aggregate("sum", f"rate({name}_bucket{le_matcher(objective.latency_seconds)}[{window}])", by)
     finished = promql.aggregate("sum", f"rate({name}_count[{window}])", by)
     return f"1 - ({promql.ratio(fast, finished)})"
 
