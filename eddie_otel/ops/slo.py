@@ -147,7 +147,8 @@ def burn_rate_rules(objectives: tuple[Objective, ...] = OBJECTIVES) -> list[Rule
                         f"{{{{ $value | humanizePercentage }}}} of finished tasks {bad} over the last "
                         f"{' or '.join(_spoken(b.long) for b in pairs)} (objective {objective.objective:.0%}, "
                         f"error budget {budget}): a burn rate of {conditions}. At {fastest.factor:g}× the whole "
-                        f"{_PERIOD_DAYS[objective.period]}-day budget is spent in {_days_left(fastest.factor, objective)}."
+                        f"{_PERIOD_DAYS[objective.period]}-day budget is spent in "
+                        f"{_days_left(fastest.factor, objective)}."
                     ),
                     panel=panel_titles(objective)[1],
                 )

@@ -53,7 +53,7 @@ def _expected(objective: Objective, ratio: float) -> list[dict[str, Any]]:
     return alerts
 
 
-# Bad tasks per 100, on both sides of each threshold: budget × 14.4, × 6, × 3, × 1.
+# Bad tasks per 100, on both sides of each threshold: the budget times 14.4, 6, 3 and 1.
 CASES = [
     (SUCCESS, [73, 71, 31, 29, 16, 14, 5.1, 4.9]),
     (LATENCY, [14.5, 14.3, 6.1, 5.9, 3.1, 2.9, 1.1, 0.9]),
