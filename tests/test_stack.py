@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from eddie_otel.cli import main
-from eddie_otel.ops import alerts, assets
+from eddie_otel.ops import alerts, assets, slo
 
 REPO = Path(__file__).resolve().parent.parent
 FILES = {
@@ -78,7 +78,8 @@ def test_prometheus_config_passes_promtool_and_scrapes_the_demo_service(stack: P
     checked = promtool_check_config(promtool, config)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(alerts.rules())} rules found" in checked.stdout + checked.stderr
+    count = len(alerts.all_rules()) + len(slo.recording_rules())
+    assert f"SUCCESS: {count} rules found" in checked.stdout + checked.stderr
     document = load(config)
     [job] = [job for job in document["scrape_configs"] if job["job_name"] == alerts.JOB]
     assert job["static_configs"] == [{"targets": ["eddie-demo:8503"]}]
