@@ -91,6 +91,12 @@ def _doctor(args: argparse.Namespace) -> int:
     )
 
 
+def _slo(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.sloexport import slo_command
+
+    return slo_command(format=args.format, output=args.output)
+
+
 def _add_listen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host",
@@ -192,6 +198,20 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(handler=_doctor)
 
 
+def _add_slo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "slo",
+        help="write the service-level objectives as a sloth or OpenSLO file",
+        description=(
+            "Write the objectives (task success ≥ 95 %, 99 % of tasks under 60 s, over 30 days) in the format "
+            "of sloth (prometheus/v1) or OpenSLO (v1), for teams that generate their SLO rules with those tools."
+        ),
+    )
+    parser.add_argument("--format", choices=("sloth", "openslo"), required=True, help="output format")
+    parser.add_argument("--output", metavar="FILE", default=None, help="file to write (default: standard output)")
+    parser.set_defaults(handler=_slo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `eddie-otel`."""
     parser = argparse.ArgumentParser(
@@ -200,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor):
+    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_slo):
         add(commands)
     return parser
 

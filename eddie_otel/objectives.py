@@ -1,7 +1,9 @@
 """The success indicators' targets: the one place each target lives.
 
 The summary judges its indicators against these, and the dashboard's thresholds
-and the alert rules read them from here (DESIGN.md §4).
+and the alert rules read them from here (DESIGN.md §4). The service-level
+objectives of DESIGN.md §10 hold two of these targets over 30 days; the
+burn-rate rules, the error-budget panels and the sloth/OpenSLO export read them here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["INDICATORS", "Target", "target"]
+__all__ = ["INDICATORS", "OBJECTIVES", "Objective", "Target", "target"]
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -58,3 +60,40 @@ _BY_NAME = {indicator.name: indicator for indicator in INDICATORS}
 def target(name: str) -> Target:
     """The target of the indicator `name`; KeyError when there is none."""
     return _BY_NAME[name]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A service-level objective: over `period`, at least `objective` of finished tasks must be good."""
+
+    name: str
+    alert: str
+    objective: float
+    description: str
+    # A task slower than this many seconds is bad for a latency objective; None: a failed task is bad.
+    latency_seconds: float | None = None
+    period: str = "30d"
+
+    @property
+    def error_budget(self) -> float:
+        """The share of tasks allowed to be bad over the period (1 - objective)."""
+        return round(1 - self.objective, 10)
+
+
+# The success-indicator targets, held over 30 days: the same numbers, not a copy of them.
+OBJECTIVES: tuple[Objective, ...] = (
+    Objective(
+        "task-success",
+        "EddieTaskSuccessBudgetBurn",
+        target("success_rate").threshold,
+        "Finished tasks that succeed (timeouts and errors count as failures).",
+    ),
+    Objective(
+        "task-latency",
+        "EddieTaskLatencyBudgetBurn",
+        0.99,
+        f"Tasks that finish within {target('latency_p99_seconds').threshold:g} s "
+        "(60 s is a bucket boundary of task_execution_seconds, so the count is exact).",
+        latency_seconds=target("latency_p99_seconds").threshold,
+    ),
+)

@@ -46,10 +46,10 @@ def configured() -> _runtime.Runtime:
     return eddie_otel.configure(serve=False)
 
 
-def _binary(name: str) -> str:
-    path = shutil.which(name)
+def _binary(name: str, package: str = "prometheus", *aliases: str) -> str:
+    path = next((found for found in map(shutil.which, (name, *aliases)) if found), None)
     if path is None:
-        message = f"{name} not found: install the Debian package prometheus"
+        message = f"{name} not found: install the Debian package {package}"
         if REQUIRE_PROMETHEUS:
             pytest.fail(message)
         pytest.skip(message)
@@ -66,3 +66,15 @@ def promtool() -> str:
 def prometheus_binary() -> str:
     """Path of the prometheus server; skips (or fails, in CI) when it is missing."""
     return _binary("prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    """Path of amtool; skips (or fails, in CI) when it is missing."""
+    return _binary("amtool", "prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    """Path of the Alertmanager server (Debian names it prometheus-alertmanager); skips or fails when missing."""
+    return _binary("alertmanager", "prometheus-alertmanager", "prometheus-alertmanager")

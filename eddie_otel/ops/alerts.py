@@ -7,11 +7,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from eddie_otel.objectives import target
-from eddie_otel.ops import promql, yamlfile
+from eddie_otel.ops import promql, slo, yamlfile
+from eddie_otel.ops.links import Links
+from eddie_otel.ops.rule import Recording, Rule
 
-__all__ = ["GROUP", "JOB", "THRESHOLDS", "Rule", "Thresholds", "render_rules", "rules"]
+__all__ = [
+    "GROUP",
+    "JOB",
+    "THRESHOLDS",
+    "Recording",
+    "Rule",
+    "Thresholds",
+    "all_rules",
+    "render_rules",
+    "rule_annotations",
+    "rules",
+]
 
 GROUP = "eddie-distributed-fallback"
 # The scrape job of dashboards/prometheus.yml; the endpoint-down alert watches its `up` series.
@@ -60,18 +74,6 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One Prometheus alerting rule; `for_` is the rule's `for` duration."""
-
-    alert: str
-    expr: str
-    for_: str
-    severity: str
-    summary: str
-    description: str
-
-
 def _spoken(duration: str) -> str:
     # "5m" reads as "5 minutes" in an annotation; only the units the thresholds use.
     units = {"s": "second", "m": "minute", "h": "hour"}
@@ -88,7 +90,7 @@ def _new_series(metric_name: str, window: str, by: tuple[str, ...]) -> str:
 
 
 def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
-    """The alerting rules of the group `eddie-distributed-fallback`, in rule-file order."""
+    """The threshold alerting rules of the group `eddie-distributed-fallback`, in rule-file order."""
     t = thresholds
     window = t.window
     span = _spoken(window)
@@ -105,6 +107,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 "{{ $value | humanize }} tasks or chunks timed out in the last "
                 f"{span} (threshold {t.timeouts}). The dashboard's timeout panel shows which agent and stage."
             ),
+            panel="Timeout events by agent and stage",
         ),
         Rule(
             alert="EddieFallbackDepthExceeded",
@@ -120,6 +123,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 f"{_spoken(window)}: those tasks or chunks could not be split again. "
                 "Raise EDDIE_OTEL_MAX_FALLBACK_DEPTH or make the chunks smaller."
             ),
+            panel="Fallback depth violations by agent",
         ),
         Rule(
             alert="EddieHighFailureRate",
@@ -132,6 +136,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 f"{span} (threshold {t.failure_ratio:.0%}): failures / (successes + failures). "
                 "task_failure_total's reason label says why."
             ),
+            panel="Task successes and failures by stage",
         ),
         Rule(
             alert="EddieMetricsEndpointDown",
@@ -145,6 +150,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 "and the other alerts cannot see it. "
                 "Run `eddie-otel doctor`."
             ),
+            panel="Task successes and failures by stage",
         ),
         Rule(
             alert="EddieLatencyP99High",
@@ -156,6 +162,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 "The 99th percentile of task execution time over the last "
                 f"{span} is {{{{ $value | humanizeDuration }}}} (target under {t.latency_p99_seconds:g} s)."
             ),
+            panel="Task execution time by stage",
         ),
         Rule(
             alert="EddieAgentImbalance",
@@ -172,6 +179,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 f'{span} the busiest agent finished {{{{ $value | printf "%.1f" }}}}× as many tasks and chunks '
                 f"as the least busy active one (target under {t.agent_balance:g}×). Check agent_active_tasks per agent."
             ),
+            panel="Agent balance",
         ),
         Rule(
             alert="EddieLowMergeEfficiency",
@@ -184,29 +192,42 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 f"{_spoken(t.merge_window)} were new (target above {t.merge_efficiency:.0%}): chunks overlap, "
                 "so split work is done twice."
             ),
+            panel="Merge efficiency",
         ),
     ]
 
 
-def render_rules(thresholds: Thresholds = THRESHOLDS) -> str:
-    """The Prometheus rule file (YAML) of `rules()`, deterministic, ending with a newline."""
-    document = {
-        "groups": [
-            {
-                "name": GROUP,
-                "rules": [
-                    {
-                        "alert": rule.alert,
-                        "expr": rule.expr,
-                        "for": rule.for_,
-                        "labels": {"severity": rule.severity},
-                        "annotations": {"summary": rule.summary, "description": rule.description},
-                    }
-                    for rule in rules(thresholds)
-                ],
-            }
-        ]
+def all_rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
+    """Every alerting rule of the rule file: the threshold alerts, then the SLO burn-rate alerts."""
+    return [*rules(thresholds), *slo.burn_rate_rules()]
+
+
+def rule_annotations(rule: Rule, links: Links) -> dict[str, str]:
+    """The annotations of `rule`: summary, description, and links to its runbook section and dashboard panel."""
+    return {
+        "summary": rule.summary,
+        "description": rule.description,
+        "runbook_url": links.runbook(rule.alert),
+        "dashboard_url": links.dashboard(rule.panel),
     }
+
+
+def render_rules(thresholds: Thresholds = THRESHOLDS, links: Links | None = None) -> str:
+    """The Prometheus rule file (YAML): SLO recording rules, then every alert; deterministic, ending with a newline."""
+    links = links or Links()
+    # Rules of a group are evaluated in order: the alerts read recordings made in the same evaluation.
+    recorded: list[dict[str, Any]] = [{"record": r.record, "expr": r.expr} for r in slo.recording_rules()]
+    alerting: list[dict[str, Any]] = [
+        {
+            "alert": rule.alert,
+            "expr": rule.expr,
+            "for": rule.for_,
+            "labels": {"severity": rule.severity},
+            "annotations": rule_annotations(rule, links),
+        }
+        for rule in all_rules(thresholds)
+    ]
+    document = {"groups": [{"name": GROUP, "rules": recorded + alerting}]}
     header = (
         "# Prometheus alerting rules for eddie-otel.\n"
         "# Generated from eddie_otel/ops/alerts.py by `python -m eddie_otel.ops.generate`: edit that, not this.\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from eddie_otel.errors import EddieOtelError
 
 __all__ = [
+    "ALERTMANAGER_CONFIG",
     "ALERT_RULES",
     "COLLECTOR_CONFIG",
     "DASHBOARD",
@@ -21,6 +22,7 @@ __all__ = [
 
 DASHBOARD = "dashboards/distributed-fallback-dashboard.json"
 ALERT_RULES = "dashboards/prometheus-alerts.yml"
+ALERTMANAGER_CONFIG = "dashboards/alertmanager.yml"
 PROMETHEUS_CONFIG = "dashboards/prometheus.yml"
 PROVISIONING = "dashboards/grafana/provisioning"
 COLLECTOR_CONFIG = "collector-config.yaml"

@@ -23,6 +23,7 @@ __all__ = [
     "FALLBACK_DEPTH_EXCEEDED",
     "MERGE_CHUNKS_COMBINED",
     "MERGE_DEDUPLICATION",
+    "TARGET_LABELS",
     "TASK_EXECUTION",
     "TASK_FAILURE",
     "TASK_SPLIT",
@@ -63,8 +64,12 @@ MERGE_CHUNKS_COMBINED = by_prometheus_name("merge_chunks_combined_total")
 CHUNK_FAILURE = by_prometheus_name("chunk_failure_total")
 
 
+# Labels Prometheus attaches to every scraped series, whatever the metric.
+TARGET_LABELS = ("job", "instance")
+
+
 def _check_labels(metric: Metric, by: Sequence[str]) -> None:
-    unknown = [label for label in by if label not in metric.labels]
+    unknown = [label for label in by if label not in metric.labels and label not in TARGET_LABELS]
     if unknown:
         raise ValueError(f"{metric.prometheus_name} has no label {unknown[0]!r} (labels: {list(metric.labels)})")
 

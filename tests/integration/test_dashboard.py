@@ -11,7 +11,10 @@ import pytest
 import yaml
 
 from eddie_otel.ops.assets import DASHBOARD
-from eddie_otel.ops.dashboard import expand_variables, panel_queries
+from eddie_otel.ops.dashboard import (
+    expand_variables,
+    panel_queries,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,6 +119,12 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
     ("Chunk results combined and duplicates removed", {"{}": 10}),
     ("Chunk results combined and duplicates removed", {"{}": 1}),
     ("Merge efficiency", {"{}": 0.9}),
+    # 2 failures in 5 finished tasks against a 5 % budget: 8x in every window, 7 budgets overspent.
+    ("Task success: error budget left (30d)", {"{}": -7}),
+    *[("Task success: burn rate", {"{}": 8})] * 4,
+    # 2 % of tasks over 60 s against a 1 % budget: 2x, one budget overspent.
+    ("Task latency: error budget left (30d)", {"{}": -1}),
+    *[("Task latency: burn rate", {"{}": 2})] * 4,
 ]
 
 
@@ -127,11 +136,12 @@ def test_every_query_gives_the_expected_numbers_in_prometheus(
     assert [title for title, _ in queries] == [title for title, _ in _EXPECTED]
     tests = [
         {
-            "expr": expand_variables(expr, rate_interval="5m", range_="1h"),
+            # promtool compares exactly: the error-budget row divides by the budget, so round off float noise.
+            "expr": _rounded(title, expand_variables(expr, rate_interval="5m", range_="1h")),
             "eval_time": "60m",
             "exp_samples": [{"labels": labels, "value": value} for labels, value in expected.items()],
         }
-        for (_, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
+        for (title, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
     ]
     document = {
         "rule_files": [],
@@ -151,3 +161,7 @@ def test_every_query_gives_the_expected_numbers_in_prometheus(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def _rounded(title: str, expr: str) -> str:
+    return f"round({expr}, 0.0001)" if title.startswith(("Task success:", "Task latency:")) else expr

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from eddie_otel.catalogue import METRICS
-from eddie_otel.ops import assets
-from eddie_otel.ops.alerts import rules
+from eddie_otel.ops import assets, slo
+from eddie_otel.ops.alerts import all_rules
 from eddie_otel.ops.dashboard import build_dashboard, expand_variables, panel_queries
 from tests.conftest import free_port
 from tests.support.prometheus_server import PrometheusServer
@@ -83,7 +83,7 @@ def test_every_dashboard_query_returns_a_series(prometheus: PrometheusServer, ti
 
 
 def test_every_shipped_rule_is_loaded_and_healthy(prometheus: PrometheusServer) -> None:
-    expected = {rule.alert for rule in rules()}
+    expected = {rule.alert for rule in all_rules()} | {rule.record for rule in slo.recording_rules()}
 
     def evaluated() -> bool:
         groups = prometheus.api("rules")["groups"]
@@ -111,4 +111,4 @@ def test_doctor_passes_against_the_live_stack(prometheus: PrometheusServer, demo
 
 def test_shipped_rules_file_is_the_one_loaded(tmp_path: Path) -> None:
     # The file Prometheus loaded above is the shipped one, not a test copy that could drift.
-    assert assets.asset_path(assets.ALERT_RULES).read_text().count("alert: ") == len(rules())
+    assert assets.asset_path(assets.ALERT_RULES).read_text().count("alert: ") == len(all_rules())

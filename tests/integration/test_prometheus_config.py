@@ -29,7 +29,7 @@ def test_promtool_check_config_passes_and_loads_the_rules(promtool: str) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " SUCCESS: 1 rule files found" in result.stdout
-    assert "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 25 rules found" in result.stdout  # 14 SLO recordings, 11 alerts
 
 
 def test_promtool_rejects_retention_in_the_config_file(promtool: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from eddie_otel.cli import main
-from eddie_otel.ops import alerts, assets
+from eddie_otel.ops import alerts, assets, slo
 
 FILES = {
     "compose.yaml",
@@ -58,7 +58,8 @@ def test_prometheus_config_passes_promtool_and_scrapes_the_demo_service(stack: P
     checked = promtool_check_config(promtool, config)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(alerts.rules())} rules found" in checked.stdout + checked.stderr
+    count = len(alerts.all_rules()) + len(slo.recording_rules())
+    assert f"SUCCESS: {count} rules found" in checked.stdout + checked.stderr
     document = load(config)
     [job] = [job for job in document["scrape_configs"] if job["job_name"] == alerts.JOB]
     assert job["static_configs"] == [{"targets": ["eddie-demo:8503"]}]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eddie_otel.ops import promql
+from eddie_otel.objectives import OBJECTIVES
+from eddie_otel.ops import promql, slo
 from eddie_otel.ops.alerts import Thresholds
 
 __all__ = ["RANGE", "RATE_INTERVAL", "Panel", "Query", "Row", "rows"]
@@ -111,6 +112,38 @@ def _indicator_row(t: Thresholds) -> Row:
         ),
         widths=(5, 5, 5, 5, 4),
     )
+
+
+def _error_budget_row() -> Row:
+    panels: list[Panel] = []
+    for objective in OBJECTIVES:
+        budget_title, burn_title = slo.panel_titles(objective)
+        critical = max(burn.factor for burn in slo.BURN_RATES)
+        panels += [
+            Panel(
+                budget_title,
+                f"{objective.description} Objective {objective.objective:.0%} over {objective.period}: the share "
+                f"of the {objective.error_budget:.0%} error budget not yet spent (below 0: objective missed).",
+                (Query(slo.budget_remaining(objective)),),
+                "percentunit",
+                kind="stat",
+                thresholds=("red", ((0.0, "orange"), (0.25, "green"))),
+                decimals=1,
+            ),
+            Panel(
+                burn_title,
+                "How fast the error budget burns: 1× spends exactly the budget in "
+                f"{objective.period}. {objective.alert} pages at {critical:g}× over 1 h (and 5 m) or 6× over "
+                "6 h (and 30 m), and opens a ticket at 3× over 1 d (and 2 h) or 1× over 3 d (and 6 h).",
+                tuple(
+                    Query(slo.burn_rate(objective, burn.long), f"{burn.long} ({burn.severity} above {burn.factor:g}×)")
+                    for burn in slo.BURN_RATES
+                ),
+                "suffix:×",
+                thresholds=("transparent", ((critical, "red"),)),
+            ),
+        ]
+    return Row(f"Error budget ({OBJECTIVES[0].period} objectives)", tuple(panels), widths=(6, 18, 6, 18))
 
 
 def rows(t: Thresholds) -> tuple[Row, ...]:
@@ -319,4 +352,5 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 ),
             ),
         ),
+        _error_budget_row(),
     )

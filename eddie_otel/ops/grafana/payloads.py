@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from eddie_otel._version import __version__
-from eddie_otel.ops import alerts
+from eddie_otel.ops import alerts, slo
 from eddie_otel.ops.grafana.errors import GrafanaSetupError
+from eddie_otel.ops.links import Links
 
 __all__ = [
     "DATASOURCE_NAME",
@@ -168,9 +169,10 @@ def _expression(ref_id: str, model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID) -> dict[str, Any]:
+def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID, uid: str | None = None) -> dict[str, Any]:
     """The Grafana-managed alert rule (provisioning API body) equivalent to the Prometheus rule `rule`."""
     alert = rule.alert
+    links = Links()
     query = {
         "refId": "A",
         "queryType": "",
@@ -179,7 +181,8 @@ def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID) -> dict[
         "model": {
             "refId": "A",
             "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
-            "expr": rule.expr,
+            # Grafana reads Prometheus directly: recorded SLO ratios are written out in full.
+            "expr": slo.inline(rule.expr),
             "instant": True,
             "range": False,
         },
@@ -191,8 +194,9 @@ def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID) -> dict[
         "C", {"type": "threshold", "expression": "B", "conditions": [{"evaluator": {"type": "gt", "params": [0]}}]}
     )
     return {
-        "uid": rule_uid(alert),
-        "title": alert,
+        "uid": uid or rule_uid(alert),
+        # Grafana wants unique titles in a folder: the two severities of a burn-rate alert say which they are.
+        "title": f"{alert} ({rule.severity})" if uid else alert,
         "ruleGroup": RULE_GROUP,
         "folderUID": folder_uid,
         # Grafana replaces orgID with the token's organisation; the schema wants it present.
@@ -203,11 +207,22 @@ def alert_rule_payload(rule: alerts.Rule, folder_uid: str = FOLDER_UID) -> dict[
         "execErrState": "Error",
         "for": _duration(rule.for_, alert),
         "labels": {"severity": rule.severity},
-        "annotations": {"summary": grafana_template(rule.summary), "description": grafana_template(rule.description)},
+        "annotations": {
+            "summary": grafana_template(rule.summary),
+            "description": grafana_template(rule.description),
+            "runbook_url": links.runbook(alert),
+            "dashboard_url": links.dashboard(rule.panel),
+        },
         "isPaused": False,
     }
 
 
 def alert_rule_payloads() -> list[dict[str, Any]]:
     """The Grafana-managed alert rules of every shipped Prometheus rule, in rule-file order."""
-    return [alert_rule_payload(rule) for rule in alerts.rules()]
+    rules = alerts.all_rules()
+    names = [rule.alert for rule in rules]
+    # A burn-rate alert has a critical and a warning rule of the same name: Grafana needs a uid each.
+    return [
+        alert_rule_payload(rule, uid=rule_uid(f"{rule.alert}-{rule.severity}") if names.count(rule.alert) > 1 else None)
+        for rule in rules
+    ]

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from eddie_otel.ops.alerts import GROUP, THRESHOLDS, Rule, render_rules, rules
+from eddie_otel.ops.alerts import GROUP, THRESHOLDS, all_rules, render_rules, rules
 from eddie_otel.ops.assets import ALERT_RULES
+from eddie_otel.ops.links import Links
+
+BURN_RATE_ALERTS = [
+    "EddieTaskSuccessBudgetBurn",
+    "EddieTaskSuccessBudgetBurn",
+    "EddieTaskLatencyBudgetBurn",
+    "EddieTaskLatencyBudgetBurn",
+]
+
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,28 +44,7 @@ def test_committed_rule_file_equals_a_fresh_generation() -> None:
     assert (ROOT / ALERT_RULES).read_text(encoding="utf-8") == render_rules()
 
 
-def test_rule_file_has_one_group_with_every_alert_in_order() -> None:
-    groups = _rule_file()["groups"]
-    assert [group["name"] for group in groups] == [GROUP] == ["eddie-distributed-fallback"]
-    assert [rule["alert"] for rule in groups[0]["rules"]] == ALERT_NAMES
-
-
-def test_every_rule_has_severity_summary_and_description() -> None:
-    for rule in _rule_file()["groups"][0]["rules"]:
-        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
-        assert rule["labels"] == {"severity": "critical" if rule["alert"] in _CRITICAL else "warning"}
-        assert set(rule["annotations"]) == {"summary", "description"}
-        assert all(text.strip() for text in rule["annotations"].values()), rule["alert"]
-
-
 _CRITICAL = {"EddieFallbackDepthExceeded", "EddieMetricsEndpointDown"}
-
-
-def test_rules_returns_the_rendered_rules() -> None:
-    rendered = _rule_file()["groups"][0]["rules"]
-    assert [
-        Rule(r["alert"], r["expr"], r["for"], r["labels"]["severity"], *r["annotations"].values()) for r in rendered
-    ] == rules()
 
 
 def test_failure_rate_alert_divides_failures_by_finished_tasks() -> None:
@@ -70,3 +59,60 @@ def test_failure_rate_alert_divides_failures_by_finished_tasks() -> None:
 def test_thresholds_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         THRESHOLDS.timeouts = 20  # type: ignore[misc]
+
+
+def _alerting_rules() -> list[dict[str, Any]]:
+    return [rule for rule in _rule_file()["groups"][0]["rules"] if "alert" in rule]
+
+
+def test_rule_file_has_one_group_with_the_recordings_first_then_every_alert_in_order() -> None:
+    groups = _rule_file()["groups"]
+    assert [group["name"] for group in groups] == [GROUP] == ["eddie-distributed-fallback"]
+    recorded = [rule["record"] for rule in groups[0]["rules"] if "record" in rule]
+    assert len(recorded) == 14
+    assert groups[0]["rules"][:14] == [rule for rule in groups[0]["rules"] if "record" in rule]
+    assert [rule["alert"] for rule in _alerting_rules()] == ALERT_NAMES + BURN_RATE_ALERTS
+
+
+def test_every_alert_has_severity_summary_description_runbook_and_dashboard() -> None:
+    runbooks = (ROOT / "docs" / "runbooks.md").read_text(encoding="utf-8")
+    for rule in _alerting_rules():
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
+        if rule["alert"] not in BURN_RATE_ALERTS:
+            assert rule["labels"] == {"severity": "critical" if rule["alert"] in _CRITICAL else "warning"}
+        annotations = rule["annotations"]
+        assert list(annotations) == ["summary", "description", "runbook_url", "dashboard_url"]
+        assert all(text.strip() for text in annotations.values()), rule["alert"]
+        base, _, anchor = annotations["runbook_url"].partition("#")
+        assert base.endswith("/docs/runbooks.md")
+        assert anchor == rule["alert"].lower()
+        # The anchor GitHub gives a `## AlertName` heading.
+        assert f"\n## {rule['alert']}\n" in runbooks, rule["alert"]
+        assert re.fullmatch(
+            r"http://127\.0\.0\.1:3000/d/eddie-distributed-fallback\?viewPanel=\d+", annotations["dashboard_url"]
+        )
+
+
+def test_burn_rate_alerts_have_one_critical_and_one_warning_each() -> None:
+    severities = [(rule["alert"], rule["labels"]["severity"]) for rule in _alerting_rules()[len(ALERT_NAMES) :]]
+    assert severities == [
+        ("EddieTaskSuccessBudgetBurn", "critical"),
+        ("EddieTaskSuccessBudgetBurn", "warning"),
+        ("EddieTaskLatencyBudgetBurn", "critical"),
+        ("EddieTaskLatencyBudgetBurn", "warning"),
+    ]
+
+
+def test_base_urls_are_set_at_generation_time() -> None:
+    text = render_rules(THRESHOLDS, Links("https://runbooks.example/eddie.md", "https://grafana.example/"))
+    assert "runbook_url: https://runbooks.example/eddie.md#eddiehighfailurerate" in text
+    assert "dashboard_url: https://grafana.example/d/eddie-distributed-fallback?viewPanel=" in text
+    assert "127.0.0.1:3000" not in text
+
+
+def test_all_rules_returns_the_rendered_rules() -> None:
+    rendered = _alerting_rules()
+    assert [
+        (r["alert"], r["expr"], r["for"], r["labels"]["severity"], r["annotations"]["summary"]) for r in rendered
+    ] == [(r.alert, r.expr, r.for_, r.severity, r.summary) for r in all_rules()]
+    assert all_rules()[: len(ALERT_NAMES)] == rules()

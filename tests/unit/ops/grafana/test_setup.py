@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from eddie_otel.cli import main
-from eddie_otel.ops import alerts, assets
+from eddie_otel.ops import alerts, assets, slo
 from eddie_otel.ops.grafana import datasource_payload, rule_uid
+from eddie_otel.ops.grafana.payloads import alert_rule_payloads
+from eddie_otel.ops.links import Links
 from tests.support.grafana_standin import ADMIN, VIEWER, GrafanaStandIn
 
 TOKEN = "glsa_eddieAdminToken_5f0c2a9e81d34b7b_1a2b3c4d"
@@ -51,7 +53,7 @@ def shipped_dashboard() -> dict[str, Any]:
 
 def rule_lines(verb: str) -> list[str]:
     """The progress lines of the alert-rule steps."""
-    return [f"alert rule {r.alert} ({rule_uid(r.alert)}, group {alerts.GROUP}): {verb}" for r in alerts.rules()]
+    return [f"alert rule {p['title']} ({p['uid']}, group {alerts.GROUP}): {verb}" for p in alert_rule_payloads()]
 
 
 def test_first_run_creates_one_datasource_folder_dashboard_and_every_rule(
@@ -76,7 +78,7 @@ def test_first_run_creates_one_datasource_folder_dashboard_and_every_rule(
     assert len(saved["dashboard"]["panels"]) == len(shipped_dashboard()["panels"])
     variables = [v for v in saved["dashboard"]["templating"]["list"] if v["type"] == "datasource"]
     assert [v["current"]["value"] for v in variables] == ["eddie-prometheus"]
-    assert sorted(state.rules) == sorted(rule_uid(r.alert) for r in alerts.rules())
+    assert sorted(state.rules) == sorted(p["uid"] for p in alert_rule_payloads())
 
     out = capsys.readouterr()
     title = shipped_dashboard()["title"]
@@ -107,7 +109,7 @@ def test_second_run_updates_everything_in_place(grafana: GrafanaStandIn, capsys:
     assert len(state.datasources) == 1
     assert len(state.folders) == 1
     assert len(state.dashboards) == 1
-    assert len(state.rules) == len(alerts.rules())
+    assert len(state.rules) == len(alerts.all_rules())
     assert {
         "datasource": state.datasources["eddie-prometheus"]["id"],
         "folder": state.folders["eddie"]["id"],
@@ -131,13 +133,15 @@ def test_alert_rules_are_the_prometheus_rules_one_to_one(grafana: GrafanaStandIn
     assert setup(grafana.url) == 0
 
     stored = {rule["title"]: rule for rule in grafana.state.rules.values()}
-    expected = {rule.alert: rule for rule in alerts.rules()}
+    # The two severities of a burn-rate alert are two Grafana rules, titled with their severity.
+    expected = {p["title"]: rule for p, rule in zip(alert_rule_payloads(), alerts.all_rules(), strict=True)}
     assert sorted(stored) == sorted(expected)
     for name, rule in expected.items():
         grafana_rule = stored[name]
         query, present, fires = grafana_rule["data"]
         assert (query["refId"], query["datasourceUid"]) == ("A", "eddie-prometheus")
-        assert query["model"]["expr"] == rule.expr
+        assert query["model"]["expr"] == slo.inline(rule.expr)
+        assert "eddie:task_" not in query["model"]["expr"]
         assert query["model"]["instant"] is True
         # Fires for every series the PromQL returns, as Prometheus does: B marks presence, C tests it.
         assert present["model"]["expression"] == "is_number($A) || is_nan($A) || is_inf($A)"
@@ -150,6 +154,8 @@ def test_alert_rules_are_the_prometheus_rules_one_to_one(grafana: GrafanaStandIn
         assert grafana_rule["annotations"] == {
             "summary": re.sub(r"\$value\b", "$values.A.Value", rule.summary),
             "description": re.sub(r"\$value\b", "$values.A.Value", rule.description),
+            "runbook_url": Links().runbook(rule.alert),
+            "dashboard_url": Links().dashboard(rule.panel),
         }
         assert (grafana_rule["ruleGroup"], grafana_rule["folderUID"]) == (alerts.GROUP, "eddie")
         assert grafana_rule["provenance"] == "api"
@@ -169,7 +175,7 @@ def test_a_rule_no_longer_shipped_is_removed_from_the_group(
     assert setup(grafana.url) == 0
 
     assert "eddie-retired" not in grafana.state.rules
-    assert len(grafana.state.rules) == len(alerts.rules())
+    assert len(grafana.state.rules) == len(alerts.all_rules())
     assert "alert rule EddieRetired (eddie-retired): removed, eddie-otel no longer ships it" in (
         capsys.readouterr().out.splitlines()
     )
@@ -253,7 +259,7 @@ def test_a_datasource_provisioned_from_files_is_left_alone(
     assert grafana.state.datasources["eddie-prometheus"] == provisioned
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "datasource eddie-prometheus: provisioned from files in Grafana (read-only), left as it is"
-    assert len(grafana.state.rules) == len(alerts.rules())
+    assert len(grafana.state.rules) == len(alerts.all_rules())
 
 
 def test_a_grafana_provisioned_from_files_keeps_its_folder_and_dashboard(
@@ -269,7 +275,7 @@ def test_a_grafana_provisioned_from_files_keeps_its_folder_and_dashboard(
     assert list(grafana.state.folders) == ["b1Xq9z"]
     assert grafana.state.dashboards[DASHBOARD_UID]["dashboard"] == model
     assert {rule["folderUID"] for rule in grafana.state.rules.values()} == {"b1Xq9z"}
-    assert len(grafana.state.rules) == len(alerts.rules())
+    assert len(grafana.state.rules) == len(alerts.all_rules())
     lines = capsys.readouterr().out.splitlines()
     assert lines[1:3] == [
         "folder b1Xq9z (Eddie): exists, used as it is",
@@ -375,9 +381,9 @@ def test_dry_run_prints_every_request_and_sends_none(
         "POST /api/dashboards/db",
         *[
             line
-            for rule in alerts.rules()
+            for rule in alert_rule_payloads()
             for line in (
-                f"GET /api/v1/provisioning/alert-rules/{rule_uid(rule.alert)}",
+                f"GET /api/v1/provisioning/alert-rules/{rule['uid']}",
                 "POST /api/v1/provisioning/alert-rules",
             )
         ],
