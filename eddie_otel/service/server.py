@@ -21,11 +21,10 @@ from types import FrameType, TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import Runtime, configure, shutdown
 from eddie_otel.service.app import create_app
-from eddie_otel.service.metrics import HEALTH_PATH, SUMMARY_PATH
-from eddie_otel.telemetry import METRICS_PATH
 
 __all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
 
