@@ -30,6 +30,7 @@ __all__ = [
     "EVENT_TYPES",
     "BaseEvent",
     "ChunkExecutedEvent",
+    "ContainerRemovedEvent",
     "DockerAllocatedEvent",
     "Event",
     "EventBatch",
@@ -88,8 +89,11 @@ class BaseEvent(BaseModel):
 
     type: str
 
-    def record(self, recorder: Recorder) -> None:
-        """Record this event through `recorder`'s trusted calls: a parsed event is already valid."""
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`'s trusted calls; False when the recorder refused it.
+
+        A parsed event is already valid: the only refusal is a split past the maximum fallback depth.
+        """
         raise NotImplementedError  # pragma: no cover - every event model overrides it
 
 
@@ -107,9 +111,9 @@ class TaskSplitEvent(BaseEvent):
         default=None, max_length=MAX_TASK_ID_LENGTH, description="for the sender's logs; never a label"
     )
 
-    def record(self, recorder: Recorder) -> None:
-        """Record this event through `recorder`."""
-        recorder.split(self.agent, self.chunks, self.depth)
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`; False when the split is past the maximum depth."""
+        return recorder.split(self.agent, self.chunks, self.depth)
 
 
 class TimeoutEvent(BaseEvent):
@@ -120,9 +124,10 @@ class TimeoutEvent(BaseEvent):
     stage: LabelValue
     reason: LabelValue = "timeout"
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.timeout(self.agent, self.stage, self.reason)
+        return True
 
 
 class ChunkExecutedEvent(BaseEvent):
@@ -133,9 +138,10 @@ class ChunkExecutedEvent(BaseEvent):
     duration_seconds: Seconds
     success: bool = True
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.chunk_finished(self.agent, self.duration_seconds, self.success)
+        return True
 
 
 class DockerAllocatedEvent(BaseEvent):
@@ -150,9 +156,10 @@ class DockerAllocatedEvent(BaseEvent):
     memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
     adjustment: Adjustment = INITIAL_ADJUSTMENT
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.allocation(self.container, self.cpu_millicores, self.memory_bytes, self.adjustment)
+        return True
 
 
 class TaskCompletedEvent(BaseEvent):
@@ -176,9 +183,10 @@ class TaskCompletedEvent(BaseEvent):
             raise ValueError("reason is only for failed tasks (success false)")
         return reason
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.task_finished(self.stage, self.duration_seconds, self.success, self.reason, self.agent)
+        return True
 
 
 class MergeEvent(BaseEvent):
@@ -196,9 +204,25 @@ class MergeEvent(BaseEvent):
             raise ValueError(f"duplicates_removed ({duplicates}) cannot exceed chunks_combined ({combined})")
         return duplicates
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.merge(self.chunks_combined, self.duplicates_removed)
+        return True
+
+
+class ContainerRemovedEvent(BaseEvent):
+    """An agent container is gone: every series with its `container` label value is dropped, and its slot freed.
+
+    Short-lived containers otherwise keep their last limits in the exposition forever.
+    """
+
+    type: Literal["container_removed"] = "container_removed"
+    container: LabelValue
+
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`."""
+        recorder.forget_container(self.container)  # type: ignore[attr-defined]
+        return True
 
 
 # The one list of event types, in the order the routes and messages give them.
@@ -209,6 +233,7 @@ EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     DockerAllocatedEvent,
     TaskCompletedEvent,
     MergeEvent,
+    ContainerRemovedEvent,
 )
 EVENT_MODELS: Mapping[str, type[BaseEvent]] = {model.model_fields["type"].default: model for model in EVENT_CLASSES}
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from eddie_otel.service.events import FieldError
 
@@ -10,9 +10,12 @@ __all__ = ["Accepted", "Health", "Problem"]
 
 
 class Accepted(BaseModel):
-    """How many events were recorded."""
+    """How many events were recorded, and how many of them were splits refused past the maximum depth."""
 
-    accepted: int
+    accepted: int = Field(ge=0, description="events accepted, refused splits included")
+    refused_splits: int = Field(
+        ge=0, description="task_split events past the maximum fallback depth (counted in fallback_depth_exceeded_total)"
+    )
 
 
 class Problem(BaseModel):

@@ -84,12 +84,15 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
                 recorder.count_events(name, "rejected", count)
             return _problem(refused.status, refused.errors, refused.headers)
         accepted: dict[str, int] = {}
+        refused_splits = 0
         for event in events:
-            event.record(recorder)
+            if not event.record(recorder):
+                refused_splits += 1
             accepted[event.type] = accepted.get(event.type, 0) + 1
         for name, count in accepted.items():
             recorder.count_events(name, "accepted", count)
-        return JSONResponse({"accepted": len(events)}, status_code=202)
+        answer = Accepted(accepted=len(events), refused_splits=refused_splits)
+        return JSONResponse(answer.model_dump(), status_code=202)
 
     for type_name, model in EVENT_MODELS.items():
         app.add_api_route(
