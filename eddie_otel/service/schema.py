@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from eddie_otel.service.events import FieldError
 
-__all__ = ["Accepted", "Health", "Problem"]
+__all__ = ["Accepted", "Health", "Problem", "problem"]
 
 
 class Accepted(BaseModel):
@@ -23,6 +26,13 @@ class Problem(BaseModel):
 
     detail: str
     errors: list[FieldError]
+
+
+def problem(status: int, errors: Sequence[FieldError], headers: dict[str, str] | None = None) -> JSONResponse:
+    """The refusal every route answers: `{"detail": "<field>: <message>; ...", "errors": [...]}`."""
+    detail = "; ".join(f"{error.field}: {error.message}" for error in errors)
+    content = {"detail": detail, "errors": [error.model_dump() for error in errors]}
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 class Health(BaseModel):
