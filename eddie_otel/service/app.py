@@ -59,7 +59,7 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         app.add_middleware(HostCheck, names=names)
     if runtime.telemetry.provider is not None:
         instrument(app, runtime.telemetry.provider)
-    app.openapi = openapi_builder(app)  # type: ignore[method-assign]
+    app.openapi = openapi_builder(app, bearer=service.webhook_token is not None)  # type: ignore[method-assign]
     return app
 
 

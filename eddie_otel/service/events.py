@@ -5,7 +5,8 @@ its model's `type` field, and `EVENT_MODELS`, `EVENT_TYPES`, the `Event` union o
 batch, the routes and their documentation are all derived from it.
 
 Models are strict: `"3"` is not an integer, `true` is not a number, floats must be
-finite, unknown fields are refused, and label values follow the rules of
+finite, an integral float (`472.0`) is the integer it equals (JSON Schema's `integer`
+says so too), while `472.5` is refused, unknown fields are refused, and label values follow the rules of
 `eddie_otel.labels` (letters, digits and `_.:/-`, 1 to 64 characters). Upper bounds
 keep every count exactly representable in the float cells of the exporter. An event
 that parses can always be recorded: the record calls see nothing they would refuse.
@@ -16,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
 from eddie_otel.errors import EddieOtelError
@@ -71,6 +81,14 @@ LabelValue = Annotated[
     ),
     AfterValidator(_check_label),
 ]
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer field: what JSON Schema's `integer` accepts, 472.0 included; strict otherwise.
+Integer = Annotated[int, BeforeValidator(_integral)]
 # The adjustment of a first allocation; every other value is an elastic adjustment of the catalogue.
 INITIAL_ADJUSTMENT = "initial"
 ADJUSTMENTS: tuple[str, ...] = (INITIAL_ADJUSTMENT, *ADJUSTMENT_TYPES)
@@ -105,8 +123,8 @@ class TaskSplitEvent(BaseEvent):
 
     type: Literal["task_split"] = "task_split"
     agent: LabelValue = Field(description="agent that split the task")
-    chunks: int = Field(ge=1, le=MAX_CHUNKS, description="chunks created")
-    depth: int = Field(ge=0, le=MAX_DEPTH, description="fallback depth of the split (0 = the original task)")
+    chunks: Integer = Field(ge=1, le=MAX_CHUNKS, description="chunks created")
+    depth: Integer = Field(ge=0, le=MAX_DEPTH, description="fallback depth of the split (0 = the original task)")
     task_id: str | None = Field(
         default=None, max_length=MAX_TASK_ID_LENGTH, description="for the sender's logs; never a label"
     )
@@ -152,8 +170,8 @@ class DockerAllocatedEvent(BaseEvent):
 
     type: Literal["docker_allocated"] = "docker_allocated"
     container: LabelValue
-    cpu_millicores: int = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
-    memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
+    cpu_millicores: Integer = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
+    memory_bytes: Integer = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
     adjustment: Adjustment = INITIAL_ADJUSTMENT
 
     def record(self, recorder: Recorder) -> bool:
@@ -193,8 +211,8 @@ class MergeEvent(BaseEvent):
     """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total)."""
 
     type: Literal["merge"] = "merge"
-    chunks_combined: int = Field(ge=0, le=MAX_CHUNKS_COMBINED)
-    duplicates_removed: int = Field(ge=0, le=MAX_CHUNKS_COMBINED, description="at most chunks_combined")
+    chunks_combined: Integer = Field(ge=0, le=MAX_CHUNKS_COMBINED)
+    duplicates_removed: Integer = Field(ge=0, le=MAX_CHUNKS_COMBINED, description="at most chunks_combined")
 
     @field_validator("duplicates_removed")
     @classmethod
