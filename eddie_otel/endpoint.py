@@ -1,29 +1,62 @@
-"""The small metrics endpoint of an agent process: GET /metrics/prometheus in a daemon thread, stdlib only."""
+"""The small metrics endpoint of an agent process: the seed's three GETs in a daemon thread, stdlib only.
+
+GET /metrics/prometheus, /metrics/health and /metrics/summary answer here what the
+metrics service answers at the same paths, so that :8503 means the same thing in
+every process.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from eddie_otel._version import __version__
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.exposition import render
 
-__all__ = ["METRICS_PATH", "MetricsServer"]
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "SUMMARY_PATH", "MetricsServer", "health_body"]
 
 logger = logging.getLogger("eddie_otel")
 
 METRICS_PATH = "/metrics/prometheus"
+SUMMARY_PATH = "/metrics/summary"
+HEALTH_PATH = "/metrics/health"
+_JSON = {"Content-Type": "application/json"}
+
+
+def health_body(service_name: str, started: float) -> dict[str, Any]:
+    """The health body both servers answer: status, version, service name and seconds since `started` (monotonic)."""
+    return {
+        "status": "ok",
+        "version": __version__,
+        "service": service_name,
+        "uptime_seconds": round(time.monotonic() - started, 3),
+    }
 
 
 class MetricsServer:
-    """Serves `registry` at host:port/metrics/prometheus from a daemon thread; `close()` stops it."""
+    """Serves `registry`, the health check and `summary()` at host:port from a daemon thread; `close()` stops it.
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        handler = _handler_for(registry)
+    `summary` is called for each GET /metrics/summary; None answers 503 (nothing to summarise yet).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
+        service_name: str = "eddie",
+        summary: Callable[[], Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        handler = _handler_for(registry, service_name, summary or (lambda: None), time.monotonic())
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as error:
@@ -43,15 +76,29 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def _handler_for(registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def _handler_for(
+    registry: CollectorRegistry,
+    service_name: str,
+    summary: Callable[[], Mapping[str, Any] | None],
+    started: float,
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != METRICS_PATH:
-                body = b"not found: metrics are at " + METRICS_PATH.encode() + b"\n"
-                self._reply(404, body, {"Content-Type": "text/plain"})
-                return
-            body, headers = render(registry, self.headers.get("Accept"), self.headers.get("Accept-Encoding"))
-            self._reply(200, body, headers)
+            path = self.path.split("?", 1)[0]
+            if path == METRICS_PATH:
+                body, headers = render(registry, self.headers.get("Accept"), self.headers.get("Accept-Encoding"))
+                self._reply(200, body, headers)
+            elif path == HEALTH_PATH:
+                self._reply(200, json.dumps(health_body(service_name, started)).encode(), _JSON)
+            elif path == SUMMARY_PATH:
+                found = summary()
+                if found is None:
+                    self._reply(503, b'{"detail": "starting: no summary yet"}', _JSON)
+                else:
+                    self._reply(200, json.dumps(found).encode(), _JSON)
+            else:
+                paths = ", ".join((METRICS_PATH, SUMMARY_PATH, HEALTH_PATH))
+                self._reply(404, f"not found: this endpoint serves {paths}\n".encode(), {"Content-Type": "text/plain"})
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

@@ -15,6 +15,7 @@ from eddie_otel.endpoint import MetricsServer
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
+from eddie_otel.summary import summary
 from eddie_otel.telemetry import Telemetry, forget_borrowed
 
 __all__ = ["Runtime", "configure", "configured", "current", "current_recorder", "reset", "shutdown"]
@@ -88,14 +89,23 @@ def configure(
             if isinstance(installed, MeterProvider):
                 provider = installed
         telemetry = Telemetry(loaded, provider)
+        # The endpoint starts before the runtime exists: its summary reads the runtime once built.
+        built: list[Runtime] = []
         server = None
         try:
             if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
-                server = MetricsServer(telemetry.registry, loaded.host, loaded.port)
+                server = MetricsServer(
+                    telemetry.registry,
+                    loaded.host,
+                    loaded.port,
+                    service_name=loaded.service_name,
+                    summary=lambda: dict(summary(built[0])) if built else None,
+                )
         except Exception:
             telemetry.shutdown()
             raise
         _runtime = Runtime(loaded, telemetry, server)
+        built.append(_runtime)
         return _runtime
 
 

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from eddie_otel import runtime as _rt
 from eddie_otel._version import __version__
 from eddie_otel.config import Settings
+from eddie_otel.service.hosts import HostCheck, allowed_names
 from eddie_otel.service.instrumentation import instrument
 from eddie_otel.service.metrics import add_metrics_routes
 from eddie_otel.service.openapi import openapi_builder
@@ -24,7 +25,9 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
 
     `runtime` defaults to `configure(serve=False)` (the app serves /metrics/prometheus
     itself); a `Settings` is configured the same way. `service` defaults to
-    `ServiceSettings.load()`, from the environment. Starts no server.
+    `ServiceSettings.load()`, from the environment. Bound to a loopback address
+    (`runtime.settings.host`), the app answers only requests whose Host is a loopback
+    name or one of `service.allowed_hosts`. Starts no server.
     """
     runtime = _runtime_for(runtime)
     service = ServiceSettings.load() if service is None else service
@@ -50,9 +53,13 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    names = allowed_names(runtime.settings.host, service.allowed_hosts)
+    if names is not None:
+        # Added last, so outermost: a request to a foreign Host reaches no route, CORS included.
+        app.add_middleware(HostCheck, names=names)
     if runtime.telemetry.provider is not None:
         instrument(app, runtime.telemetry.provider)
-    app.openapi = openapi_builder(app)  # type: ignore[method-assign]
+    app.openapi = openapi_builder(app, bearer=service.webhook_token is not None)  # type: ignore[method-assign]
     return app
 
 

@@ -5,7 +5,8 @@ its model's `type` field, and `EVENT_MODELS`, `EVENT_TYPES`, the `Event` union o
 batch, the routes and their documentation are all derived from it.
 
 Models are strict: `"3"` is not an integer, `true` is not a number, floats must be
-finite, unknown fields are refused, and label values follow the rules of
+finite, an integral float (`472.0`) is the integer it equals (JSON Schema's `integer`
+says so too), while `472.5` is refused, unknown fields are refused, and label values follow the rules of
 `eddie_otel.labels` (letters, digits and `_.:/-`, 1 to 64 characters). Upper bounds
 keep every count exactly representable in the float cells of the exporter. An event
 that parses can always be recorded: the record calls see nothing they would refuse.
@@ -16,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
 from eddie_otel.errors import EddieOtelError
@@ -30,6 +40,7 @@ __all__ = [
     "EVENT_TYPES",
     "BaseEvent",
     "ChunkExecutedEvent",
+    "ContainerRemovedEvent",
     "DockerAllocatedEvent",
     "Event",
     "EventBatch",
@@ -70,6 +81,14 @@ LabelValue = Annotated[
     ),
     AfterValidator(_check_label),
 ]
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer field: what JSON Schema's `integer` accepts, 472.0 included; strict otherwise.
+Integer = Annotated[int, BeforeValidator(_integral)]
 # The adjustment of a first allocation; every other value is an elastic adjustment of the catalogue.
 INITIAL_ADJUSTMENT = "initial"
 ADJUSTMENTS: tuple[str, ...] = (INITIAL_ADJUSTMENT, *ADJUSTMENT_TYPES)
@@ -88,8 +107,11 @@ class BaseEvent(BaseModel):
 
     type: str
 
-    def record(self, recorder: Recorder) -> None:
-        """Record this event through `recorder`'s trusted calls: a parsed event is already valid."""
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`'s trusted calls; False when the recorder refused it.
+
+        A parsed event is already valid: the only refusal is a split past the maximum fallback depth.
+        """
         raise NotImplementedError  # pragma: no cover - every event model overrides it
 
 
@@ -101,15 +123,15 @@ class TaskSplitEvent(BaseEvent):
 
     type: Literal["task_split"] = "task_split"
     agent: LabelValue = Field(description="agent that split the task")
-    chunks: int = Field(ge=1, le=MAX_CHUNKS, description="chunks created")
-    depth: int = Field(ge=0, le=MAX_DEPTH, description="fallback depth of the split (0 = the original task)")
+    chunks: Integer = Field(ge=1, le=MAX_CHUNKS, description="chunks created")
+    depth: Integer = Field(ge=0, le=MAX_DEPTH, description="fallback depth of the split (0 = the original task)")
     task_id: str | None = Field(
         default=None, max_length=MAX_TASK_ID_LENGTH, description="for the sender's logs; never a label"
     )
 
-    def record(self, recorder: Recorder) -> None:
-        """Record this event through `recorder`."""
-        recorder.split(self.agent, self.chunks, self.depth)
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`; False when the split is past the maximum depth."""
+        return recorder.split(self.agent, self.chunks, self.depth)
 
 
 class TimeoutEvent(BaseEvent):
@@ -120,9 +142,10 @@ class TimeoutEvent(BaseEvent):
     stage: LabelValue
     reason: LabelValue = "timeout"
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.timeout(self.agent, self.stage, self.reason)
+        return True
 
 
 class ChunkExecutedEvent(BaseEvent):
@@ -133,9 +156,10 @@ class ChunkExecutedEvent(BaseEvent):
     duration_seconds: Seconds
     success: bool = True
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.chunk_finished(self.agent, self.duration_seconds, self.success)
+        return True
 
 
 class DockerAllocatedEvent(BaseEvent):
@@ -146,13 +170,14 @@ class DockerAllocatedEvent(BaseEvent):
 
     type: Literal["docker_allocated"] = "docker_allocated"
     container: LabelValue
-    cpu_millicores: int = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
-    memory_bytes: int = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
+    cpu_millicores: Integer = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU limit in millicores")
+    memory_bytes: Integer = Field(ge=1, le=MAX_MEMORY_BYTES, description="memory limit in bytes")
     adjustment: Adjustment = INITIAL_ADJUSTMENT
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.allocation(self.container, self.cpu_millicores, self.memory_bytes, self.adjustment)
+        return True
 
 
 class TaskCompletedEvent(BaseEvent):
@@ -176,17 +201,18 @@ class TaskCompletedEvent(BaseEvent):
             raise ValueError("reason is only for failed tasks (success false)")
         return reason
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.task_finished(self.stage, self.duration_seconds, self.success, self.reason, self.agent)
+        return True
 
 
 class MergeEvent(BaseEvent):
     """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total)."""
 
     type: Literal["merge"] = "merge"
-    chunks_combined: int = Field(ge=0, le=MAX_CHUNKS_COMBINED)
-    duplicates_removed: int = Field(ge=0, le=MAX_CHUNKS_COMBINED, description="at most chunks_combined")
+    chunks_combined: Integer = Field(ge=0, le=MAX_CHUNKS_COMBINED)
+    duplicates_removed: Integer = Field(ge=0, le=MAX_CHUNKS_COMBINED, description="at most chunks_combined")
 
     @field_validator("duplicates_removed")
     @classmethod
@@ -196,9 +222,25 @@ class MergeEvent(BaseEvent):
             raise ValueError(f"duplicates_removed ({duplicates}) cannot exceed chunks_combined ({combined})")
         return duplicates
 
-    def record(self, recorder: Recorder) -> None:
+    def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
         recorder.merge(self.chunks_combined, self.duplicates_removed)
+        return True
+
+
+class ContainerRemovedEvent(BaseEvent):
+    """An agent container is gone: every series with its `container` label value is dropped, and its slot freed.
+
+    Short-lived containers otherwise keep their last limits in the exposition forever.
+    """
+
+    type: Literal["container_removed"] = "container_removed"
+    container: LabelValue
+
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`."""
+        recorder.forget_container(self.container)  # type: ignore[attr-defined]
+        return True
 
 
 # The one list of event types, in the order the routes and messages give them.
@@ -209,6 +251,7 @@ EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     DockerAllocatedEvent,
     TaskCompletedEvent,
     MergeEvent,
+    ContainerRemovedEvent,
 )
 EVENT_MODELS: Mapping[str, type[BaseEvent]] = {model.model_fields["type"].default: model for model in EVENT_CLASSES}
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

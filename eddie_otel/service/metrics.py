@@ -7,18 +7,14 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from eddie_otel._version import __version__
+from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH, health_body
 from eddie_otel.exposition import render
 from eddie_otel.runtime import Runtime
 from eddie_otel.service.openapi import SUMMARY_SCHEMA_NAME, schema_ref
 from eddie_otel.service.schema import Health
 from eddie_otel.summary import summary
-from eddie_otel.telemetry import METRICS_PATH
 
-__all__ = ["HEALTH_PATH", "SUMMARY_PATH", "add_metrics_routes"]
-
-SUMMARY_PATH = "/metrics/summary"
-HEALTH_PATH = "/metrics/health"
+__all__ = ["add_metrics_routes"]
 
 
 def add_metrics_routes(app: FastAPI, runtime: Runtime) -> None:
@@ -61,9 +57,4 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.get(HEALTH_PATH, response_model=Health, summary="Health check", tags=["metrics"])
     async def health() -> Health:
-        return Health(
-            status="ok",
-            version=__version__,
-            service=runtime.settings.service_name,
-            uptime_seconds=round(time.monotonic() - started, 3),
-        )
+        return Health(**health_body(runtime.settings.service_name, started))

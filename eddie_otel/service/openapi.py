@@ -3,6 +3,10 @@
 The webhook routes read their bodies by hand (to refuse before reading, and to name
 fields in errors), and the summary route answers a plain dict: their schemas come from
 the event models and from the summary's one typed definition.
+
+When a webhook token is configured, the document declares the bearer scheme and puts
+every POST route under it; without a token it declares none, since none is needed: a
+client (or a fuzzer) reading the document learns exactly what the service checks.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from pydantic.json_schema import models_json_schema
 from eddie_otel.service.events import EVENT_CLASSES, EventBatch
 from eddie_otel.summary import Summary
 
-__all__ = ["SUMMARY", "SUMMARY_SCHEMA_NAME", "openapi_builder", "schema_ref"]
+__all__ = ["BEARER_SCHEME", "SUMMARY", "SUMMARY_SCHEMA_NAME", "openapi_builder", "schema_ref"]
 
 # The summary's shape, from the one definition eddie_otel.summary() follows.
 SUMMARY: TypeAdapter[Summary] = TypeAdapter(Summary)
 SUMMARY_SCHEMA_NAME = "Summary"
 _REF_TEMPLATE = "#/components/schemas/{model}"
+# The name of the security scheme of the webhooks, when EDDIE_OTEL_WEBHOOK_TOKEN is set.
+BEARER_SCHEME = "bearer"
 
 
 def schema_ref(name: str) -> dict[str, str]:
@@ -31,8 +37,11 @@ def schema_ref(name: str) -> dict[str, str]:
     return {"$ref": _REF_TEMPLATE.format(model=name)}
 
 
-def openapi_builder(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The OpenAPI builder of `app`, adding the event and summary schemas; built once, then cached."""
+def openapi_builder(app: FastAPI, bearer: bool = False) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI builder of `app`, adding the event and summary schemas; built once, then cached.
+
+    With `bearer`, every POST operation requires the bearer scheme (the webhook token).
+    """
 
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -44,10 +53,25 @@ def openapi_builder(app: FastAPI) -> Callable[[], dict[str, Any]]:
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_component_schemas())
+            if bearer:
+                _require_bearer(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     return build
+
+
+def _require_bearer(schema: dict[str, Any]) -> None:
+    schema["components"]["securitySchemes"] = {
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The token of EDDIE_OTEL_WEBHOOK_TOKEN: `Authorization: Bearer <token>`",
+        }
+    }
+    for operations in schema["paths"].values():
+        if "post" in operations:
+            operations["post"]["security"] = [{BEARER_SCHEME: []}]
 
 
 def _component_schemas() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The listening socket is bound before uvicorn starts, so a port already taken is a
 one-line error rather than a traceback, and port 0 picks a free port whose number
-is known. The command's main thread only waits for SIGINT or SIGTERM, then stops
+is known. Connections whose request does not arrive whole in time are closed
+(`eddie_otel.service.slow_clients`). The command's main thread only waits for SIGINT or SIGTERM, then stops
 the server gracefully.
 """
 
@@ -21,11 +22,11 @@ from types import FrameType, TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import Runtime, configure, shutdown
 from eddie_otel.service.app import create_app
-from eddie_otel.service.metrics import HEALTH_PATH, SUMMARY_PATH
-from eddie_otel.telemetry import METRICS_PATH
+from eddie_otel.service.slow_clients import KEEP_ALIVE_SECONDS, SlowClientClosingProtocol
 
 __all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
 
@@ -90,6 +91,8 @@ class BackgroundServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+            http=SlowClientClosingProtocol,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         server = uvicorn.Server(config)
         self._server = server

@@ -1,4 +1,4 @@
-"""The metrics service's own settings: the webhook token, CORS origins and the body limit.
+"""The metrics service's own settings: the webhook token, CORS origins, the body limit and the allowed Hosts.
 
 They live apart from the recording settings, so that changing the token rebuilds
 the app, never the MeterProvider.
@@ -12,6 +12,7 @@ from typing import Any
 
 from eddie_otel import environment as env
 from eddie_otel.config import Option, integer, load_options, origins, text
+from eddie_otel.errors import ConfigurationError
 
 __all__ = ["ServiceSettings"]
 
@@ -24,6 +25,8 @@ class ServiceSettings:
     cors_origins: tuple[str, ...] = ()
     # 1 MiB: a batch of several thousand events, far from what one webhook call needs.
     max_body_bytes: int = 1_048_576
+    # Host header names accepted besides the loopback ones (ports ignored); `*` accepts any.
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> ServiceSettings:
@@ -31,8 +34,22 @@ class ServiceSettings:
         return load_options(cls, _OPTIONS, environ, arguments)
 
 
+def _check_hosts(name: str, value: Any) -> tuple[str, ...]:
+    given = value.split(",") if isinstance(value, str) else list(value)
+    hosts = []
+    for host in given:
+        host = str(host).strip().lower().rstrip(".")
+        if not host:
+            continue
+        if any(ch.isspace() or ch in "/@?#" for ch in host):
+            raise ConfigurationError(f"{name} must list host names like metrics.example.com, not {host!r}")
+        hosts.append(host)
+    return tuple(dict.fromkeys(hosts))
+
+
 _OPTIONS: dict[str, Option] = {
     "webhook_token": text(env.EDDIE_OTEL_WEBHOOK_TOKEN),
     "cors_origins": origins(env.EDDIE_OTEL_CORS_ORIGINS),
     "max_body_bytes": integer(env.EDDIE_OTEL_MAX_BODY_BYTES, 64, 2**31),
+    "allowed_hosts": Option(env.EDDIE_OTEL_ALLOWED_HOSTS, lambda name, raw: raw, _check_hosts),
 }

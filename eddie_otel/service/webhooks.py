@@ -37,7 +37,7 @@ from eddie_otel.service.events import (
     parse_event,
 )
 from eddie_otel.service.openapi import schema_ref
-from eddie_otel.service.schema import Accepted, Problem
+from eddie_otel.service.schema import Accepted, Problem, problem
 from eddie_otel.service.settings import ServiceSettings
 
 __all__ = ["BATCH_TYPE", "UNKNOWN_TYPE", "add_event_routes"]
@@ -82,14 +82,17 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
         except _Refused as refused:
             for name, count in refused.rejected.items():
                 recorder.count_events(name, "rejected", count)
-            return _problem(refused.status, refused.errors, refused.headers)
+            return problem(refused.status, refused.errors, refused.headers)
         accepted: dict[str, int] = {}
+        refused_splits = 0
         for event in events:
-            event.record(recorder)
+            if not event.record(recorder):
+                refused_splits += 1
             accepted[event.type] = accepted.get(event.type, 0) + 1
         for name, count in accepted.items():
             recorder.count_events(name, "accepted", count)
-        return JSONResponse({"accepted": len(events)}, status_code=202)
+        answer = Accepted(accepted=len(events), refused_splits=refused_splits)
+        return JSONResponse(answer.model_dump(), status_code=202)
 
     for type_name, model in EVENT_MODELS.items():
         app.add_api_route(
@@ -130,10 +133,10 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
             _authorize(request, token, UNKNOWN_TYPE)
         except _Refused as refused:
             recorder.count_events(UNKNOWN_TYPE, "rejected", 1)
-            return _problem(refused.status, refused.errors, refused.headers)
+            return problem(refused.status, refused.errors, refused.headers)
         recorder.count_events(UNKNOWN_TYPE, "rejected", 1)
         message = f"unknown event type {type[:64]!r}; known types: {', '.join(EVENT_TYPES)}"
-        return _problem(404, [FieldError(field="type", message=message)])
+        return problem(404, [FieldError(field="type", message=message)])
 
     app.add_api_route("/events/{type}", unknown_type, methods=["POST"], include_in_schema=False)
 
@@ -234,9 +237,3 @@ def _batch_types(body: bytes) -> dict[str, int]:
         name = name if isinstance(name, str) and name in EVENT_MODELS else UNKNOWN_TYPE
         counts[name] = counts.get(name, 0) + 1
     return counts or {BATCH_TYPE: 1}
-
-
-def _problem(status: int, errors: Sequence[FieldError], headers: dict[str, str] | None = None) -> JSONResponse:
-    detail = "; ".join(f"{error.field}: {error.message}" for error in errors)
-    content = {"detail": detail, "errors": [error.model_dump() for error in errors]}
-    return JSONResponse(content, status_code=status, headers=headers)

@@ -86,9 +86,9 @@ class Case:
 
 
 CASES: dict[str, Case] = {
-    # Wrong types: strict, nothing coerced.
+    # Wrong types: strict, nothing coerced (an integral float like 3.0 is the integer JSON Schema says it is).
     "count as a string": Case("/events/task_split", body("task_split", chunks="3"), 422, "chunks", {"task_split": 1}),
-    "count as a float": Case("/events/task_split", body("task_split", chunks=3.0), 422, "chunks", {"task_split": 1}),
+    "count as a fraction": Case("/events/task_split", body("task_split", chunks=3.5), 422, "chunks", {"task_split": 1}),
     "count as a bool": Case("/events/task_split", body("task_split", depth=True), 422, "depth", {"task_split": 1}),
     "label as a number": Case("/events/task_split", body("task_split", agent=7), 422, "agent", {"task_split": 1}),
     "label as null": Case("/events/timeout", body("timeout", stage=None), 422, "stage", {"timeout": 1}),
@@ -359,7 +359,7 @@ def test_messages_say_what_is_wrong(service: httpx.Client) -> None:
     assert detail("/events/task_split", body("task_split", chunks="3")) == "chunks: Input should be a valid integer"
     assert detail("/events/nope", b"{}") == (
         "type: unknown event type 'nope'; known types: "
-        "task_split, timeout, chunk_executed, docker_allocated, task_completed, merge"
+        "task_split, timeout, chunk_executed, docker_allocated, task_completed, merge, container_removed"
     )
     assert detail("/events/merge", b" " * (LIMIT + 1)) == (
         f"body: body is {LIMIT + 1} bytes; the limit is {LIMIT} (EDDIE_OTEL_MAX_BODY_BYTES)"

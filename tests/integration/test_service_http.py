@@ -83,9 +83,12 @@ def test_events_of_every_type_reach_the_exposition(service: httpx.Client) -> Non
         ("task_completed", {"stage": "codegen", "duration_seconds": 61, "success": False, "reason": "timeout"}),
         ("merge", {"chunks_combined": 3, "duplicates_removed": 1}),
     ]
+    answers = []
     for type_name, body in posts:
         response = service.post(f"/events/{type_name}", json=body)
-        assert (response.status_code, response.json()) == (202, {"accepted": 1}), type_name
+        answers.append((response.status_code, response.json()))
+    refused = [{"accepted": 1, "refused_splits": 1 if body.get("depth") == 4 else 0} for _, body in posts]
+    assert answers == [(202, answer) for answer in refused]
 
     text = service.get("/metrics/prometheus").text
     lines = set(eddie_lines(text))
@@ -123,7 +126,7 @@ def test_batch_records_every_event(service: httpx.Client) -> None:
 
     response = service.post("/events", json={"events": events})
 
-    assert (response.status_code, response.json()) == (202, {"accepted": 3})
+    assert (response.status_code, response.json()) == (202, {"accepted": 3, "refused_splits": 0})
     totals = service.get("/metrics/summary").json()["totals"]
     assert (totals["task_split"], totals["task_split_chunks"]) == (1, 4)
     assert (totals["merge_chunks_combined"], totals["merge_deduplication"]) == (10, 2)
@@ -132,10 +135,27 @@ def test_batch_records_every_event(service: httpx.Client) -> None:
     assert 'eddie_otel_events_total{outcome="accepted",type="task_split"} 1.0' in text
 
 
+def test_splits_past_the_maximum_depth_are_accepted_and_counted_as_refused(service: httpx.Client) -> None:
+    events = [
+        {"type": "task_split", "agent": "a1", "chunks": 2, "depth": 3},
+        {"type": "task_split", "agent": "a1", "chunks": 2, "depth": 4},
+        {"type": "task_split", "agent": "a1", "chunks": 2, "depth": 9},
+    ]
+
+    batch = service.post("/events", json={"events": events})
+    single = service.post("/events/task_split", json={"agent": "a1", "chunks": 2, "depth": 5})
+
+    assert (batch.status_code, batch.json()) == (202, {"accepted": 3, "refused_splits": 2})
+    assert (single.status_code, single.json()) == (202, {"accepted": 1, "refused_splits": 1})
+    text = service.get("/metrics/prometheus").text
+    assert 'fallback_depth_exceeded_total{agent="a1"} 3.0' in text
+    assert 'task_split_total{agent="a1"} 1.0' in text
+
+
 def test_empty_batch_accepts_nothing(service: httpx.Client) -> None:
     response = service.post("/events", json={"events": []})
 
-    assert (response.status_code, response.json()) == (202, {"accepted": 0})
+    assert (response.status_code, response.json()) == (202, {"accepted": 0, "refused_splits": 0})
 
 
 def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> None:
@@ -279,7 +299,7 @@ def test_server_metrics_labels_are_bounded(service: httpx.Client) -> None:
     text = service.get("/metrics/prometheus").text
 
     assert _request_counts(text) == {
-        ("GET", "/metrics/health", "200"): 5.0,
+        ("GET", "/metrics/health", "400"): 5.0,  # foreign Hosts: refused, and never a label
         ("_OTHER", "/metrics/health", "405"): 1.0,
         ("GET", "", "404"): 1.0,
     }
@@ -339,7 +359,7 @@ def test_bearer_token_lets_events_in(port: int) -> None:
             json={"chunks_combined": 1, "duplicates_removed": 0},
             headers={"Authorization": "Bearer s3cret"},
         )
-        assert (response.status_code, response.json()) == (202, {"accepted": 1})
+        assert (response.status_code, response.json()) == (202, {"accepted": 1, "refused_splits": 0})
         # Reading needs no token: Prometheus scrapes without one.
         assert client.get("/metrics/summary").json()["totals"]["merge_chunks_combined"] == 1
 
@@ -351,7 +371,7 @@ def test_events_go_to_the_runtime_the_app_was_built_with(port: int) -> None:
 
     with BackgroundServer(app, "127.0.0.1", port) as server, httpx.Client(base_url=server.url) as client:
         response = client.post("/events/merge", json={"chunks_combined": 4, "duplicates_removed": 1})
-        assert (response.status_code, response.json()) == (202, {"accepted": 1})
+        assert (response.status_code, response.json()) == (202, {"accepted": 1, "refused_splits": 0})
         assert client.get("/metrics/summary").json()["totals"]["merge_chunks_combined"] == 4
 
 

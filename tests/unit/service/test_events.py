@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import eddie_otel
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.service.events import (
@@ -30,6 +31,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "docker_allocated": {"container": "c1", "cpu_millicores": 1, "memory_bytes": 1},
     "task_completed": {"stage": "review", "duration_seconds": 0.0},
     "merge": {"chunks_combined": 0, "duplicates_removed": 0},
+    "container_removed": {"container": "c1"},
 }
 
 
@@ -53,7 +55,15 @@ def encoded(value: object) -> bytes:
 def test_the_registry_comes_from_one_tuple() -> None:
     assert tuple(model.model_fields["type"].default for model in EVENT_CLASSES) == EVENT_TYPES
     assert tuple(EVENT_MODELS.values()) == EVENT_CLASSES
-    assert EVENT_TYPES == ("task_split", "timeout", "chunk_executed", "docker_allocated", "task_completed", "merge")
+    assert EVENT_TYPES == (
+        "task_split",
+        "timeout",
+        "chunk_executed",
+        "docker_allocated",
+        "task_completed",
+        "merge",
+        "container_removed",
+    )
     assert set(MINIMAL) == set(EVENT_TYPES)
 
 
@@ -151,6 +161,7 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
             ("task_finished", ("test", 2.0, True, None, None)),
         ),
         ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
+        ("container_removed", {"container": "c7"}, ("forget_container", ("c7",))),
     ],
 )
 def test_record_calls_the_recorder_once(
@@ -161,6 +172,22 @@ def test_record_calls_the_recorder_once(
     parse_event(type_name, encoded(body)).record(recorder)
 
     assert recorder.calls == [call]
+
+
+@pytest.mark.parametrize(("depth", "recorded"), [(3, True), (4, False)])
+def test_record_says_whether_a_split_was_refused(depth: int, recorded: bool) -> None:
+    runtime = eddie_otel.configure(serve=False, max_fallback_depth=3)
+    event = parse_event("task_split", encoded({"agent": "a1", "chunks": 2, "depth": depth}))
+
+    assert event.record(runtime.recorder) is recorded
+
+
+def test_every_other_event_is_recorded() -> None:
+    recorder = FakeRecorder()
+
+    others = [parse_event(name, encoded(body)) for name, body in MINIMAL.items() if name != "task_split"]
+
+    assert all(event.record(recorder) for event in others)
 
 
 def test_the_readme_lists_every_event_type_with_its_fields() -> None:
