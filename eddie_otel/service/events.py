@@ -148,17 +148,35 @@ class TimeoutEvent(BaseEvent):
         return True
 
 
+def _reason_only_on_failure(what: str) -> Any:
+    """A validator of `reason`: only a failure (success false) of `what` has one."""
+
+    def check(reason: str | None, info: ValidationInfo) -> str | None:
+        if reason is not None and info.data.get("success", False) is True:
+            raise ValueError(f"reason is only for failed {what} (success false)")
+        return reason
+
+    return field_validator("reason")(check)
+
+
 class ChunkExecutedEvent(BaseEvent):
-    """A chunk finished on `agent` (chunk_execution_seconds, agent_tasks_executed_total)."""
+    """A chunk finished on `agent` (chunk_execution_seconds, agent_tasks_executed_total).
+
+    A failure (`success` false) counts chunk_failure_total with `reason` (default "error");
+    a reason of "timeout" also counts a timeout event.
+    """
 
     type: Literal["chunk_executed"] = "chunk_executed"
     agent: LabelValue
     duration_seconds: Seconds
     success: bool = True
+    reason: LabelValue | None = Field(default=None, description="why the chunk failed; only with success false")
+
+    _reason = _reason_only_on_failure("chunks")
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
-        recorder.chunk_finished(self.agent, self.duration_seconds, self.success)
+        recorder.chunk_finished(self.agent, self.duration_seconds, self.success, self.reason)
         return True
 
 
@@ -194,12 +212,7 @@ class TaskCompletedEvent(BaseEvent):
     reason: LabelValue | None = Field(default=None, description="why the task failed; only with success false")
     agent: LabelValue | None = None
 
-    @field_validator("reason")
-    @classmethod
-    def _reason_only_on_failure(cls, reason: str | None, info: ValidationInfo) -> str | None:
-        if reason is not None and info.data.get("success", False) is True:
-            raise ValueError("reason is only for failed tasks (success false)")
-        return reason
+    _reason = _reason_only_on_failure("tasks")
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
@@ -239,7 +252,7 @@ class ContainerRemovedEvent(BaseEvent):
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
-        recorder.forget_container(self.container)  # type: ignore[attr-defined]
+        recorder.forget("container", self.container)
         return True
 
 

@@ -14,7 +14,7 @@ from eddie_otel._version import __version__
 from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH
 from eddie_otel.service import create_app
 from eddie_otel.service.server import BackgroundServer
-from tests.helpers import record_every_metric
+from tests.support.helpers import record_every_metric
 
 
 def _get(url: str) -> tuple[int, str, bytes]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from eddie_otel.service import create_app
 from eddie_otel.service.server import BackgroundServer
 
 
-@pytest.mark.xfail(strict=True, reason="needs Recorder.forget_container")
 def test_container_removed_drops_every_series_of_the_container() -> None:
     with BackgroundServer(create_app()) as server, httpx.Client(base_url=server.url) as client:
         for container in ("gone-1", "kept-1"):

@@ -29,9 +29,6 @@ def token(request: pytest.FixtureRequest) -> str | None:
 def served(token: str | None) -> Iterator[BackgroundServer]:
     """The service on a free loopback port, with `token`."""
     runtime = eddie_otel.configure(serve=False)
-    # Until Recorder.forget_container lands (merge), the container_removed event gets a no-op stand-in.
-    if not hasattr(runtime.recorder, "forget_container"):
-        runtime.recorder.forget_container = lambda container: None  # type: ignore[attr-defined]
     with BackgroundServer(create_app(runtime, ServiceSettings.load({}, webhook_token=token))) as server:
         yield server
 

@@ -1,4 +1,4 @@
-"""POST /events/container_removed reaches the recorder's forget_container, and is counted as accepted."""
+"""POST /events/container_removed makes the recorder forget the container, and is counted as accepted."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ class ForgettingRecorder(Recorder):
 
     forgotten: list[str]
 
-    def forget_container(self, container: str) -> None:
-        self.forgotten.append(container)
+    def forget(self, label: str, value: str) -> None:
+        assert label == "container"
+        self.forgotten.append(value)
 
 
-def test_container_removed_calls_forget_container_once_per_event() -> None:
+def test_container_removed_forgets_the_container_once_per_event() -> None:
     runtime = eddie_otel.configure(serve=False)
     recorder = ForgettingRecorder(runtime.settings, runtime.telemetry, runtime.history)
     recorder.forgotten = []

@@ -143,7 +143,7 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
         (
             "chunk_executed",
             {"agent": "a2", "duration_seconds": 1.5, "success": False},
-            ("chunk_finished", ("a2", 1.5, False)),
+            ("chunk_finished", ("a2", 1.5, False, None)),
         ),
         (
             "docker_allocated",
@@ -161,7 +161,7 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
             ("task_finished", ("test", 2.0, True, None, None)),
         ),
         ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
-        ("container_removed", {"container": "c7"}, ("forget_container", ("c7",))),
+        ("container_removed", {"container": "c7"}, ("forget", ("container", "c7"))),
     ],
 )
 def test_record_calls_the_recorder_once(
