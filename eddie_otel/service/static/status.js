@@ -52,7 +52,7 @@
   }
   function perMinute(rate) {
     var value = rate * 60;
-    return (value >= 10 ? value.toFixed(0) : value.toFixed(2)) + " /min";
+    return value >= 10 ? value.toFixed(0) : value.toFixed(2);
   }
 
   function element(tag, className, text) {
@@ -141,14 +141,17 @@
         item = element("li", "rate");
         item.dataset.rate = rate.key;
         item.appendChild(element("span", "name", rate.label));
-        item.appendChild(element("span", "value"));
+        var shown = element("span", "value");
+        shown.appendChild(element("span", "number"));
+        shown.appendChild(element("span", "unit", " /min"));
+        item.appendChild(shown);
         item.appendChild(element("span", "count"));
         item.appendChild(sparkline(points));
         list.appendChild(item);
       }
       var shown = item.querySelector(".value");
       shown.dataset.value = String(value);
-      shown.textContent = perMinute(value);
+      shown.querySelector(".number").textContent = perMinute(value);
       item.querySelector(".count").textContent = plain(counted) + " in 5 min";
       item.replaceChild(sparkline(points), item.querySelector("svg"));
     });
@@ -203,7 +206,7 @@
         var p = latency[stage];
         return [
           { text: stage, className: "label" },
-          { text: plain(p.samples) },
+          { text: plain(p.samples), className: "num optional" },
           { text: duration(p.p50) },
           { text: duration(p.p95) },
           { text: duration(p.p99) },
