@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import free_port
-from tests.integration.conftest import CHROMIUM_ARGS, DESKTOP
+from tests.integration.browser import CHROMIUM_ARGS, DESKTOP
 
 # Long enough for the sparklines to show a minute of the run.
 WARM_UP_SECONDS = 75

@@ -39,8 +39,10 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         ),
         # Paths are exact: a trailing slash is a 404, never a redirect a scraper might not follow.
         redirect_slashes=False,
-        # Served by add_docs_routes from the package's own files: FastAPI's loads Swagger UI from a CDN.
+        # /docs is served by add_docs_routes from the package's own files: FastAPI's loads Swagger UI
+        # from a CDN, and its ReDoc page too, which has no offline copy here.
         docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     # Event routes first: routing (and the instrumentation's route lookup) tries routes in order,

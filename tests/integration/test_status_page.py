@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from eddie_otel.service import create_app
 from eddie_otel.service.server import BackgroundServer
-from tests.integration.conftest import Visit
+from tests.integration.browser import Visit
 
 TOKEN = "page-test-token"
 # Long enough for a few refreshes of the page, short enough to fail fast.
@@ -75,8 +76,6 @@ def test_the_page_shows_the_summary_and_follows_it_without_reloading(
 ) -> None:
     # The page only reads: a webhook token must not stop it, and must not show up in it.
     monkeypatch.setenv("EDDIE_OTEL_WEBHOOK_TOKEN", TOKEN)
-    from eddie_otel.service import create_app
-
     with BackgroundServer(create_app(), "127.0.0.1", port) as server:
         open_page(desktop, server)
         shown = shown_indicators(desktop)
