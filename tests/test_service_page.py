@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -57,7 +58,7 @@ def test_pages_load_nothing_from_elsewhere_and_run_no_inline_code(service: httpx
     assert "https://" not in page
     assert "<style" not in page
     assert " style=" not in page
-    assert " on" not in page.replace(" one", "")  # no onload= or onclick= handlers
+    assert not re.search(r"\son[a-z]+\s*=", page)  # no onload= or onclick= handlers
     for script in page.split("<script")[1:]:
         assert script.lstrip().startswith("src="), script
 
