@@ -5,6 +5,7 @@ Run from the repository root with the project's venv: .venv/bin/python docs/scre
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +29,9 @@ def main() -> int:
     )
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "chromium", args=CHROMIUM_ARGS
+            )
             page = browser.new_page(viewport=DESKTOP)
             time.sleep(2)
             page.goto(f"http://127.0.0.1:{port}/")
