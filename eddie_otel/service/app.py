@@ -11,9 +11,11 @@ from eddie_otel import runtime as _rt
 from eddie_otel._version import __version__
 from eddie_otel.config import Settings
 from eddie_otel.service.hosts import HostCheck, allowed_names
+from eddie_otel.service.docs import add_docs_routes
 from eddie_otel.service.instrumentation import instrument
 from eddie_otel.service.metrics import add_metrics_routes
 from eddie_otel.service.openapi import openapi_builder
+from eddie_otel.service.page import PageSettings, add_page_routes
 from eddie_otel.service.settings import ServiceSettings
 from eddie_otel.service.webhooks import add_event_routes
 
@@ -40,12 +42,19 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         ),
         # Paths are exact: a trailing slash is a 404, never a redirect a scraper might not follow.
         redirect_slashes=False,
+        # /docs is served by add_docs_routes from the package's own files: FastAPI's loads Swagger UI
+        # from a CDN, and its ReDoc page too, which has no offline copy here.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     # Event routes first: routing (and the instrumentation's route lookup) tries routes in order,
     # and webhook posts are the bulk of the traffic.
     add_event_routes(app, runtime, service)
     add_metrics_routes(app, runtime)
+    page = PageSettings.load()
+    add_page_routes(app, page)
+    add_docs_routes(app, page)
     if service.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,6 +9,7 @@ import time
 
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import shutdown
+from eddie_otel.service.page import PAGE_PATH
 from eddie_otel.service.server import start_service, stop_signals, urls
 from eddie_otel.service.workload import Workload
 
@@ -32,6 +33,7 @@ def demo_command(*, host: str | None, port: int | None, duration: float, seed: i
             return 1
         where = urls(server.url)
         print(f"eddie-otel demo: {len(workload.agents)} agents, seed {seed}", flush=True)
+        print(f"  status   {server.url}{PAGE_PATH}", flush=True)
         print(f"  metrics  {where['metrics']}", flush=True)
         print(f"  summary  {where['summary']}", flush=True)
         print(f"  health   {where['health']}", flush=True)

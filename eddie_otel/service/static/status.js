@@ -1,0 +1,252 @@
+// The status page: polls the JSON summary and draws it; keeps a short series of the 5-minute rates for sparklines.
+"use strict";
+(function () {
+  var body = document.body;
+  var SUMMARY_URL = body.dataset.summaryUrl;
+  var REFRESH_MS = Number(body.dataset.refreshMs) || 2000;
+  // Points per sparkline: two minutes of history at the default refresh.
+  var POINTS = 60;
+  var SVG = "http://www.w3.org/2000/svg";
+
+  var INDICATORS = {
+    success_rate: { label: "Success rate", format: percent },
+    latency_p99_seconds: { label: "Latency p99", format: duration },
+    timeouts_per_hour: { label: "Timeouts per hour", format: count },
+    merge_efficiency: { label: "Merge efficiency", format: percent },
+    agent_balance_ratio: { label: "Agent balance", format: ratio },
+  };
+  var RATES = [
+    { key: "task_split", label: "Splits" },
+    { key: "timeout_events", label: "Timeouts" },
+    { key: "task_failure", label: "Failures" },
+    { key: "merge_chunks_combined", label: "Merged chunks" },
+  ];
+  var OPS = { ">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=" };
+  var STATES = {
+    ok: { text: "ok", mark: "✓" },
+    failing: { text: "not ok", mark: "✗" },
+    "no-data": { text: "no data", mark: "–" },
+  };
+
+  var series = {};
+  RATES.forEach(function (rate) {
+    series[rate.key] = [];
+  });
+
+  function percent(value) {
+    return (value * 100).toFixed(1) + "%";
+  }
+  function duration(value) {
+    if (value < 1) return (value * 1000).toPrecision(3).replace(/\.?0+$/, "") + " ms";
+    if (value < 100) return value.toFixed(2) + " s";
+    return value.toFixed(0) + " s";
+  }
+  function count(value) {
+    return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  }
+  function ratio(value) {
+    return value.toFixed(2) + "×";
+  }
+  function plain(value) {
+    return Number.isInteger(value) ? String(value) : value.toPrecision(3);
+  }
+  function perMinute(rate) {
+    var value = rate * 60;
+    return value >= 10 ? value.toFixed(0) : value.toFixed(2);
+  }
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function stateOf(indicator) {
+    if (indicator.ok === null || indicator.value === null) return "no-data";
+    return indicator.ok ? "ok" : "failing";
+  }
+
+  function renderIndicators(indicators) {
+    var list = document.getElementById("indicators");
+    var failing = 0;
+    var ok = 0;
+    indicators.forEach(function (indicator, position) {
+      var spec = INDICATORS[indicator.name] || { label: indicator.name, format: plain };
+      var item = list.querySelector('[data-indicator="' + indicator.name + '"]');
+      if (!item) {
+        item = element("li", "indicator");
+        item.dataset.indicator = indicator.name;
+        item.appendChild(element("span", "name", spec.label));
+        item.appendChild(element("span", "value"));
+        item.appendChild(element("span", "target"));
+        item.appendChild(element("span", "state"));
+      }
+      if (list.children[position] !== item) list.insertBefore(item, list.children[position] || null);
+      var state = stateOf(indicator);
+      if (state === "ok") ok += 1;
+      if (state === "failing") failing += 1;
+      item.dataset.state = state;
+      item.classList.toggle("failing", state === "failing");
+      var value = item.querySelector(".value");
+      value.dataset.value = indicator.value === null ? "" : String(indicator.value);
+      value.textContent = indicator.value === null ? "—" : spec.format(indicator.value);
+      item.querySelector(".target").textContent =
+        "target " + (OPS[indicator.target.op] || indicator.target.op) + " " + spec.format(indicator.target.value);
+      item.querySelector(".state").textContent = STATES[state].mark + " " + STATES[state].text;
+    });
+    var verdict = document.getElementById("verdict");
+    verdict.dataset.state = failing ? "failing" : ok ? "ok" : "no-data";
+    verdict.textContent = failing
+      ? failing + " not ok"
+      : ok + " of " + indicators.length + " ok";
+  }
+
+  function sparkline(values) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 100 30");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("aria-hidden", "true");
+    var top = Math.max.apply(null, values.concat([0]));
+    var step = 100 / (POINTS - 1);
+    var start = (POINTS - values.length) * step;
+    var points = values.map(function (value, i) {
+      var y = top > 0 ? 28 - (value / top) * 26 : 28;
+      return (start + i * step).toFixed(2) + "," + y.toFixed(2);
+    });
+    if (points.length === 1) points.unshift((start - step).toFixed(2) + "," + points[0].split(",")[1]);
+    var area = document.createElementNS(SVG, "polygon");
+    area.setAttribute("class", "area");
+    var first = points[0].split(",")[0];
+    area.setAttribute("points", first + ",30 " + points.join(" ") + " 100,30");
+    var line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("class", "line");
+    line.setAttribute("points", points.join(" "));
+    svg.appendChild(area);
+    svg.appendChild(line);
+    return svg;
+  }
+
+  function renderRates(window5m) {
+    var list = document.getElementById("rates");
+    RATES.forEach(function (rate) {
+      var value = (window5m.rates && window5m.rates[rate.key]) || 0;
+      var counted = (window5m.counts && window5m.counts[rate.key]) || 0;
+      var points = series[rate.key];
+      points.push(value);
+      if (points.length > POINTS) points.shift();
+      var item = list.querySelector('[data-rate="' + rate.key + '"]');
+      if (!item) {
+        item = element("li", "rate");
+        item.dataset.rate = rate.key;
+        item.appendChild(element("span", "name", rate.label));
+        var shown = element("span", "value");
+        shown.appendChild(element("span", "number"));
+        shown.appendChild(element("span", "unit", " /min"));
+        item.appendChild(shown);
+        item.appendChild(element("span", "count"));
+        item.appendChild(sparkline(points));
+        list.appendChild(item);
+      }
+      var shown = item.querySelector(".value");
+      shown.dataset.value = String(value);
+      shown.querySelector(".number").textContent = perMinute(value);
+      item.querySelector(".count").textContent = plain(counted) + " in 5 min";
+      item.replaceChild(sparkline(points), item.querySelector("svg"));
+    });
+  }
+
+  function fillTable(id, rows) {
+    var table = document.getElementById(id);
+    var tbody = table.tBodies[0];
+    var fresh = document.createElement("tbody");
+    rows.forEach(function (cells) {
+      var row = document.createElement("tr");
+      cells.forEach(function (cell, i) {
+        var td = element(i === 0 ? "th" : "td", cell.className || (i === 0 ? "" : "num"));
+        if (i === 0) td.scope = "row";
+        if (cell.node) td.appendChild(cell.node);
+        else td.textContent = cell.text;
+        row.appendChild(td);
+      });
+      fresh.appendChild(row);
+    });
+    table.replaceChild(fresh, tbody);
+    table.hidden = rows.length === 0;
+    document.getElementById(id + "-empty").hidden = rows.length !== 0;
+  }
+
+  function renderAgents(agents) {
+    var names = Object.keys(agents).sort();
+    var most = Math.max.apply(null, names.map(function (name) { return agents[name].executed; }).concat([0]));
+    fillTable(
+      "agents",
+      names.map(function (name) {
+        var load = agents[name];
+        var meter = document.createElement("meter");
+        meter.min = 0;
+        meter.max = most || 1;
+        meter.value = load.executed;
+        meter.title = plain(load.executed) + " executed";
+        return [
+          { text: name, className: "label" },
+          { text: plain(load.active) },
+          { text: plain(load.executed) },
+          { node: meter, className: "bar-col" },
+        ];
+      })
+    );
+  }
+
+  function renderLatency(latency) {
+    fillTable(
+      "latency",
+      Object.keys(latency).sort().map(function (stage) {
+        var p = latency[stage];
+        return [
+          { text: stage, className: "label" },
+          { text: plain(p.samples), className: "num optional" },
+          { text: duration(p.p50) },
+          { text: duration(p.p95) },
+          { text: duration(p.p99) },
+        ];
+      })
+    );
+  }
+
+  function setConnection(state, text) {
+    var node = document.getElementById("connection");
+    node.dataset.state = state;
+    node.textContent = text;
+  }
+
+  function render(summary) {
+    renderIndicators(summary.indicators || []);
+    renderRates((summary.windows && summary.windows["5m"]) || { rates: {}, counts: {} });
+    renderAgents(summary.agents || {});
+    renderLatency(summary.latency || {});
+    var now = new Date();
+    setConnection("live", "live");
+    document.getElementById("updated").textContent =
+      "Updated " + now.toLocaleTimeString() + " · every " + REFRESH_MS / 1000 + " s";
+    body.dataset.updates = String(Number(body.dataset.updates || 0) + 1);
+  }
+
+  function refresh() {
+    fetch(SUMMARY_URL, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("the summary answered " + response.status);
+        return response.json();
+      })
+      .then(render)
+      .catch(function (error) {
+        setConnection("offline", "cannot reach the service; retrying (" + error.message + ")");
+      })
+      .then(function () {
+        window.setTimeout(refresh, REFRESH_MS);
+      });
+  }
+
+  refresh();
+})();
