@@ -30,13 +30,12 @@ from eddie_otel.bridge import StoreBridge
 from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind
 from eddie_otel.collector import StoreCollector
 from eddie_otel.config import Settings
-from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.errors import ConfigurationError
 from eddie_otel.exposition import render
 from eddie_otel.labels import LabelCap
 from eddie_otel.store import Series, Store
 
-__all__ = ["METRICS_PATH", "SCOPE_NAME", "Telemetry", "forget_borrowed"]
+__all__ = ["SCOPE_NAME", "Telemetry", "forget_borrowed"]
 
 logger = logging.getLogger("eddie_otel")
 

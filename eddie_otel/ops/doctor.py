@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.ops.credentials import Located, redactor
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
-from eddie_otel.telemetry import METRICS_PATH
 
 __all__ = ["Check", "CheckFailed", "doctor_command", "run_checks"]
 

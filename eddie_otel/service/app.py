@@ -10,8 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from eddie_otel import runtime as _rt
 from eddie_otel._version import __version__
 from eddie_otel.config import Settings
-from eddie_otel.service.hosts import HostCheck, allowed_names
 from eddie_otel.service.docs import add_docs_routes
+from eddie_otel.service.hosts import HostCheck, allowed_names
 from eddie_otel.service.instrumentation import instrument
 from eddie_otel.service.metrics import add_metrics_routes
 from eddie_otel.service.openapi import openapi_builder

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel import environment as env
-from eddie_otel.telemetry import METRICS_PATH
+from eddie_otel.endpoint import METRICS_PATH
 
 __all__ = ["DEFAULT_EXCLUDED_URLS", "instrument"]
 

@@ -21,10 +21,9 @@ from fastapi.responses import Response
 
 from eddie_otel import environment as env
 from eddie_otel.config import Option, load_options
+from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH
 from eddie_otel.errors import ConfigurationError
 from eddie_otel.ops.dashboard.render import UID as DASHBOARD_UID
-from eddie_otel.service.metrics import HEALTH_PATH, SUMMARY_PATH
-from eddie_otel.telemetry import METRICS_PATH
 
 __all__ = [
     "DOCS_PATH",
