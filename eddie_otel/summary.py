@@ -35,17 +35,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from typing_extensions import TypedDict
+from typing_extensions import Protocol, TypedDict
 
-from eddie_otel import runtime as _rt
 from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.history import History
 from eddie_otel.objectives import target
+from eddie_otel.telemetry import Telemetry
 
 __all__ = [
     "WINDOWS",
     "AgentLoad",
     "Indicator",
     "Latency",
+    "Summarised",
     "Summary",
     "Target",
     "Window",
@@ -122,9 +124,16 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def summary(runtime: _rt.Runtime | None = None) -> Summary:
-    """The summary of `runtime` (default: the configured one): the dict GET /metrics/summary answers."""
-    rt = runtime if runtime is not None else _rt.current()
+class Summarised(Protocol):
+    """What a summary reads: a runtime's telemetry (its store) and history."""
+
+    telemetry: Telemetry
+    history: History
+
+
+def summary(runtime: Summarised) -> Summary:
+    """The summary of `runtime`, the dict GET /metrics/summary answers (`eddie_otel.summary()`: the configured one)."""
+    rt = runtime
     series = rt.telemetry.store.series
     history = rt.history
 

@@ -35,7 +35,7 @@ from eddie_otel.exposition import render
 from eddie_otel.labels import LabelCap
 from eddie_otel.store import Series, Store
 
-__all__ = ["SCOPE_NAME", "Telemetry", "forget_borrowed"]
+__all__ = ["SCOPE_NAME", "Telemetry", "after_fork_in_child", "forget_borrowed"]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -90,6 +90,14 @@ _BORROWED: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.Weak
 _BORROWED_LOCK = threading.Lock()
 
 
+def after_fork_in_child() -> None:
+    """In a forked child: fresh locks, and no counts of the parent's in the stores of borrowed providers."""
+    global _BORROWED_LOCK
+    _BORROWED_LOCK = threading.Lock()
+    for instruments in list(_BORROWED.values()):
+        instruments.store.reset_after_fork()
+
+
 def forget_borrowed() -> None:
     """Zero the series kept for borrowed providers: what a full reset does."""
     with _BORROWED_LOCK:
@@ -100,8 +108,11 @@ def forget_borrowed() -> None:
 class Telemetry:
     """One MeterProvider (owned, or an installed SDK one borrowed), its readers, the store and the label cap."""
 
-    def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
+    def __init__(
+        self, settings: Settings, meter_provider: MeterProvider | None = None, instance_id: str | None = None
+    ) -> None:
         self.settings = settings
+        self.instance_id = instance_id
         self.enabled = not settings.sdk_disabled
         instruments = None
         if meter_provider is not None:
@@ -135,7 +146,11 @@ class Telemetry:
         settings = self.settings
         self.readers = self._make_readers()
         if meter_provider is None:
-            resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
+            identity = {"service.name": settings.service_name}
+            if self.instance_id is not None:
+                identity["service.instance.id"] = self.instance_id
+            # OTEL_RESOURCE_ATTRIBUTES may name the instance itself: an explicit word wins.
+            resource = Resource.create({**identity, **settings.resource_attributes})
             self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
             self.owns_provider = True
             instruments.register(self.provider)

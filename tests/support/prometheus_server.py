@@ -31,6 +31,7 @@ class PrometheusServer:
         interval: str = "1s",
         rule_files: list[Path] | None = None,
         job: str = "eddie",
+        file_sd_dir: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,12 +41,16 @@ class PrometheusServer:
             copy = workdir / rule_file.name
             shutil.copyfile(rule_file, copy)
             rules.append(copy.name)
+        scrape: dict[str, Any] = {"job_name": job, "metrics_path": metrics_path}
+        if file_sd_dir is not None:
+            # Targets from the discovery files eddie-otel processes write (DESIGN.md §8).
+            scrape["file_sd_configs"] = [{"files": [str(file_sd_dir / "*.json")], "refresh_interval": "1s"}]
+        else:
+            scrape["static_configs"] = [{"targets": targets}]
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": rules,
-            "scrape_configs": [
-                {"job_name": job, "metrics_path": metrics_path, "static_configs": [{"targets": targets}]}
-            ],
+            "scrape_configs": [scrape],
         }
         config_file = workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
