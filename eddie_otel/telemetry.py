@@ -12,6 +12,7 @@ counters and gauges, SDK histograms), with one warning, and stays exact.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import weakref
@@ -169,6 +170,27 @@ class Telemetry:
             bridge.skip.add(self._prometheus_reader)
             self.registry.register(StoreCollector(self.store))
 
+    def _limits(self, reader_class: type) -> dict[str, Any]:
+        """`cardinality_limits=` above the store's series budget, where `reader_class` takes it (newer SDKs).
+
+        The store keeps at most `max_series_per_metric` series and one overflow series per
+        metric. Through the bridge they never reach the SDK's aggregation; through the SDK
+        instruments (the fallback) they do, and the SDK's own limit (2 000 by default) must
+        not fold them into an `otel_metric_overflow` series.
+        """
+        if "cardinality_limits" not in inspect.signature(reader_class).parameters:
+            return {}
+        from opentelemetry.sdk.metrics import (
+            Histogram,
+            ObservableCounter,
+            ObservableGauge,
+            ObservableUpDownCounter,
+        )
+
+        limit = self.settings.max_series_per_metric + 1
+        classes = (Histogram, ObservableCounter, ObservableGauge, ObservableUpDownCounter)
+        return {"cardinality_limits": dict.fromkeys(classes, limit)}
+
     def _make_readers(self) -> list[MetricReader]:
         settings = self.settings
         readers: list[MetricReader] = []
@@ -176,7 +198,9 @@ class Telemetry:
             if name == "prometheus":
                 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
-                self._prometheus_reader = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
+                self._prometheus_reader = PrometheusMetricReader(
+                    scope_info_enabled=False, registry=self.registry, **self._limits(PrometheusMetricReader)
+                )
                 readers.append(self._prometheus_reader)
             elif name == "otlp":
                 try:
@@ -190,7 +214,9 @@ class Telemetry:
 
                 readers.append(
                     PeriodicExportingMetricReader(
-                        OTLPMetricExporter(), export_interval_millis=settings.export_interval_millis
+                        OTLPMetricExporter(),
+                        export_interval_millis=settings.export_interval_millis,
+                        **self._limits(PeriodicExportingMetricReader),
                     )
                 )
             elif name == "console":
@@ -201,7 +227,9 @@ class Telemetry:
 
                 readers.append(
                     PeriodicExportingMetricReader(
-                        ConsoleMetricExporter(), export_interval_millis=settings.export_interval_millis
+                        ConsoleMetricExporter(),
+                        export_interval_millis=settings.export_interval_millis,
+                        **self._limits(PeriodicExportingMetricReader),
                     )
                 )
         return readers
