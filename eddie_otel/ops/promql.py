@@ -139,24 +139,25 @@ def success_ratio(window: str, by: Sequence[str] = ()) -> str:
     return ratio(f"({successes} or {failures} * 0)", either_sum(successes, failures))
 
 
-def merge_efficiency(window: str) -> str:
+def merge_efficiency(window: str, by: Sequence[str] = ()) -> str:
     """1 - duplicates removed / chunk results combined over `window`: the share of merged results that were new."""
-    return f"1 - {ratio(sum_rate(MERGE_DEDUPLICATION, window), sum_rate(MERGE_CHUNKS_COMBINED, window))}"
+    deduplicated, combined = sum_rate(MERGE_DEDUPLICATION, window, by), sum_rate(MERGE_CHUNKS_COMBINED, window, by)
+    return f"1 - {ratio(deduplicated, combined)}"
 
 
-def _active_agents(window: str) -> str:
-    return f"{sum_rate(AGENT_TASKS_EXECUTED, window, ('agent',))} > 0"
+def _active_agents(window: str, by: Sequence[str]) -> str:
+    return f"{sum_rate(AGENT_TASKS_EXECUTED, window, (*by, 'agent'))} > 0"
 
 
-def agent_balance(window: str) -> str:
+def agent_balance(window: str, by: Sequence[str] = ()) -> str:
     """Busiest agent's executions / least busy agent's over `window`, among agents that executed any (1 = even)."""
-    active = _active_agents(window)
-    return f"max({active}) / min({active})"
+    active = _active_agents(window, by)
+    return f"{aggregate('max', active, by)} / {aggregate('min', active, by)}"
 
 
-def active_agent_count(window: str) -> str:
+def active_agent_count(window: str, by: Sequence[str] = ()) -> str:
     """The number of agents that finished at least one task or chunk over `window`."""
-    return f"count({_active_agents(window)})"
+    return aggregate("count", _active_agents(window, by), by)
 
 
 def timeouts_per_hour(window: str) -> str:
