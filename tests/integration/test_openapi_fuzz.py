@@ -11,7 +11,6 @@ Two things are told to the generator here, as properties of the test rather than
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,8 +27,6 @@ from eddie_otel.service.server import BackgroundServer
 TOKEN = "fuzz-s3cret"
 # Enough to reach every field's bounds and every refusal; small enough for the whole file to run in well under 60 s.
 MAX_EXAMPLES = 25
-# Per run (one token setting, one mode): four runs together stay under the 60 s.
-BUDGET_SECONDS = 15.0
 
 
 @pytest.fixture(params=[None, TOKEN], ids=["open", "token"])
@@ -83,7 +80,6 @@ def _cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
 def test_the_service_does_what_its_openapi_says(
     served: BackgroundServer, token: str | None, mode: GenerationMode
 ) -> None:
-    started = time.monotonic()
     schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
     document = schema.raw_schema
     if token is None:
@@ -119,4 +115,3 @@ def test_the_service_does_what_its_openapi_says(
         except Exception as error:  # every operation's failures are reported together
             failures.append(f"{operation.label}: {error}")
     assert not failures, "\n\n".join(failures)
-    assert time.monotonic() - started < BUDGET_SECONDS
