@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,6 +17,10 @@ from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
 from eddie_otel.summary import summary
 from eddie_otel.telemetry import Telemetry, forget_borrowed
+from eddie_otel.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Runtime", "configure", "configured", "current", "current_recorder", "reset", "shutdown"]
 
@@ -26,11 +30,18 @@ logger = logging.getLogger("eddie_otel")
 class Runtime:
     """What configure() built: the settings, the telemetry, the history, the recorder and the agent endpoint."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, server: MetricsServer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry,
+        server: MetricsServer | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.history = History(telemetry.store, ttl_seconds=settings.series_ttl_seconds)
-        self.recorder = Recorder(settings, telemetry, self.history)
+        self.tracing = tracing
+        self.recorder = Recorder(settings, telemetry, self.history, tracing)
         self.server = server
 
     def close(self) -> None:
@@ -39,6 +50,8 @@ class Runtime:
             self.server.close()
             self.server = None
         self.telemetry.shutdown()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 _lock = threading.RLock()
@@ -55,6 +68,7 @@ def configure(
     exporters: str | tuple[str, ...] | None = None,
     max_fallback_depth: int | None = None,
     meter_provider: MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
     environ: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> Runtime:
@@ -64,7 +78,9 @@ def configure(
     built; with other settings it replaces it. `serve=False` opens no port (for an
     app that serves /metrics/prometheus itself). An SDK MeterProvider already
     installed globally (for example by `opentelemetry-instrument`) is used rather
-    than replaced, unless `meter_provider` names another.
+    than replaced, unless `meter_provider` names another. Spans go through
+    `tracer_provider`, else the installed TracerProvider, else one built for
+    OTEL_TRACES_EXPORTER (none by default: no spans).
     """
     global _runtime
     loaded = Settings.load(
@@ -79,7 +95,11 @@ def configure(
     )
     with _lock:
         if _runtime is not None:
-            if _runtime.settings == loaded and meter_provider in (None, _runtime.telemetry.provider):
+            if (
+                _runtime.settings == loaded
+                and meter_provider in (None, _runtime.telemetry.provider)
+                and tracer_provider is None
+            ):
                 return _runtime
             logger.info("eddie-otel: reconfiguring with new settings")
             _shutdown_locked()
@@ -92,7 +112,9 @@ def configure(
         # The endpoint starts before the runtime exists: its summary reads the runtime once built.
         built: list[Runtime] = []
         server = None
+        tracing = None
         try:
+            tracing = Tracing.install(loaded, telemetry, tracer_provider)
             if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
                 server = MetricsServer(
                     telemetry.registry,
@@ -103,8 +125,10 @@ def configure(
                 )
         except Exception:
             telemetry.shutdown()
+            if tracing is not None:
+                tracing.shutdown()
             raise
-        _runtime = Runtime(loaded, telemetry, server)
+        _runtime = Runtime(loaded, telemetry, server, tracing)
         built.append(_runtime)
         return _runtime
 
