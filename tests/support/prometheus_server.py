@@ -31,6 +31,7 @@ class PrometheusServer:
         interval: str = "1s",
         rule_files: list[Path] | None = None,
         job: str = "eddie",
+        flags: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,6 +58,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
+                *(flags or []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
