@@ -54,9 +54,10 @@ def in_memory_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
 
 
 def configure_traced(**settings: Any) -> tuple[Runtime, InMemorySpanExporter]:
-    """eddie-otel configured (no port) with spans kept in memory."""
+    """eddie-otel configured (no port unless `serve=True`) with spans kept in memory."""
     provider, exporter = in_memory_provider()
-    return eddie_otel.configure(serve=False, tracer_provider=provider, **settings), exporter
+    settings.setdefault("serve", False)
+    return eddie_otel.configure(tracer_provider=provider, **settings), exporter
 
 
 def spans(exporter: InMemorySpanExporter) -> list[SpanRecord]:
