@@ -315,7 +315,10 @@ class Workload:
 
     def run(self, stop: threading.Event) -> None:
         """Run the plan until `stop` is set; returns once the work already started has finished, at once."""
-        max_depth = runtime.current().settings.max_fallback_depth
+        configured = runtime.current()
+        max_depth = configured.settings.max_fallback_depth
+        # The fallback spans come from the tracer of the decorators' spans: one tree per task.
+        tracer = configured.tracing.tracer if configured.tracing is not None else trace.NoOpTracer()
         agents = {name: _Agent(name, lambda seconds: stop.wait(seconds / self.speed)) for name in self.agents}
         slots = threading.BoundedSemaphore(len(self.agents))
         # The chunk pool is entered first so that it closes last: tasks submit chunks until they end.
@@ -323,7 +326,7 @@ class Workload:
             ThreadPoolExecutor(min(4 * len(self.agents), 64), "eddie-workload-chunk") as chunk_pool,
             ThreadPoolExecutor(len(self.agents), "eddie-workload-task") as task_pool,
         ):
-            fallback = _Fallback(self, agents, chunk_pool)
+            fallback = _Fallback(self, agents, chunk_pool, tracer)
             for step in _Planner(self.seed, self.agents, max_depth).steps():
                 # Adjustments are instant and apply even once stopped, up to the next task:
                 # what ran is then exactly the plan up to the first task not started.
@@ -367,14 +370,17 @@ def _acquire(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
 class _Fallback:
     """Runs one task and, when it times out, the recursive split-run-merge of its chunks."""
 
-    def __init__(self, workload: Workload, agents: dict[str, _Agent], chunk_pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, workload: Workload, agents: dict[str, _Agent], chunk_pool: ThreadPoolExecutor, tracer: trace.Tracer
+    ) -> None:
         self._workload = workload
         self._agents = agents
         self._chunk_pool = chunk_pool
+        self._tracer = tracer
 
     def task(self, plan: TaskPlan) -> None:
         name = f"fallback task-{plan.number}"
-        with trace.get_tracer(__name__).start_as_current_span(name, attributes={"eddie.stage": plan.stage}):
+        with self._tracer.start_as_current_span(name, attributes={"eddie.stage": plan.stage}):
             self._task(plan)
 
     def _task(self, plan: TaskPlan) -> None:
@@ -407,7 +413,7 @@ class _Fallback:
     def _run(self, chunks: tuple[ChunkPlan, ...], depth: int, stage: str, key: str) -> str | None:
         """Run `chunks` concurrently, split the ones that time out, merge the results; the merged key or None."""
         attributes: dict[str, str | int] = {"eddie.fallback.depth": depth, "eddie.stage": stage}
-        with trace.get_tracer(__name__).start_as_current_span(f"fallback {key}", attributes=attributes):
+        with self._tracer.start_as_current_span(f"fallback {key}", attributes=attributes):
             return self._run_level(chunks, depth, stage, key)
 
     def _run_level(self, chunks: tuple[ChunkPlan, ...], depth: int, stage: str, key: str) -> str | None:
