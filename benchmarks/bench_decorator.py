@@ -15,6 +15,10 @@ Compared against:
 Each variant runs in turn, REPEATS times, and the median is reported. A second table
 runs the static-label decorator against a provider with 1, 2 and 4 metric readers
 (eddie's Prometheus reader plus in-memory readers), interleaved the same way.
+A third table measures traces: the decorator without tracing (must cost what it did
+before traces existed), with tracing on (an SDK TracerProvider, always sampled, a span
+processor exporting to a no-op exporter), and a hand-written `tracer.start_as_current_span`
+around the same function on the same provider, the cost a user pays for a span anyway.
 """
 
 from __future__ import annotations
@@ -30,11 +34,18 @@ from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import eddie_otel
 from benchmarks._common import OtlpSink, print_command
 from eddie_otel.catalogue import DURATION_BUCKETS
+from eddie_otel.config import Settings
+from eddie_otel.runtime import Runtime
+from eddie_otel.telemetry import Telemetry
+from eddie_otel.tracing import Tracing
 
 CALLS = 20_000
 REPEATS = 9
@@ -283,6 +294,53 @@ def measure_readers() -> dict[int, float]:
     return {count: statistics.median(values) - base for count, values in samples.items()}
 
 
+class _NullSpanExporter(SpanExporter):
+    """Takes every span and sends it nowhere: the cost measured is making the span, not shipping it."""
+
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+TRACING_OFF = "eddie_otel.task, tracing off"
+TRACING_ON = "eddie_otel.task, tracing on"
+HAND_SPAN = "start_as_current_span by hand"
+
+
+def measure_tracing() -> dict[str, float]:
+    """Median overhead (ns/call) of the decorator without and with tracing, and of a hand-written span."""
+    settings = Settings.load(serve=False, exporters="prometheus")
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(_NullSpanExporter()))
+    untraced = Runtime(settings, Telemetry(settings))
+    traced = Runtime(settings, Telemetry(settings), tracing=Tracing(provider.get_tracer("eddie_otel")))
+    tracer = provider.get_tracer("hand-written")
+    attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "eddie.stage": "s"}
+
+    def by_hand() -> int:
+        with tracer.start_as_current_span("invoke_agent a", attributes=attributes):
+            return bare()
+
+    variants: dict[str, Callable[[], Any]] = {
+        BARE: bare,
+        TRACING_OFF: untraced.recorder.task(stage="s", agent="a")(bare),
+        TRACING_ON: traced.recorder.task(stage="s", agent="a")(bare),
+        HAND_SPAN: by_hand,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for fn in variants.values():  # warm-up
+            _time_sync(fn, CALLS // 10)
+        for _ in range(REPEATS):
+            for name, fn in variants.items():
+                samples[name].append(_time_sync(fn, CALLS))
+    finally:
+        untraced.close()
+        traced.close()
+        provider.shutdown()
+    base = statistics.median(samples[BARE])
+    return {name: statistics.median(values) - base for name, values in samples.items() if name != BARE}
+
+
 def main() -> None:
     """Print the overhead of each variant, the ratios the project tracks, and the readers table."""
     print_command("bench_decorator")
@@ -337,6 +395,14 @@ def main() -> None:
     print(f"  {'readers':>7} {'overhead ns':>12} {'vs 1 reader':>12}")
     for count, value in readers.items():
         print(f"  {count:7} {value:12.0f} {value / readers[READER_COUNTS[0]]:11.2f}x")
+
+    tracing = measure_tracing()
+    print("traces: sync function, exporters=prometheus, always sampled, spans to a no-op exporter")
+    print(f"  {'variant':34} {'overhead ns':>12}")
+    for name, value in tracing.items():
+        print(f"  {name:34} {value:12.0f}")
+    added = tracing[TRACING_ON] - tracing[TRACING_OFF]
+    print(f"  added by tracing: {added:.0f} ns/call, {added / tracing[HAND_SPAN]:.2f}x a hand-written span")
 
 
 if __name__ == "__main__":

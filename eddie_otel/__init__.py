@@ -20,6 +20,7 @@ from eddie_otel.config import Settings
 from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.recording import Recorder
 from eddie_otel.runtime import Runtime, configure, reset, shutdown
+from eddie_otel.tracing import carrier, propagate
 
 __all__ = [
     "METRICS",
@@ -31,10 +32,12 @@ __all__ = [
     "Runtime",
     "Settings",
     "__version__",
+    "carrier",
     "chunk",
     "configure",
     "forget_agent",
     "forget_container",
+    "propagate",
     "record_chunk",
     "record_docker_allocation",
     "record_elastic_adjustment",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from eddie_otel import summary as _summary
-from eddie_otel.recording import Label, decorator
+from eddie_otel.recording import Carrier, Depth, Label, decorator
 from eddie_otel.runtime import Runtime, current, current_recorder
 
 __all__ = [
@@ -27,19 +27,28 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def task(stage: Label = "default", agent: Label | None = None) -> Callable[[F], F]:
+def task(stage: Label = "default", agent: Label | None = None, *, carrier: Carrier | None = None) -> Callable[[F], F]:
     """Record a task: duration, success or failure, timeouts and, with `agent`, agent load.
 
     Labels are strings or callables receiving the call's arguments (`self` included
     for methods) and returning a string. Works on functions, coroutines, generators
     and async generators. Records into the runtime configured at the time of each call.
+    With tracing on, each call is an `invoke_agent` span; `carrier`, a callable
+    receiving the call's arguments, returns the W3C headers of its parent span
+    (what `eddie_otel.carrier()` gave the process that sent the work).
     """
-    return decorator(True, stage, agent, current_recorder)
+    return decorator(True, stage, agent, current_recorder, carrier=carrier)
 
 
-def chunk(agent: Label, stage: Label = "chunk") -> Callable[[F], F]:
-    """Record a chunk run on `agent`: duration, agent load and, when it times out, a timeout event."""
-    return decorator(False, stage, agent, current_recorder)
+def chunk(
+    agent: Label, stage: Label = "chunk", *, depth: Depth | None = None, carrier: Carrier | None = None
+) -> Callable[[F], F]:
+    """Record a chunk run on `agent`: duration, agent load and, when it times out, a timeout event.
+
+    `depth` (an integer, or a callable receiving the call's arguments) is the chunk's fallback
+    depth, an attribute of its span; `carrier` is as for `task`.
+    """
+    return decorator(False, stage, agent, current_recorder, depth=depth, carrier=carrier)
 
 
 def record_split(agent: str, chunks: int, depth: int) -> bool:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from eddie_otel._version import __version__
-from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT
+from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT, TRACE_EXPORTERS
 from eddie_otel.environment import GRAFANA_API_KEY
 
 __all__ = ["main"]
@@ -59,7 +59,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from eddie_otel.service.demo import demo_command
 
-    return demo_command(host=args.host, port=args.port, duration=args.duration, seed=args.seed, agents=args.agents)
+    return demo_command(
+        host=args.host,
+        port=args.port,
+        duration=args.duration,
+        seed=args.seed,
+        agents=args.agents,
+        traces=args.traces,
+    )
 
 
 def _grafana_setup(args: argparse.Namespace) -> int:
@@ -136,6 +143,12 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed; a seed gives the same run (default: 42)")
     parser.add_argument("--agents", type=_count, default=4, help="number of simulated agents (default: 4)")
+    parser.add_argument(
+        "--traces",
+        choices=TRACE_EXPORTERS,
+        default=None,
+        help="export the workload's spans to the console or over OTLP (default: OTEL_TRACES_EXPORTER, else none)",
+    )
     parser.set_defaults(handler=_demo)
 
 

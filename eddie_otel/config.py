@@ -24,6 +24,7 @@ __all__ = [
     "EXPORTERS",
     "MAX_PORT",
     "MIN_PORT",
+    "TRACE_EXPORTERS",
     "Option",
     "Settings",
     "integer",
@@ -37,6 +38,7 @@ DEFAULT_PORT = 8503
 # Every port a listener may be given; 0 asks the system for a free one.
 MIN_PORT, MAX_PORT = 0, 65535
 EXPORTERS = ("prometheus", "otlp", "console", "none")
+TRACE_EXPORTERS = ("otlp", "console", "none")
 
 
 @dataclass(frozen=True)
@@ -130,19 +132,21 @@ def _split(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _check_exporters(name: str, value: Any) -> tuple[str, ...]:
+def _check_exporters(name: str, value: Any, known: tuple[str, ...] = EXPORTERS) -> tuple[str, ...]:
     given = _split(value) if isinstance(value, str) else tuple(value)
     names = tuple(dict.fromkeys(str(part).strip().lower() for part in given))
     for exporter in names:
-        if exporter not in EXPORTERS:
-            raise ConfigurationError(
-                f"{name} names an unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}"
-            )
+        if exporter not in known:
+            raise ConfigurationError(f"{name} names an unknown exporter {exporter!r}; choose from {', '.join(known)}")
     if "none" in names:
         if len(names) > 1:
             raise ConfigurationError(f"{name}: 'none' cannot be combined with other exporters")
         return ()
     return names
+
+
+def _check_trace_exporters(name: str, value: Any) -> tuple[str, ...]:
+    return _check_exporters(name, value, TRACE_EXPORTERS)
 
 
 def _read_resource_attributes(name: str, raw: str) -> dict[str, str]:
@@ -205,6 +209,8 @@ class Settings:
     service_name: str = "eddie"
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
     exporters: tuple[str, ...] = ("prometheus",)
+    # Span exporters of the TracerProvider built when none is installed; none: no spans.
+    trace_exporters: tuple[str, ...] = ()
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     serve: bool = True
@@ -239,6 +245,7 @@ _OPTIONS: dict[str, Option] = {
     "service_name": text(env.OTEL_SERVICE_NAME),
     "resource_attributes": Option(env.OTEL_RESOURCE_ATTRIBUTES, _read_resource_attributes, _check_resource_attributes),
     "exporters": Option(env.OTEL_METRICS_EXPORTER, _as_is, _check_exporters),
+    "trace_exporters": Option(env.OTEL_TRACES_EXPORTER, _as_is, _check_trace_exporters),
     "host": Option(env.OTEL_EXPORTER_PROMETHEUS_HOST, _as_is, _check_host),
     "port": integer(env.OTEL_EXPORTER_PROMETHEUS_PORT, MIN_PORT, MAX_PORT),
     "serve": Option("", _read_bool, _check_bool),  # an argument only: no variable

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -23,6 +23,10 @@ from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
 from eddie_otel.summary import summary
 from eddie_otel.telemetry import Telemetry, after_fork_in_child, forget_borrowed
+from eddie_otel.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "Runtime",
@@ -47,13 +51,21 @@ class Runtime:
         telemetry: Telemetry,
         server: MetricsServer | None = None,
         announcement: Announcement | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.history = History(telemetry.store, ttl_seconds=settings.series_ttl_seconds)
-        self.recorder = Recorder(settings, telemetry, self.history)
+        self.tracing = tracing
+        self.recorder = Recorder(settings, telemetry, self.history, tracing)
         self.server = server
         self.announcement = announcement
+
+    def close_in_child(self) -> None:
+        """In a forked child, stop what the parent's runtime left here (its endpoint is already abandoned)."""
+        self.telemetry.shutdown()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
     def close(self) -> None:
         """Withdraw the announcement, stop the endpoint, and flush and detach the telemetry."""
@@ -64,6 +76,8 @@ class Runtime:
             self.server.close()
             self.server = None
         self.telemetry.shutdown()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 _lock = threading.RLock()
@@ -80,6 +94,7 @@ def configure(
     exporters: str | tuple[str, ...] | None = None,
     max_fallback_depth: int | None = None,
     meter_provider: MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
     environ: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> Runtime:
@@ -89,7 +104,9 @@ def configure(
     built; with other settings it replaces it. `serve=False` opens no port (for an
     app that serves /metrics/prometheus itself). An SDK MeterProvider already
     installed globally (for example by `opentelemetry-instrument`) is used rather
-    than replaced, unless `meter_provider` names another.
+    than replaced, unless `meter_provider` names another. Spans go through
+    `tracer_provider`, else the installed TracerProvider, else one built for
+    OTEL_TRACES_EXPORTER (none by default: no spans).
     """
     global _runtime
     loaded = Settings.load(
@@ -109,7 +126,11 @@ def configure(
             if _runtime is not None:
                 return _runtime
         if _runtime is not None:
-            if _runtime.settings == loaded and meter_provider in (None, _runtime.telemetry.provider):
+            if (
+                _runtime.settings == loaded
+                and meter_provider in (None, _runtime.telemetry.provider)
+                and tracer_provider is None
+            ):
                 return _runtime
             logger.info("eddie-otel: reconfiguring with new settings")
             _shutdown_locked()
@@ -118,18 +139,19 @@ def configure(
             installed = metrics.get_meter_provider()
             if isinstance(installed, MeterProvider):
                 provider = installed
-        _runtime = _build(loaded, provider)
+        _runtime = _build(loaded, provider, tracer_provider)
         return _runtime
 
 
-def _build(loaded: Settings, provider: MeterProvider | None) -> Runtime:
-    """Telemetry, the agent endpoint (and its announcement) and the runtime around them."""
+def _build(loaded: Settings, provider: MeterProvider | None, tracer_provider: TracerProvider | None = None) -> Runtime:
+    """Telemetry, tracing, the agent endpoint (and its announcement) and the runtime around them."""
     _watch_forks()
     telemetry = Telemetry(loaded, provider, instance_id())
     # The endpoint starts before the runtime exists: its summary reads the runtime once built.
     built: list[Runtime] = []
-    server = announcement = None
+    server = announcement = tracing = None
     try:
+        tracing = Tracing.install(loaded, telemetry, tracer_provider)
         if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
             server = _serve(loaded, telemetry, lambda: dict(summary(built[0])) if built else None)
             if loaded.discovery_dir is not None:
@@ -139,8 +161,10 @@ def _build(loaded: Settings, provider: MeterProvider | None) -> Runtime:
         if server is not None:
             server.close()
         telemetry.shutdown()
+        if tracing is not None:
+            tracing.shutdown()
         raise
-    runtime = Runtime(loaded, telemetry, server, announcement)
+    runtime = Runtime(loaded, telemetry, server, announcement, tracing)
     built.append(runtime)
     return runtime
 
@@ -227,7 +251,7 @@ def _rebuild_inherited() -> Runtime | None:
     parent, _inherited = _inherited, None
     if parent is None:
         return None
-    threading.Thread(target=parent.telemetry.shutdown, name="eddie-otel-parent", daemon=True).start()
+    threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start()
     settings = dataclasses.replace(parent.settings, port=0) if parent.server is not None else parent.settings
     provider = None if parent.telemetry.owns_provider else parent.telemetry.provider
     return _build(settings, provider)

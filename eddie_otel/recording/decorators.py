@@ -4,6 +4,11 @@
 called on each call to find the Recorder to record into (the configured runtime's
 for `eddie_otel.task`, a fixed one for `Recorder.task`). A failure inside the
 instrumentation is logged and never reaches the caller.
+
+When the runtime has tracing (`Site.tracing`), each call is also a span, current while
+the function runs (a generator's, while each of its steps runs), its parent the
+current context or the one `carrier(*args, **kwargs)` names. Without tracing the
+only cost is one attribute check on start and one on finish.
 """
 
 from __future__ import annotations
@@ -12,37 +17,70 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from opentelemetry import context as otel_context
+
+from eddie_otel import tracing as traces
 from eddie_otel.labels import check_label_value
 from eddie_otel.recording.outcome import UNKNOWN, Site, reason_of
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
+
     from eddie_otel.recording.recorder import Recorder
 
-__all__ = ["Label", "decorator"]
+__all__ = ["Carrier", "Depth", "Label", "decorator"]
 
 logger = logging.getLogger("eddie_otel")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Label = str | Callable[..., str]
+# The fallback depth of a chunk, or a callable receiving the call's arguments that returns it.
+Depth = int | Callable[..., int]
+# A callable receiving the call's arguments that returns the W3C headers of the parent span (`carrier()`'s).
+Carrier = Callable[..., Mapping[str, str] | None]
 _perf_counter = time.perf_counter
+
+
+class _Span:
+    """The span of one traced call, and the context token to detach when it is current."""
+
+    __slots__ = ("context", "span", "token")
+
+    def __init__(self, span: Span, context: Context, token: object) -> None:
+        self.span = span
+        self.context = context
+        self.token = token
+
+
+Token = tuple[Site, float, _Span | None]
 
 
 class _Instrumentation:
     """The start/finish logic shared by every wrapper of one decorated function."""
 
-    __slots__ = ("agent", "is_task", "name", "recorder", "site", "stage", "static")
+    __slots__ = ("agent", "carrier", "depth", "is_task", "name", "recorder", "site", "stage", "static")
 
     def __init__(
-        self, is_task: bool, stage: Label, agent: Label | None, name: str, recorder: Callable[[], Recorder]
+        self,
+        is_task: bool,
+        stage: Label,
+        agent: Label | None,
+        name: str,
+        recorder: Callable[[], Recorder],
+        depth: Depth | None = None,
+        carrier: Carrier | None = None,
     ) -> None:
         self.is_task = is_task
         self.stage = stage
         self.agent = agent
         self.name = name
         self.recorder = recorder
+        self.depth = depth
+        self.carrier = carrier
         self.static = not callable(stage) and not callable(agent)
         # With static labels, the one site, checked against the current recorder on each call.
         self.site: Site | None = None
@@ -66,7 +104,8 @@ class _Instrumentation:
             self.site = site
         return site
 
-    def start(self, args: Any, kwargs: Any) -> tuple[Site, float] | None:
+    def start(self, args: Any, kwargs: Any, attach: bool = True) -> Token | None:
+        """Count the call as running, open its span when tracing (current when `attach`); the token for finish."""
         try:
             recorder = self.recorder()
             site = self.site
@@ -75,24 +114,67 @@ class _Instrumentation:
                 if site is None:
                     return None
             site.begin()
-            return site, _perf_counter()
+            if site.tracing is None:
+                return site, _perf_counter(), None
+            return site, _perf_counter(), self._open(site, args, kwargs, attach)
         except Exception:
             logger.exception("eddie-otel: could not start recording %s", self.name)
             return None
 
-    def finish(self, token: tuple[Site, float] | None, error: BaseException | None) -> None:
+    def _open(self, site: Site, args: Any, kwargs: Any, attach: bool) -> _Span | None:
+        tracing = site.tracing
+        if tracing is None:
+            return None
+        parent = None
+        if self.carrier is not None:
+            try:
+                parent = traces.extract(self.carrier(*args, **kwargs))
+            except Exception as error:
+                logger.warning("eddie-otel: carrier of %s: %s; the span's parent is the current one", self.name, error)
+        attributes: dict[str, Any] = site.span_attributes
+        if self.depth is not None:
+            try:
+                depth = self.depth(*args, **kwargs) if callable(self.depth) else self.depth
+                attributes = {**attributes, traces.DEPTH: int(depth)}
+            except Exception as error:
+                logger.warning("eddie-otel: depth of %s: %s; the span has no depth", self.name, error)
+        try:
+            span, context = tracing.start(site.span_name, attributes, parent)
+        except Exception:
+            logger.exception("eddie-otel: could not start the span of %s", self.name)
+            return None
+        return _Span(span, context, otel_context.attach(context) if attach else None)
+
+    def finish(self, token: Token | None, error: BaseException | None) -> None:
+        """Record the end of the call `token` started: success when `error` is None; its span ends too."""
         if token is None:
             return
         try:
-            site, started = token
+            site, started, traced = token
             now = _perf_counter()
-            if error is None:
+            if traced is not None:
+                self._close(site, now - started, now, traced, error)
+            elif error is None:
                 site.end(now - started, None, False, True, now)
             else:
                 reason, timed_out = reason_of(error)
                 site.end(now - started, reason, timed_out, True, now)
         except Exception:
             logger.exception("eddie-otel: could not finish recording %s", self.name)
+
+    def _close(self, site: Site, seconds: float, now: float, traced: _Span, error: BaseException | None) -> None:
+        span = traced.span
+        try:
+            if error is None:
+                site.end(seconds, None, False, True, now, traces.exemplar(span, seconds))
+            else:
+                reason, timed_out = reason_of(error)
+                traces.fail(span, error, reason if timed_out else type(error).__name__)
+                site.end(seconds, reason, timed_out, True, now, traces.exemplar(span, seconds))
+        finally:
+            span.end()
+            if traced.token is not None:
+                otel_context.detach(traced.token)  # type: ignore[arg-type]
 
 
 class _Recording:
@@ -106,15 +188,46 @@ class _Recording:
 
     def __init__(self, instrumentation: _Instrumentation, args: Any, kwargs: Any) -> None:
         self.instrumentation = instrumentation
-        self.token = instrumentation.start(args, kwargs)
+        # Not current across yields: the caller's code runs there. Each step is run in `context`.
+        self.token = instrumentation.start(args, kwargs, attach=False)
 
-    def __enter__(self) -> None:
-        return None
+    @property
+    def context(self) -> Context | None:
+        """The context the generator's steps run in when the call is traced; None otherwise."""
+        token = self.token
+        if token is None or token[2] is None:
+            return None
+        return token[2].context
+
+    def __enter__(self) -> _Recording:
+        return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
         if error is not None and isinstance(error, GeneratorExit):
             error = None
         self.instrumentation.finish(self.token, error)
+
+
+def _stepped(inner: Generator[Any, Any, Any], context: Context) -> Generator[Any, Any, Any]:
+    """Delegate to `inner` as `yield from` would, running each of its steps in `context`."""
+    step: Callable[[Any], Any] = inner.send
+    argument: Any = None
+    while True:
+        attached = otel_context.attach(context)
+        try:
+            item = step(argument)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            otel_context.detach(attached)
+        try:
+            argument = yield item
+            step = inner.send
+        except GeneratorExit:
+            inner.close()
+            raise
+        except BaseException as thrown:
+            step, argument = inner.throw, thrown
 
 
 def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
@@ -124,16 +237,21 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
 
         @functools.wraps(fn)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            with _Recording(instrumentation, args, kwargs):
+            with _Recording(instrumentation, args, kwargs) as recording:
+                context = recording.context
                 inner = fn(*args, **kwargs)
                 # Delegate as `yield from` would: values sent and exceptions thrown reach `inner`.
                 step: Callable[[Any], Any] = inner.asend
                 argument: Any = None
                 while True:
+                    attached = None if context is None else otel_context.attach(context)
                     try:
                         item = await step(argument)
                     except StopAsyncIteration:
                         return
+                    finally:
+                        if attached is not None:
+                            otel_context.detach(attached)
                     try:
                         argument = yield item
                         step = inner.asend
@@ -149,8 +267,11 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            with _Recording(instrumentation, args, kwargs):
-                return (yield from fn(*args, **kwargs))
+            with _Recording(instrumentation, args, kwargs) as recording:
+                context = recording.context
+                if context is None:
+                    return (yield from fn(*args, **kwargs))
+                return (yield from _stepped(fn(*args, **kwargs), context))
 
         return cast(F, gen_wrapper)
 
@@ -185,14 +306,30 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
     return cast(F, wrapper)
 
 
-def decorator(is_task: bool, stage: Label, agent: Label | None, recorder: Callable[[], Recorder]) -> Callable[[F], F]:
-    """@task (`is_task`) or @chunk with these labels, recording into `recorder()` on each call."""
+def decorator(
+    is_task: bool,
+    stage: Label,
+    agent: Label | None,
+    recorder: Callable[[], Recorder],
+    *,
+    depth: Depth | None = None,
+    carrier: Carrier | None = None,
+) -> Callable[[F], F]:
+    """@task (`is_task`) or @chunk with these labels, recording into `recorder()` on each call.
+
+    `depth` is a chunk's fallback depth (its span's `eddie.fallback.depth`); `carrier` returns the
+    W3C headers of the span the call's span is a child of (else the current span).
+    """
+    if depth is not None and not callable(depth) and (isinstance(depth, bool) or not isinstance(depth, int)):
+        raise ValueError(f"depth must be an integer or a callable, not {depth!r}")
+    if carrier is not None and not callable(carrier):
+        raise ValueError(f"carrier must be a callable returning headers, not {carrier!r}")
     for argument, value in (("stage", stage), ("agent", agent)):
         if value is not None and not callable(value):
             check_label_value(argument, value)
 
     def decorate(fn: F) -> F:
         name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-        return _wrap(_Instrumentation(is_task, stage, agent, name, recorder), fn)
+        return _wrap(_Instrumentation(is_task, stage, agent, name, recorder, depth, carrier), fn)
 
     return decorate

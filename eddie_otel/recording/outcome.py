@@ -14,7 +14,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from eddie_otel.labels import LABEL_VALUE_RE
-from eddie_otel.store import Cell
+from eddie_otel.store import Cell, Exemplar
+from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
     from eddie_otel.recording.recorder import Recorder
@@ -81,9 +82,12 @@ class Site:
         "sample",
         "sdk_attributes",
         "sdk_histogram",
+        "span_attributes",
+        "span_name",
         "stage",
         "store",
         "succeeded",
+        "tracing",
     )
 
     def __init__(self, recorder: Recorder, is_task: bool, stage: str, agent: str | None) -> None:
@@ -110,6 +114,10 @@ class Site:
         self.sdk_attributes = dict(zip(store.histograms[name].metric.labels, (key,), strict=True))
         self.histogram = store.histograms[name].cell((key,)) if self.sdk_histogram is None else None
         self.sample = recorder.history.sample(stage) if is_task else None
+        # None when there are no spans: the decorators then skip everything about traces.
+        self.tracing = recorder.tracing
+        self.span_name = span_name(agent)
+        self.span_attributes = span_attributes(stage, agent)
 
     def begin(self) -> None:
         """The call started: one more task running on the agent."""
@@ -126,16 +134,25 @@ class Site:
         """The site's series were forgotten: it must not be used again."""
         self.recorder = None
 
-    def end(self, seconds: float, reason: str | None, timed_out: bool, began: bool, now: float) -> None:
+    def end(
+        self,
+        seconds: float,
+        reason: str | None,
+        timed_out: bool,
+        began: bool,
+        now: float,
+        exemplar: Exemplar | None = None,
+    ) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
-        `began` says whether `begin()` counted it as running; `now` is the history clock's reading.
+        `began` says whether `begin()` counted it as running; `now` is the history clock's reading;
+        `exemplar` is the sampled span the duration came from, kept by its histogram bucket.
         """
         history = self.history
         if now >= history.next_tick:
             history.tick(now)
         counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
-        self.store.finish(self.active if began else None, counted, self.histogram, seconds)
+        self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar)
         if self.sdk_histogram is not None:
             self.sdk_histogram.record(seconds, self.sdk_attributes)
         if self.sample is not None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from eddie_otel import tracing as traces
 from eddie_otel.history import History
 from eddie_otel.recording import checks
-from eddie_otel.recording.decorators import Label, decorator
+from eddie_otel.recording.decorators import Carrier, Depth, Label, decorator
 from eddie_otel.recording.outcome import Site, given_reason
 from eddie_otel.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from eddie_otel.config import Settings
+    from eddie_otel.store import Exemplar
 
 __all__ = ["Label", "Recorder"]
 
@@ -32,10 +34,14 @@ MAX_SITES = 4096
 class Recorder:
     """Records into one runtime's store and history; `eddie_otel.record_*` use the configured runtime's."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, history: History) -> None:
+    def __init__(
+        self, settings: Settings, telemetry: Telemetry, history: History, tracing: traces.Tracing | None = None
+    ) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.history = history
+        # None when there are no spans (no TracerProvider, OTEL_TRACES_EXPORTER=none).
+        self.tracing = tracing
         self.enabled = telemetry.enabled
         self._store = telemetry.store
         self._bound = telemetry.label_cap.bound
@@ -81,6 +87,13 @@ class Recorder:
         self._tick()
         series = self._store.series
         key = (self._bound("agent", agent),)
+        if self.tracing is not None:
+            attributes = {traces.AGENT: agent, "eddie.split.chunks": chunks, traces.DEPTH: depth}
+            if allowed:
+                traces.event("eddie.split", attributes)
+            else:
+                attributes["eddie.fallback.max_depth"] = self.settings.max_fallback_depth
+                traces.event("eddie.fallback_depth_exceeded", attributes)
         if not allowed:
             self._store.add(series["fallback_depth_exceeded_total"].cell(key))
             return False
@@ -94,6 +107,8 @@ class Recorder:
         if not self.enabled:
             return
         self._tick()
+        if self.tracing is not None:
+            traces.event("eddie.timeout", {traces.AGENT: agent, traces.STAGE: stage, "eddie.timeout.reason": reason})
         key = (self._bound("agent", agent), self._bound("stage", stage), self._bound("reason", reason))
         self._store.add(self._store.series["timeout_events_total"].cell(key))
 
@@ -104,7 +119,7 @@ class Recorder:
         now = self.history.clock()
         site = self.site(True, self._bound("stage", stage), None if agent is None else self._bound("agent", agent))
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
-        site.end(seconds, failure, timed_out, False, now)
+        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds))
 
     def chunk_finished(self, agent: str, seconds: float, success: bool, reason: str | None = None) -> None:
         """A chunk measured elsewhere finished on `agent`: what @chunk records for one call."""
@@ -113,7 +128,11 @@ class Recorder:
         now = self.history.clock()
         site = self.site(False, "chunk", self._bound("agent", agent))
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
-        site.end(seconds, failure, timed_out, False, now)
+        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds))
+
+    def _exemplar(self, seconds: float) -> Exemplar | None:
+        # Work measured elsewhere points at the span current when it is recorded (a webhook's span).
+        return None if self.tracing is None else traces.current_exemplar(seconds)
 
     def forget(self, label: str, value: str) -> None:
         """Drop every series whose `label` is `value`, and free its slot under the label's cap."""
@@ -127,6 +146,11 @@ class Recorder:
         if not self.enabled:
             return
         self._tick()
+        if self.tracing is not None:
+            traces.event(
+                "eddie.merge",
+                {"eddie.merge.chunks_combined": chunks_combined, "eddie.merge.duplicates_removed": duplicates_removed},
+            )
         series = self._store.series
         self._store.add_all(
             (
@@ -260,10 +284,14 @@ class Recorder:
 
     # -------------------------------------------------------------- decorators bound to this recorder
 
-    def task(self, stage: Label = "default", agent: Label | None = None) -> Callable[[F], F]:
+    def task(
+        self, stage: Label = "default", agent: Label | None = None, *, carrier: Carrier | None = None
+    ) -> Callable[[F], F]:
         """@task recording into this recorder's runtime, whatever is configured later."""
-        return decorator(True, stage, agent, lambda: self)
+        return decorator(True, stage, agent, lambda: self, carrier=carrier)
 
-    def chunk(self, agent: Label, stage: Label = "chunk") -> Callable[[F], F]:
+    def chunk(
+        self, agent: Label, stage: Label = "chunk", *, depth: Depth | None = None, carrier: Carrier | None = None
+    ) -> Callable[[F], F]:
         """@chunk recording into this recorder's runtime, whatever is configured later."""
-        return decorator(False, stage, agent, lambda: self)
+        return decorator(False, stage, agent, lambda: self, depth=depth, carrier=carrier)

@@ -21,13 +21,18 @@ PROGRESS_SECONDS = 3.0
 STOP_SECONDS = 30.0
 
 
-def demo_command(*, host: str | None, port: int | None, duration: float, seed: int, agents: int) -> int:
-    """Run the service on host:port and a workload of `agents` agents for `duration` seconds (0: until a signal)."""
+def demo_command(
+    *, host: str | None, port: int | None, duration: float, seed: int, agents: int, traces: str | None = None
+) -> int:
+    """Run the service on host:port and a workload of `agents` agents for `duration` seconds (0: until a signal).
+
+    `traces` (console, otlp or none; None: OTEL_TRACES_EXPORTER) turns the workload's spans on.
+    """
     stop = threading.Event()
     with stop_signals(stop):
         try:
             workload = Workload(seed=seed, agents=agents)
-            _, server = start_service(host, port)
+            runtime, server = start_service(host, port, traces)
         except (EddieOtelError, ValueError) as error:
             print(f"eddie-otel demo: {error}", file=sys.stderr)
             return 1
@@ -37,6 +42,9 @@ def demo_command(*, host: str | None, port: int | None, duration: float, seed: i
         print(f"  metrics  {where['metrics']}", flush=True)
         print(f"  summary  {where['summary']}", flush=True)
         print(f"  health   {where['health']}", flush=True)
+        if runtime.tracing is not None:
+            exporters = ", ".join(runtime.settings.trace_exporters) or "the installed TracerProvider"
+            print(f"  traces   {exporters}", flush=True)
         until = "Ctrl-C stops" if duration == 0 else f"stops after {duration:g} s"
         print(f"eddie-otel demo: running; {until}", flush=True)
 

@@ -147,9 +147,14 @@ def urls(base: str) -> dict[str, str]:
     return {"metrics": base + METRICS_PATH, "summary": base + SUMMARY_PATH, "health": base + HEALTH_PATH}
 
 
-def start_service(host: str | None, port: int | None) -> tuple[Runtime, BackgroundServer]:
-    """Configure from `host` and `port` (None: the environment) and start the service; EddieOtelError if it cannot."""
-    runtime = configure(host=host, port=port, serve=False)
+def start_service(
+    host: str | None, port: int | None, trace_exporters: str | None = None
+) -> tuple[Runtime, BackgroundServer]:
+    """Configure from `host` and `port` (None: the environment) and start the service; EddieOtelError if it cannot.
+
+    `trace_exporters` (otlp, console, none; None: OTEL_TRACES_EXPORTER) says where spans go.
+    """
+    runtime = configure(host=host, port=port, serve=False, trace_exporters=trace_exporters)
     server = BackgroundServer(create_app(runtime), runtime.settings.host, runtime.settings.port)
     try:
         server.start()

@@ -11,11 +11,18 @@ Answers to bad input, in the order they are checked on a POST:
 Every error is `{"detail": "<field>: <what is wrong>", "errors": [{"field", "message"}]}`, and an
 error records nothing: a batch is validated whole before its first event is recorded. A valid
 event is recorded through the recorder of the runtime the app was built with.
+
+With tracing on, a W3C `traceparent` header makes each `task_completed` and `chunk_executed`
+event of the request a span of that trace: a child of the header's span, ending when the
+request was received and starting `duration_seconds` before, so work done by agents in
+other languages shows in the same tree (and its duration's exemplar points at it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,15 +31,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from eddie_otel import tracing as traces
 from eddie_otel.errors import EddieOtelError
+from eddie_otel.recording import given_reason
 from eddie_otel.runtime import Runtime
 from eddie_otel.service.events import (
     EVENT_MODELS,
     EVENT_TYPES,
     BaseEvent,
+    ChunkExecutedEvent,
     EventBatch,
     FieldError,
     InvalidEvents,
+    TaskCompletedEvent,
     parse_batch,
     parse_event,
 )
@@ -77,16 +88,21 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
     limit = service.max_body_bytes
 
     async def handle(request: Request, type_name: str | None) -> Response:
+        received = time.time_ns()
         try:
             events = await _receive(request, type_name, token, limit)
         except _Refused as refused:
             for name, count in refused.rejected.items():
                 recorder.count_events(name, "rejected", count)
             return problem(refused.status, refused.errors, refused.headers)
+        tracing = recorder.tracing
+        parent = None if tracing is None else traces.extract(request.headers)
         accepted: dict[str, int] = {}
         refused_splits = 0
         for event in events:
-            if not event.record(recorder):
+            with _span(tracing, parent, event, received):
+                recorded = event.record(recorder)
+            if not recorded:
                 refused_splits += 1
             accepted[event.type] = accepted.get(event.type, 0) + 1
         for name, count in accepted.items():
@@ -139,6 +155,22 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
         return problem(404, [FieldError(field="type", message=message)])
 
     app.add_api_route("/events/{type}", unknown_type, methods=["POST"], include_in_schema=False)
+
+
+def _span(
+    tracing: traces.Tracing | None, parent: Any, event: BaseEvent, received: int
+) -> contextlib.AbstractContextManager[Any]:
+    """The span of a finished task or chunk reported with a `traceparent`; nothing for other events."""
+    if tracing is None or parent is None:
+        return contextlib.nullcontext()
+    if isinstance(event, TaskCompletedEvent):
+        stage, agent = event.stage, event.agent
+    elif isinstance(event, ChunkExecutedEvent):
+        stage, agent = "chunk", event.agent
+    else:
+        return contextlib.nullcontext()
+    error = None if event.success else given_reason("error" if event.reason is None else event.reason)[0]
+    return tracing.remote(parent, stage, agent, event.duration_seconds, error, received)
 
 
 def _single(

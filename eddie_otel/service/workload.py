@@ -6,7 +6,10 @@ that times out (or returns past its deadline) is split again one level deeper,
 until the maximum fallback depth refuses the split and the chunk is given up.
 The chunk results are merged, duplicates removed. Container limits are set at
 start and adjusted elastically along the way. Everything is recorded through the
-public API of eddie_otel only: the decorators and the record calls.
+public API of eddie_otel only: the decorators and the record calls. With tracing on,
+each task's fallback is one trace: a `fallback task-N` span holding the task's span,
+the split, and a `fallback <key>` span per split level whose chunks (run in the chunk
+pool through `eddie_otel.propagate`) are its children.
 
 Every decision is drawn from one `random.Random(seed)` by the planner, in one
 thread and ahead of execution, so a seed gives the same decisions however the
@@ -25,6 +28,8 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+from opentelemetry import trace
 
 import eddie_otel
 from eddie_otel import runtime
@@ -269,8 +274,12 @@ class _Agent:
         if plan.outcome != "ok":
             raise _ERRORS[plan.outcome](f"task-{plan.number} ({plan.stage}) on {self.name}: {plan.outcome}")
 
-    @eddie_otel.chunk(agent=lambda self, chunk, stage: self.name, stage=lambda self, chunk, stage: stage)
-    def run_chunk(self, chunk: ChunkPlan, stage: str) -> str:
+    @eddie_otel.chunk(
+        agent=lambda self, chunk, stage, depth: self.name,
+        stage=lambda self, chunk, stage, depth: stage,
+        depth=lambda self, chunk, stage, depth: depth,
+    )
+    def run_chunk(self, chunk: ChunkPlan, stage: str, depth: int) -> str:
         self._pause(chunk.seconds)
         if chunk.outcome not in ("ok", "late"):
             raise _ERRORS[chunk.outcome](f"chunk {chunk.key} on {self.name}: {chunk.outcome}")
@@ -306,7 +315,10 @@ class Workload:
 
     def run(self, stop: threading.Event) -> None:
         """Run the plan until `stop` is set; returns once the work already started has finished, at once."""
-        max_depth = runtime.current().settings.max_fallback_depth
+        configured = runtime.current()
+        max_depth = configured.settings.max_fallback_depth
+        # The fallback spans come from the tracer of the decorators' spans: one tree per task.
+        tracer = configured.tracing.tracer if configured.tracing is not None else trace.NoOpTracer()
         agents = {name: _Agent(name, lambda seconds: stop.wait(seconds / self.speed)) for name in self.agents}
         slots = threading.BoundedSemaphore(len(self.agents))
         # The chunk pool is entered first so that it closes last: tasks submit chunks until they end.
@@ -314,7 +326,7 @@ class Workload:
             ThreadPoolExecutor(min(4 * len(self.agents), 64), "eddie-workload-chunk") as chunk_pool,
             ThreadPoolExecutor(len(self.agents), "eddie-workload-task") as task_pool,
         ):
-            fallback = _Fallback(self, agents, chunk_pool)
+            fallback = _Fallback(self, agents, chunk_pool, tracer)
             for step in _Planner(self.seed, self.agents, max_depth).steps():
                 # Adjustments are instant and apply even once stopped, up to the next task:
                 # what ran is then exactly the plan up to the first task not started.
@@ -358,12 +370,20 @@ def _acquire(slots: threading.BoundedSemaphore, stop: threading.Event) -> bool:
 class _Fallback:
     """Runs one task and, when it times out, the recursive split-run-merge of its chunks."""
 
-    def __init__(self, workload: Workload, agents: dict[str, _Agent], chunk_pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, workload: Workload, agents: dict[str, _Agent], chunk_pool: ThreadPoolExecutor, tracer: trace.Tracer
+    ) -> None:
         self._workload = workload
         self._agents = agents
         self._chunk_pool = chunk_pool
+        self._tracer = tracer
 
     def task(self, plan: TaskPlan) -> None:
+        name = f"fallback task-{plan.number}"
+        with self._tracer.start_as_current_span(name, attributes={"eddie.stage": plan.stage}):
+            self._task(plan)
+
+    def _task(self, plan: TaskPlan) -> None:
         count = self._workload._count
         try:
             try:
@@ -392,9 +412,15 @@ class _Fallback:
 
     def _run(self, chunks: tuple[ChunkPlan, ...], depth: int, stage: str, key: str) -> str | None:
         """Run `chunks` concurrently, split the ones that time out, merge the results; the merged key or None."""
+        attributes: dict[str, str | int] = {"eddie.fallback.depth": depth, "eddie.stage": stage}
+        with self._tracer.start_as_current_span(f"fallback {key}", attributes=attributes):
+            return self._run_level(chunks, depth, stage, key)
+
+    def _run_level(self, chunks: tuple[ChunkPlan, ...], depth: int, stage: str, key: str) -> str | None:
         count = self._workload._count
         futures: list[Future[str]] = [
-            self._chunk_pool.submit(self._agents[chunk.agent].run_chunk, chunk, stage) for chunk in chunks
+            self._chunk_pool.submit(eddie_otel.propagate(self._agents[chunk.agent].run_chunk), chunk, stage, depth)
+            for chunk in chunks
         ]
         results: list[str] = []
         for chunk, future in zip(chunks, futures, strict=True):

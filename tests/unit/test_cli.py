@@ -13,7 +13,7 @@ from eddie_otel.service import demo, server
 
 OPTIONS = {
     "serve": ["--host", "--port"],
-    "demo": ["--host", "--port", "--duration", "--seed", "--agents"],
+    "demo": ["--host", "--port", "--duration", "--seed", "--agents", "--traces"],
     "grafana-setup": ["--grafana-url", "--prometheus-url", "--api-key", "--dashboard", "--dry-run"],
     "stack": ["DIR", "--force"],
     "doctor": ["--metrics-url", "--prometheus-url", "--grafana-url", "--api-key"],
@@ -86,14 +86,14 @@ def test_serve_defaults_leave_host_and_port_to_the_settings(calls: list[tuple[st
 
 
 def test_demo_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:
-    argv = ["demo", "--port", "0", "--duration", "1.5", "--seed", "7", "--agents", "3"]
+    argv = ["demo", "--port", "0", "--duration", "1.5", "--seed", "7", "--agents", "3", "--traces", "console"]
     assert cli.main(argv) == 0
-    assert calls == [("demo", {"host": None, "port": 0, "duration": 1.5, "seed": 7, "agents": 3})]
+    assert calls == [("demo", {"host": None, "port": 0, "duration": 1.5, "seed": 7, "agents": 3, "traces": "console"})]
 
 
 def test_demo_defaults(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["demo"]) == 0
-    assert calls == [("demo", {"host": None, "port": None, "duration": 0.0, "seed": 42, "agents": 4})]
+    assert calls == [("demo", {"host": None, "port": None, "duration": 0.0, "seed": 42, "agents": 4, "traces": None})]
 
 
 def test_grafana_setup_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:

@@ -44,6 +44,8 @@ class Panel:
     # (base colour, [(value, colour), ...]): stat colours, or a dashed line on a time series.
     thresholds: tuple[str, tuple[tuple[float, str], ...]] | None = None
     decimals: int | None = None
+    # Histogram panels show the exemplars Prometheus stored, each linking to its trace.
+    exemplars: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     ),
                     "s",
                     thresholds=("transparent", ((t.latency_p99_seconds, "red"),)),
+                    exemplars=True,
                 ),
                 Panel(
                     "Chunk execution time by agent",
@@ -221,6 +224,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                         Query(promql.quantile(0.99, promql.CHUNK_EXECUTION, ri, agent), "{{agent}} p99"),
                     ),
                     "s",
+                    exemplars=True,
                 ),
             ),
         ),

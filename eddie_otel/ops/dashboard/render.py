@@ -24,6 +24,15 @@ UID = "eddie-distributed-fallback"
 TITLE = "Eddie · distributed fallback"
 # Every panel and target queries the data source chosen in the `datasource` variable.
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+# The trace data source an exemplar's trace opens in, chosen in the `traces` variable.
+TRACES_VARIABLE = "traces"
+TRACE_LINK: dict[str, Any] = {
+    "title": "Open trace ${__data.fields.trace_id}",
+    "url": (
+        '/explore?left={"datasource":"${traces}","queries":[{"refId":"A","datasource":{"uid":"${traces}"},'
+        '"queryType":"traceql","query":"${__data.fields.trace_id}"}],"range":{"from":"now-1h","to":"now"}}'
+    ),
+}
 
 _TIMESERIES_HEIGHT = 8
 _STAT_HEIGHT = 4
@@ -38,10 +47,11 @@ def _thresholds(spec: tuple[str, tuple[tuple[float, str], ...]]) -> dict[str, An
     }
 
 
-def _target(query: Query, ref_id: str, instant: bool) -> dict[str, Any]:
+def _target(query: Query, ref_id: str, instant: bool, exemplar: bool = False) -> dict[str, Any]:
     target: dict[str, Any] = {
         "datasource": DATASOURCE,
         "editorMode": "code",
+        "exemplar": exemplar,
         "expr": query.expr,
         "instant": instant,
         "range": not instant,
@@ -86,6 +96,8 @@ def _panel_json(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, 
             "legend": {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True},
             "tooltip": {"mode": "multi", "sort": "desc"},
         }
+    if panel.exemplars:
+        defaults["links"] = [TRACE_LINK]
     return {
         "datasource": DATASOURCE,
         "description": panel.description,
@@ -93,7 +105,9 @@ def _panel_json(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, 
         "gridPos": grid,
         "id": panel_id,
         "options": options,
-        "targets": [_target(query, chr(ord("A") + index), instant) for index, query in enumerate(panel.queries)],
+        "targets": [
+            _target(query, chr(ord("A") + index), instant, panel.exemplars) for index, query in enumerate(panel.queries)
+        ],
         "title": panel.title,
         "type": panel.kind,
     }
@@ -166,7 +180,22 @@ def build_dashboard(thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
                     "regex": "",
                     "skipUrlSync": False,
                     "type": "datasource",
-                }
+                },
+                {
+                    "current": {},
+                    "description": "Where the exemplars of the latency panels open their trace",
+                    "hide": 0,
+                    "includeAll": False,
+                    "label": "Traces",
+                    "multi": False,
+                    "name": TRACES_VARIABLE,
+                    "options": [],
+                    "query": "tempo",
+                    "refresh": 1,
+                    "regex": "",
+                    "skipUrlSync": False,
+                    "type": "datasource",
+                },
             ]
         },
         "time": {"from": "now-1h", "to": "now"},

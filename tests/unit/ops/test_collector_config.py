@@ -124,13 +124,18 @@ def test_memory_limiter_comes_first_then_batch(config: dict[str, Any]) -> None:
         assert processors[-1] == "batch", name
 
 
-def test_metrics_pipeline_fans_in_and_out(config: dict[str, Any]) -> None:
+def test_metrics_fan_in_and_out_and_traces_go_to_a_trace_backend(config: dict[str, Any]) -> None:
     assert config["service"]["pipelines"] == {
         "metrics": {
             "receivers": ["prometheus", "otlp"],
             "processors": ["memory_limiter", "batch"],
             "exporters": ["prometheus", "prometheusremotewrite", "otlp", "debug"],
-        }
+        },
+        "traces": {
+            "receivers": ["otlp"],
+            "processors": ["memory_limiter", "batch"],
+            "exporters": ["otlp/traces"],
+        },
     }
     assert set(config["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
     assert config["extensions"]["health_check"]["endpoint"].startswith("${env:")
@@ -172,6 +177,6 @@ def test_every_env_variable_is_documented_in_the_header() -> None:
     header = "".join(line for line in lines if line.startswith("#"))
     body = "".join(line for line in lines if not line.lstrip().startswith("#"))
     names = set(re.findall(r"\$\{env:([A-Z_]+)", body))
-    assert len(names) == 8
+    assert len(names) == 10
     for name in names:
         assert f"#   {name} " in header, name

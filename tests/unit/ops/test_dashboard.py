@@ -52,7 +52,10 @@ def test_dashboard_identity(dashboard: dict[str, Any]) -> None:
 
 def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dashboard: dict[str, Any]) -> None:
     variables = dashboard["templating"]["list"]
-    assert [(v["name"], v["type"], v["query"]) for v in variables] == [("datasource", "datasource", "prometheus")]
+    assert [(v["name"], v["type"], v["query"]) for v in variables] == [
+        ("datasource", "datasource", "prometheus"),
+        ("traces", "datasource", "tempo"),
+    ]
     assert DATASOURCE == {"type": "prometheus", "uid": "${datasource}"}
     for panel in _panels(dashboard):
         assert panel["datasource"] == DATASOURCE, panel["title"]
@@ -179,3 +182,15 @@ def test_grafana_dashboard_provisioning_loads_a_directory_of_json_files() -> Non
     assert provider["type"] == "file"
     assert provider["folder"] == "Eddie"
     assert provider["options"] == {"path": "/var/lib/grafana/dashboards", "foldersFromFilesStructure": False}
+
+
+def test_latency_panels_show_exemplars_linked_to_the_trace_data_source(dashboard: dict[str, Any]) -> None:
+    latency = {panel["title"]: panel for panel in _panels(dashboard) if "execution time" in panel["title"]}
+    assert set(latency) == {"Task execution time by stage", "Chunk execution time by agent"}
+    for panel in latency.values():
+        assert all(target["exemplar"] for target in panel["targets"]), panel["title"]
+        (link,) = panel["fieldConfig"]["defaults"]["links"]
+        assert "${traces}" in link["url"]
+        assert "${__data.fields.trace_id}" in link["url"]
+    others = [panel for panel in _panels(dashboard) if panel["title"] not in latency]
+    assert not any(target.get("exemplar") for panel in others for target in panel["targets"])

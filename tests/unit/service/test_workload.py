@@ -17,6 +17,7 @@ import eddie_otel
 from eddie_otel import runtime
 from eddie_otel.catalogue import ADJUSTMENT_TYPES, METRICS, Kind
 from eddie_otel.service.workload import STAGES, Adjustment, ChunkPlan, Step, TaskPlan, Workload
+from tests.support.tracing import configure_traced, spans
 
 # Generous bounds for polls and joins; none of them is what a test measures.
 DEADLINE_SECONDS = 10.0
@@ -364,3 +365,31 @@ def test_a_run_stopped_before_it_starts_only_allocates() -> None:
 def test_bad_arguments_name_the_field(arguments: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         Workload(**arguments)  # type: ignore[arg-type]
+
+
+def test_with_tracing_each_task_is_one_tree_of_fallback_and_agent_spans(
+    start: Callable[[Workload], threading.Event],
+) -> None:
+    _, exporter = configure_traced()
+    workload = Workload(seed=7, agents=5, speed=40.0)
+    stop = start(workload)
+    poll(lambda: workload.stats()["merges"] >= 3, "3 merges")
+    stop_and_join(stop)
+
+    records = spans(exporter)
+    by_id = {record.span_id: record for record in records}
+    levels = [record for record in records if record.name.startswith("fallback task-") and "." not in record.name]
+    assert levels, [record.name for record in records]
+    for record in records:
+        if record.name.startswith("invoke_agent") and record.attributes["eddie.stage"] != "chunk":
+            # A task's span is a child of its fallback span.
+            assert by_id[record.parent_id or 0].name.startswith("fallback task-")
+        elif record.name.startswith("invoke_agent"):
+            # A chunk's span is a child of the split level that ran it, at that level's depth.
+            parent = by_id[record.parent_id or 0]
+            assert parent.name.startswith("fallback ")
+            assert record.attributes["eddie.fallback.depth"] == parent.attributes["eddie.fallback.depth"]
+    split = [record for record in records if any(name == "eddie.split" for name, _ in record.events)]
+    merged = [record for record in records if any(name == "eddie.merge" for name, _ in record.events)]
+    assert split
+    assert merged

@@ -76,7 +76,7 @@ def test_first_run_creates_one_datasource_folder_dashboard_and_every_rule(
     assert saved["folderUid"] == "eddie"
     assert saved["dashboard"]["title"] == shipped_dashboard()["title"]
     assert len(saved["dashboard"]["panels"]) == len(shipped_dashboard()["panels"])
-    variables = [v for v in saved["dashboard"]["templating"]["list"] if v["type"] == "datasource"]
+    variables = [v for v in saved["dashboard"]["templating"]["list"] if v["query"] == "prometheus"]
     assert [v["current"]["value"] for v in variables] == ["eddie-prometheus"]
     assert sorted(state.rules) == sorted(p["uid"] for p in alert_rule_payloads())
 

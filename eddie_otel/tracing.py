@@ -1,0 +1,242 @@
+"""Traces: the TracerProvider the decorators use, their spans, and the context across threads and processes.
+
+`Tracing.install` decides once, at configure time, whether there are spans at all: a
+TracerProvider given to `configure()`, else one already installed globally (used as
+it is), else one built here when OTEL_TRACES_EXPORTER names an exporter; otherwise
+None, and the decorators pay nothing for traces. The OpenTelemetry trace SDK and the
+OTLP exporter are imported only when a provider is built here.
+
+`propagate(fn)` carries the current context into another thread; `carrier()` writes it
+as W3C `traceparent`/`tracestate` for another process, which `extract()` reads back.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from eddie_otel._version import __version__
+from eddie_otel.errors import ConfigurationError
+from eddie_otel.store import Exemplar
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+
+    from eddie_otel.config import Settings
+    from eddie_otel.telemetry import Telemetry
+
+__all__ = [
+    "AGENT",
+    "DEPTH",
+    "ERROR_TYPE",
+    "OPERATION",
+    "OPERATION_NAME",
+    "SCOPE_NAME",
+    "STAGE",
+    "Tracing",
+    "carrier",
+    "current_exemplar",
+    "event",
+    "exemplar",
+    "extract",
+    "fail",
+    "propagate",
+    "span_attributes",
+    "span_name",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCOPE_NAME = "eddie_otel"
+# The OpenTelemetry GenAI agent conventions: every task and chunk is an agent invocation.
+OPERATION_NAME = "gen_ai.operation.name"
+OPERATION = "invoke_agent"
+AGENT = "gen_ai.agent.name"
+ERROR_TYPE = "error.type"
+STAGE = "eddie.stage"
+DEPTH = "eddie.fallback.depth"
+
+_W3C = TraceContextTextMapPropagator()
+# Providers built here and shut down since: still installed globally (the API allows one
+# installation per process), but dead, so a later configure() builds a fresh one.
+_BUILT: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def span_name(agent: str | None) -> str:
+    """The span name of a task or chunk on `agent`: `invoke_agent {agent}`, or `invoke_agent` without one."""
+    return OPERATION if agent is None else f"{OPERATION} {agent}"
+
+
+def span_attributes(stage: str, agent: str | None) -> dict[str, str]:
+    """The attributes every span of a task or chunk with these labels starts with."""
+    attributes = {OPERATION_NAME: OPERATION, STAGE: stage}
+    if agent is not None:
+        attributes[AGENT] = agent
+    return attributes
+
+
+class Tracing:
+    """The tracer eddie-otel's spans come from, and the provider it built (None when it borrowed one)."""
+
+    def __init__(self, tracer: Tracer, provider: Any = None) -> None:
+        self.tracer = tracer
+        self.provider = provider
+
+    @classmethod
+    def install(cls, settings: Settings, telemetry: Telemetry, tracer_provider: Any = None) -> Tracing | None:
+        """The tracing of a runtime: `tracer_provider`, the installed provider, one built here, or None (no spans)."""
+        if not telemetry.enabled:
+            return None
+        if tracer_provider is not None:
+            return cls(tracer_provider.get_tracer(SCOPE_NAME, __version__))
+        installed = trace.get_tracer_provider()
+        borrowed = not isinstance(installed, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+        if borrowed and installed not in _BUILT:
+            return cls(installed.get_tracer(SCOPE_NAME, __version__))
+        if not settings.trace_exporters:
+            return None
+        provider = _build_provider(settings.trace_exporters, _resource_of(telemetry, settings))
+        if not borrowed:
+            trace.set_tracer_provider(provider)
+        _BUILT.add(provider)
+        return cls(provider.get_tracer(SCOPE_NAME, __version__), provider)
+
+    def shutdown(self) -> None:
+        """Flush and stop the provider built here (a borrowed one is left to its owner)."""
+        if self.provider is not None:
+            self.provider.shutdown()
+            self.provider = None
+
+    def start(self, name: str, attributes: Mapping[str, Any], parent: Context | None) -> tuple[Span, Context]:
+        """A started INTERNAL span under `parent` (None: the current context), and the context it is current in."""
+        span = self.tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
+        return span, trace.set_span_in_context(span, parent)
+
+    @contextmanager
+    def remote(
+        self,
+        parent: Context,
+        stage: str,
+        agent: str | None,
+        seconds: float,
+        error_type: str | None,
+        received_ns: int,
+    ) -> Iterator[Span]:
+        """A span of work measured elsewhere that ended at `received_ns` after `seconds`, current while recorded."""
+        start = received_ns - int(seconds * 1e9)
+        span = self.tracer.start_span(
+            span_name(agent), parent, SpanKind.INTERNAL, span_attributes(stage, agent), start_time=start
+        )
+        if error_type is not None:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute(ERROR_TYPE, error_type)
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                yield span
+        finally:
+            span.end(end_time=received_ns)
+
+
+def fail(span: Span, error: BaseException, error_type: str) -> None:
+    """Mark `span` failed by `error`: status ERROR, `error.type`, and the exception recorded."""
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.set_attribute(ERROR_TYPE, error_type)
+    span.record_exception(error)
+
+
+def exemplar(span: Span, seconds: float) -> Exemplar | None:
+    """An exemplar of `seconds` pointing at `span`, when it is sampled; else None."""
+    context = span.get_span_context()
+    if not context.trace_flags.sampled:
+        return None
+    return Exemplar(seconds, time.time_ns(), context.trace_id, context.span_id)
+
+
+def current_exemplar(seconds: float) -> Exemplar | None:
+    """An exemplar of `seconds` pointing at the current span, when one is sampled; else None."""
+    return exemplar(trace.get_current_span(), seconds)
+
+
+def event(name: str, attributes: Mapping[str, Any]) -> None:
+    """Add the event `name` to the current span, when it is recording."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, attributes)
+
+
+def propagate(fn: F) -> F:
+    """`fn` that runs in the context current now, wherever it is called: for thread pools and callbacks."""
+    captured = otel_context.get_current()
+
+    @functools.wraps(fn)
+    def in_context(*args: Any, **kwargs: Any) -> Any:
+        token = otel_context.attach(captured)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+
+    return in_context  # type: ignore[return-value]
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context as W3C `traceparent` (and `tracestate`) headers, to send with work."""
+    headers: dict[str, str] = {}
+    _W3C.inject(headers)
+    return headers
+
+
+def extract(headers: Mapping[str, str] | None) -> Context | None:
+    """The context whose parent is the span named by W3C `traceparent` in `headers`; None when there is none."""
+    if not headers:
+        return None
+    found = _W3C.extract({str(key).lower(): value for key, value in headers.items()})
+    if not trace.get_current_span(found).get_span_context().is_valid:
+        return None
+    return found
+
+
+def _resource_of(telemetry: Telemetry, settings: Settings) -> Resource:
+    """The resource of the telemetry's MeterProvider, so traces and metrics name the same process."""
+    resource = getattr(telemetry, "resource", None)
+    if resource is not None:
+        return resource  # type: ignore[no-any-return]
+    sdk_config = getattr(telemetry.provider, "_sdk_config", None)
+    resource = getattr(sdk_config, "resource", None)
+    if resource is not None:
+        return resource  # type: ignore[no-any-return]
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
+
+
+def _build_provider(exporters: tuple[str, ...], resource: Resource) -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+
+    provider = TracerProvider(resource=resource)
+    for name in exporters:
+        if name == "otlp":
+            try:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            except ImportError:
+                raise ConfigurationError(
+                    "OTEL_TRACES_EXPORTER includes otlp, but the OTLP exporter is not installed: "
+                    "pip install 'eddie-otel[otlp]'"
+                ) from None
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            # Each span as it ends: the console exporter is for watching a run.
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
+    return provider
