@@ -69,6 +69,7 @@ class Runtime:
 
     def close(self) -> None:
         """Withdraw the announcement, stop the endpoint, and flush and detach the telemetry."""
+        self.recorder.close()
         if self.announcement is not None:
             self.announcement.remove()
             self.announcement = None
@@ -238,6 +239,7 @@ def _after_fork_in_child() -> None:
     after_fork_in_child()
     if parent is None:
         return
+    parent.recorder.close()
     if parent.server is not None:
         parent.server.abandon()
     # The parent's counts are the parent's: nothing of them is exported from here.

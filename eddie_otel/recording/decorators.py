@@ -43,6 +43,8 @@ Depth = int | Callable[..., int]
 # A callable receiving the call's arguments that returns the W3C headers of the parent span (`carrier()`'s).
 Carrier = Callable[..., Mapping[str, str] | None]
 _perf_counter = time.perf_counter
+# Label values kept per decorated function with callable labels; the label caps bound what they map to.
+_MAX_SITES = 1024
 
 
 class _Span:
@@ -62,7 +64,7 @@ Token = tuple[Site, float, _Span | None]
 class _Instrumentation:
     """The start/finish logic shared by every wrapper of one decorated function."""
 
-    __slots__ = ("agent", "carrier", "depth", "is_task", "name", "recorder", "site", "stage", "static")
+    __slots__ = ("agent", "carrier", "depth", "is_task", "name", "recorder", "site", "sites", "stage", "static")
 
     def __init__(
         self,
@@ -84,36 +86,69 @@ class _Instrumentation:
         self.static = not callable(stage) and not callable(agent)
         # With static labels, the one site, checked against the current recorder on each call.
         self.site: Site | None = None
+        # With callable labels, the site of each pair of values the callables gave, checked and
+        # capped once: a call then pays the callables and one lookup.
+        self.sites: dict[tuple[object, object], Site] = {}
 
-    def _label(self, recorder: Recorder, name: str, label: Label, args: Any, kwargs: Any) -> str:
+    def _value(self, name: str, label: Label | None, args: Any, kwargs: Any) -> object:
+        """What a label is for this call: the string, or what its callable returns (None if it fails)."""
+        if not callable(label):
+            return label
         try:
-            value = label(*args, **kwargs) if callable(label) else label
-            check_label_value(name, value)
+            return label(*args, **kwargs)
         except Exception as error:
             logger.warning("eddie-otel: %s label of %s: %s; recorded as %r", name, self.name, error, UNKNOWN)
-            return UNKNOWN
-        return recorder.bound(name, value)
+            return None
 
-    def _resolve(self, recorder: Recorder, args: Any, kwargs: Any) -> Site | None:
+    def _checked(self, recorder: Recorder, name: str, value: object) -> str:
+        try:
+            check_label_value(name, value)
+        except ValueError as error:
+            if value is not None:
+                logger.warning("eddie-otel: %s label of %s: %s; recorded as %r", name, self.name, error, UNKNOWN)
+            return UNKNOWN
+        return recorder.bound(name, str(value))
+
+    def _site(self, recorder: Recorder, stage: object, agent: object) -> Site | None:
+        """The prepared site for these label values (checked, then capped)."""
         if not recorder.enabled:
             return None
-        stage = self._label(recorder, "stage", self.stage, args, kwargs)
-        agent = None if self.agent is None else self._label(recorder, "agent", self.agent, args, kwargs)
-        site = recorder.site(self.is_task, stage, agent)
+        checked_agent = None if self.agent is None else self._checked(recorder, "agent", agent)
+        site = recorder.site(self.is_task, self._checked(recorder, "stage", stage), checked_agent)
+        site.prepare()
+        return site
+
+    def _resolve(self, args: Any, kwargs: Any) -> Site | None:
+        recorder = self.recorder()
         if self.static:
-            self.site = site
+            self.site = self._site(recorder, self.stage, self.agent)
+            return self.site
+        stage = self._value("stage", self.stage, args, kwargs)
+        agent = self._value("agent", self.agent, args, kwargs)
+        try:
+            site = self.sites.get((stage, agent))
+        except TypeError:  # a callable gave something unhashable: never a valid label
+            return self._site(recorder, stage, agent)
+        if site is None or not site.live or site.recorder is not recorder:
+            site = self._site(recorder, stage, agent)
+            if site is not None:
+                if len(self.sites) >= _MAX_SITES:
+                    self.sites.clear()
+                self.sites[(stage, agent)] = site
         return site
 
     def start(self, args: Any, kwargs: Any, attach: bool = True) -> Token | None:
         """Count the call as running, open its span when tracing (current when `attach`); the token for finish."""
         try:
-            recorder = self.recorder()
             site = self.site
-            if site is None or site.recorder is not recorder:
-                site = self._resolve(recorder, args, kwargs)
+            # A site stays live until its runtime closes (or its agent is forgotten): no lookup per call.
+            if site is None or not site.live:
+                site = self._resolve(args, kwargs)
                 if site is None:
                     return None
-            site.begin()
+            active = site.active
+            if active is not None:
+                site.store.start(active)
             if site.tracing is None:
                 return site, _perf_counter(), None
             return site, _perf_counter(), self._open(site, args, kwargs, attach)

@@ -78,6 +78,7 @@ class Site:
         "histogram",
         "history",
         "is_task",
+        "live",
         "recorder",
         "sample",
         "sdk_attributes",
@@ -97,6 +98,8 @@ class Site:
         store = telemetry.store
         series = store.series
         self.recorder = recorder
+        # False once retired: whoever holds the site resolves a fresh one (read on every decorated call).
+        self.live = True
         self._bound = telemetry.label_cap.bound
         self.store = store
         self.history = recorder.history
@@ -119,19 +122,21 @@ class Site:
         self.span_name = span_name(agent)
         self.span_attributes = span_attributes(stage, agent)
 
-    def begin(self) -> None:
-        """The call started: one more task running on the agent."""
+    def prepare(self) -> None:
+        """Make the cells a decorated call counts from its start (the running count, the success)."""
         if self.succeeded is None:
             self._succeeded()
-        if self.agent is None:
-            return
-        active = self.active
-        if active is None:
-            active = self.active = self.store.series["agent_active_tasks"].cell((self.agent,))
-        self.store.start(active)
+        if self.agent is not None and self.active is None:
+            self.active = self.store.series["agent_active_tasks"].cell((self.agent,))
+
+    def begin(self) -> None:
+        """The call started: one more task running on the agent (after `prepare()`)."""
+        if self.active is not None:
+            self.store.start(self.active)
 
     def retire(self) -> None:
-        """The site's series were forgotten: it must not be used again."""
+        """The site's series were forgotten, or its runtime closed: it must not be used again."""
+        self.live = False
         self.recorder = None
 
     def end(

@@ -59,6 +59,10 @@ class Recorder:
             site = self._sites[key] = Site(self, is_task, stage, agent)
         return site
 
+    def close(self) -> None:
+        """Its runtime is closing: retire every site, so that decorators resolve theirs anew."""
+        self._retire(lambda site: True)
+
     def _retire(self, which: Callable[[Site], bool]) -> None:
         # Decorators keep their site: a retired one makes them ask for a fresh one.
         for key, site in list(self._sites.items()):
