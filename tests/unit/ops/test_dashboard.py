@@ -52,7 +52,7 @@ def test_dashboard_identity(dashboard: dict[str, Any]) -> None:
 
 def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dashboard: dict[str, Any]) -> None:
     variables = dashboard["templating"]["list"]
-    assert [(v["name"], v["type"]) for v in variables][0] == ("datasource", "datasource")
+    assert (variables[0]["name"], variables[0]["type"]) == ("datasource", "datasource")
     assert variables[0]["query"] == "prometheus"
     assert DATASOURCE == {"type": "prometheus", "uid": "${datasource}"}
     for panel in _panels(dashboard):
