@@ -91,6 +91,12 @@ def _doctor(args: argparse.Namespace) -> int:
     )
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.fleet import summary_command
+
+    return summary_command(prometheus_url=args.prometheus_url, job=args.job)
+
+
 def _slo(args: argparse.Namespace) -> int:
     from eddie_otel.ops.sloexport import slo_command
 
@@ -198,6 +204,22 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(handler=_doctor)
 
 
+def _add_summary(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "summary",
+        help="print the summary of the whole fleet, computed with PromQL over every instance Prometheus scrapes",
+        description=(
+            "Print the fleet's summary as JSON: the schema of GET /metrics/summary (totals, agents, latency, "
+            "windows, indicators) plus the instances, summed over every live instance by Prometheus."
+        ),
+    )
+    parser.add_argument(
+        "--prometheus-url", required=True, help="Prometheus base URL, for example http://127.0.0.1:9090"
+    )
+    parser.add_argument("--job", default=None, help="scrape job to summarise (default: every job with target_info)")
+    parser.set_defaults(handler=_summary)
+
+
 def _add_slo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "slo",
@@ -220,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_slo):
+    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_summary, _add_slo):
         add(commands)
     return parser
 
