@@ -1,4 +1,4 @@
-"""`eddie-otel summary`: the fleet's summary from a real Prometheus scraping several agent processes."""
+"""The fleet's summary (`eddie-otel summary`, /metrics/summary?scope=fleet) from a real Prometheus and agents."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+import eddie_otel
 from eddie_otel.cli import main
+from eddie_otel.environment import EDDIE_OTEL_PROMETHEUS_URL
+from eddie_otel.errors import ConfigurationError
 from eddie_otel.ops import promql
 from eddie_otel.ops.dashboard import build_dashboard, expand_variables, panel_queries
+from eddie_otel.service import ServiceSettings, create_app
+from eddie_otel.service.server import BackgroundServer
 from eddie_otel.summary import WINDOWS
+from tests.conftest import free_port
 from tests.support.agents import Agent
 from tests.support.prometheus_server import PrometheusServer
 
@@ -131,3 +138,46 @@ def test_unreachable_prometheus_and_bad_urls_are_one_line_errors(capsys: pytest.
         assert err.count("\n") == 1, err
         assert err.startswith("eddie-otel summary: error: "), err
         assert "Traceback" not in err
+
+
+def test_service_answers_the_fleet_summary_when_prometheus_is_configured(
+    port: int, fleet: tuple[PrometheusServer, list[Agent]]
+) -> None:
+    server, agents = fleet
+    app = create_app(service=ServiceSettings.load({EDDIE_OTEL_PROMETHEUS_URL: server.url}))
+    with BackgroundServer(app, "127.0.0.1", port) as running, httpx.Client(base_url=running.url) as client:
+        fleet_answer = client.get("/metrics/summary", params={"scope": "fleet"})
+        local_answer = client.get("/metrics/summary")
+    assert fleet_answer.status_code == 200
+    body = fleet_answer.json()
+    assert body["source"] == "prometheus"
+    assert body["totals"]["task_split"] == sum(SPLITS)
+    assert {item["instance"] for item in body["instances"]} >= {a.address for a in agents}
+    assert local_answer.status_code == 200
+    assert "source" not in local_answer.json()
+
+
+def test_fleet_scope_without_prometheus_is_a_400_and_unreachable_a_502(port: int) -> None:
+    free = free_port()
+    for settings, status, words in (
+        (ServiceSettings.load({}), 400, EDDIE_OTEL_PROMETHEUS_URL),
+        (ServiceSettings.load({EDDIE_OTEL_PROMETHEUS_URL: f"http://127.0.0.1:{free}"}), 502, "cannot reach"),
+    ):
+        app = create_app(service=settings)
+        with BackgroundServer(app, "127.0.0.1", port) as running, httpx.Client(base_url=running.url) as client:
+            answer = client.get("/metrics/summary", params={"scope": "fleet"})
+            wrong = client.get("/metrics/summary", params={"scope": "galaxy"})
+        assert answer.status_code == status
+        detail = answer.json()["detail"]
+        assert words in detail
+        assert "\n" not in detail
+        assert answer.json()["errors"][0]["field"] == "scope"
+        assert wrong.status_code == 422
+        eddie_otel.reset()
+        port = free_port()
+
+
+def test_a_bad_prometheus_url_in_the_environment_names_the_variable() -> None:
+    for raw in ("notaurl", "http://[::1"):
+        with pytest.raises(ConfigurationError, match=EDDIE_OTEL_PROMETHEUS_URL):
+            ServiceSettings.load({EDDIE_OTEL_PROMETHEUS_URL: raw})
