@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from eddie_otel._version import __version__
 from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT
+from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 
 __all__ = ["main"]
@@ -88,6 +89,7 @@ def _doctor(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         grafana_url=args.grafana_url,
         api_key=args.api_key,
+        discovery_dir=args.discovery_dir,
     )
 
 
@@ -190,7 +192,7 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--metrics-url",
         default=DEFAULT_METRICS_URL,
-        help=f"metrics service base URL (default: {DEFAULT_METRICS_URL})",
+        help=f"the endpoint's base URL, or its {METRICS_PATH} URL (default: {DEFAULT_METRICS_URL})",
     )
     parser.add_argument(
         "--prometheus-url",
@@ -200,6 +202,12 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--grafana-url", default=None, help="Grafana base URL; the Grafana check runs only when given")
     parser.add_argument(
         "--api-key", default=None, help=f"Grafana token (default: the {GRAFANA_API_KEY} environment variable)"
+    )
+    parser.add_argument(
+        "--discovery-dir",
+        metavar="DIR",
+        default=None,
+        help="the EDDIE_OTEL_DISCOVERY_DIR of the fleet: report files whose process is gone",
     )
     parser.set_defaults(handler=_doctor)
 
