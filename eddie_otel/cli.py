@@ -78,7 +78,7 @@ def _grafana_setup(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from eddie_otel.ops.stack import stack_command
 
-    return stack_command(directory=args.dir, force=args.force)
+    return stack_command(directory=args.dir, force=args.force, agents=args.agents)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -175,11 +175,18 @@ def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "stack",
-        help="write a ready monitoring stack (compose, Prometheus, Grafana, Collector) into DIR",
-        description="Write compose file, prometheus.yml, rules, Grafana provisioning, dashboard, collector config.",
+        help="write a monitoring stack running a fleet of agents (Compose v2) into DIR",
+        description=(
+            "Write a Compose v2 stack into DIR: N agent processes built from a wheel written there, the "
+            "metrics service, Prometheus (DNS discovery of the agents, the rules), Alertmanager, Grafana "
+            "provisioned, and the Collector."
+        ),
     )
     parser.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    parser.add_argument(
+        "--agents", type=_count, default=3, help="agent processes (compose replicas) running the demo (default: 3)"
+    )
     parser.set_defaults(handler=_stack)
 
 

@@ -125,8 +125,11 @@ def test_grafana_setup_needs_a_grafana_url(capsys: pytest.CaptureFixture[str]) -
 
 def test_stack_dispatches_directory_and_force(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["stack", "out"]) == 0
-    assert cli.main(["stack", "out", "--force"]) == 0
-    assert calls == [("stack", {"directory": "out", "force": False}), ("stack", {"directory": "out", "force": True})]
+    assert cli.main(["stack", "out", "--force", "--agents", "8"]) == 0
+    assert calls == [
+        ("stack", {"directory": "out", "force": False, "agents": 3}),
+        ("stack", {"directory": "out", "force": True, "agents": 8}),
+    ]
 
 
 def test_doctor_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:
