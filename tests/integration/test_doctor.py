@@ -137,18 +137,22 @@ def test_the_grafana_step_finds_the_dashboard_grafana_setup_made(
 def test_a_fleet_with_a_down_target_a_shared_instance_id_and_a_stale_file_fails_the_third_step(
     capsys: pytest.CaptureFixture[str], prometheus_binary: str, tmp_path: Path
 ) -> None:
+    # The second agent is scraped at two addresses: one process, so one service_instance_id on two targets.
     twin_env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=twin"}
-    agents = [Agent(1, tmp_path), Agent(1, tmp_path, twin_env), Agent(1, tmp_path, twin_env)]
+    agents = [Agent(1, tmp_path), Agent(1, tmp_path, twin_env)]
+    twins = [agents[1].address, f"localhost:{agents[1].port}"]
     dead = f"127.0.0.1:{free_port()}"
     discovery = tmp_path / "discovery"
     discovery.mkdir()
-    live = agents[0].address
-    (discovery / "eddie-agent-live.json").write_text(json.dumps([{"targets": [live], "labels": {}}]))
+    (discovery / "eddie-agent-live.json").write_text(json.dumps([{"targets": [agents[0].address], "labels": {}}]))
     (discovery / "eddie-agent-gone.json").write_text(json.dumps([{"targets": [dead], "labels": {}}]))
-    server = PrometheusServer(prometheus_binary, tmp_path / "prometheus", [a.address for a in agents] + [dead])
+    targets = [agents[0].address, *twins, dead]
+    server = PrometheusServer(prometheus_binary, tmp_path / "prometheus", targets)
     try:
-        server.wait_until(lambda: len(server.query("target_info")) == len(agents), 30, "agents not scraped")
+        server.wait_until(lambda: len(server.query("target_info")) == 3, 30, "agents not scraped")
         server.wait_until(lambda: bool(server.query("up == 0")), 30, "the dead target is not down yet")
+        [twin_info] = server.query(f'target_info{{instance="{agents[1].address}"}}')
+        twin_id = twin_info["metric"]["service_instance_id"]
         status, lines = doctor(
             capsys,
             "--metrics-url",
@@ -167,11 +171,10 @@ def test_a_fleet_with_a_down_target_a_shared_instance_id_and_a_stale_file_fails_
     assert lines[2] == "[3/4] FAIL every target of the job is up, once"
     detail = lines[3]
     assert "job 'eddie' has 4 targets" in detail
-    for agent in agents:
-        assert f"http://{agent.address}/metrics/prometheus is up" in detail
+    for address in (agents[0].address, *twins):
+        assert f"http://{address}/metrics/prometheus is up" in detail
     assert f"down: http://{dead}/metrics/prometheus is down" in detail
-    twins = sorted((agents[1].address, agents[2].address))
-    assert f"service_instance_id twin on 2 targets ({', '.join(twins)})" in detail
+    assert f"service_instance_id {twin_id} on 2 targets ({', '.join(sorted(twins))})" in detail
     assert f"stale discovery file {discovery / 'eddie-agent-gone.json'} names {dead}" in detail
     assert "eddie-agent-live.json" not in detail
 
