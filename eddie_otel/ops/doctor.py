@@ -22,7 +22,14 @@ from eddie_otel.environment import GRAFANA_API_KEY
 from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.ops.credentials import Located, redactor
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
-from eddie_otel.ops.prometheus_api import TIMEOUT_SECONDS, Unreachable, http_get, parse_url
+from eddie_otel.ops.prometheus_api import (
+    TIMEOUT_SECONDS,
+    PrometheusAPI,
+    PrometheusError,
+    Unreachable,
+    http_get,
+    parse_url,
+)
 
 __all__ = ["Check", "CheckFailed", "Found", "doctor_command", "endpoint_base", "run_checks", "stale_discovery_files"]
 
@@ -50,18 +57,10 @@ def _get(url: str, authorization: str | None = None) -> tuple[int, bytes]:
 
 
 def _prometheus_api(prometheus: Located, path: str, **params: str) -> Any:
-    base = prometheus.url.rstrip("/")
-    url = f"{base}/api/v1/{path}"
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
-    status, body = _get(url, prometheus.authorization)
-    if status != 200:
-        raise CheckFailed(f"{url} answered HTTP {status}; is {base} a Prometheus server?")
     try:
-        answer = json.loads(body)
-    except ValueError:
-        raise CheckFailed(f"{url} did not answer JSON; is {base} a Prometheus server?") from None
-    return answer.get("data")
+        return PrometheusAPI(prometheus).get(path, **params)
+    except (PrometheusError, Unreachable) as exc:
+        raise CheckFailed(str(exc)) from None
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -87,8 +87,8 @@ def _value(raw: Any) -> float:
 class PrometheusAPI:
     """Prometheus' HTTP API at `url` (its base URL; a user and password in it authenticate)."""
 
-    def __init__(self, url: str, timeout: float = TIMEOUT_SECONDS) -> None:
-        self._located = parse_url(url, "the Prometheus URL")
+    def __init__(self, url: str | Located, timeout: float = TIMEOUT_SECONDS) -> None:
+        self._located = url if isinstance(url, Located) else parse_url(url, "the Prometheus URL")
         self.url = self._located.url.rstrip("/")
         self._timeout = timeout
 
