@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The oldest OpenTelemetry packages pyproject.toml admits, pinned; test-oldest runs against them.
+OLDEST := .venv-oldest
+OLDEST_CONSTRAINTS := ci/oldest-constraints.txt
+OLDEST_STAMP := $(OLDEST)/.installed
+# The tests that exercise the SDK: every unit test plus the integration tests of the readers.
+SDK_TESTS := tests/unit tests/integration/test_telemetry.py tests/integration/test_prometheus_integration.py \
+	tests/integration/test_runtime.py tests/integration/test_exactness.py
 
-.PHONY: demo test lint bench generate clean
+.PHONY: demo test test-oldest lint bench generate clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,11 +19,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(OLDEST_STAMP): pyproject.toml $(OLDEST_CONSTRAINTS)
+	test -d $(OLDEST) || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet --constraint $(OLDEST_CONSTRAINTS) -e '.[test]'
+	touch $(OLDEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/eddie-otel demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST)/bin/python -m pip list --format=freeze | grep -i '^opentelemetry-'
+	$(OLDEST)/bin/python -m pytest -p no:cacheprovider $(SDK_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eddie_otel tests benchmarks
@@ -30,4 +47,4 @@ generate: $(STAMP)
 	$(BIN)/python -m eddie_otel.ops.generate
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -104,7 +104,7 @@ def _exposed(body: bytes, family: str) -> tuple[int, bool]:
 def _case(title: str, family: str, record: Callable[[], None], twins: Twins) -> dict[str, float]:
     """Build eddie's series and the twins, time their scrapes interleaved, print, and return medians."""
     eddie_otel.reset()
-    runtime = eddie_otel.configure(serve=False, max_label_values=SERIES)
+    runtime = eddie_otel.configure(serve=False, max_label_values=SERIES, max_series_per_metric=SERIES)
     _, eddie_bytes = _traced(record)
     scrapers: dict[str, Callable[[], bytes]] = {EDDIE: lambda: runtime.telemetry.exposition()[0]}
     held: dict[str, int] = {EDDIE: eddie_bytes}

@@ -12,6 +12,7 @@ from eddie_otel.api import (
     record_split,
     record_task,
     record_timeout,
+    summary,
     task,
 )
 from eddie_otel.catalogue import METRICS, Kind, Metric
@@ -19,7 +20,6 @@ from eddie_otel.config import Settings
 from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.recording import Recorder
 from eddie_otel.runtime import Runtime, configure, reset, shutdown
-from eddie_otel.summary import summary
 
 __all__ = [
     "METRICS",

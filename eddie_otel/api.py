@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from eddie_otel import summary as _summary
 from eddie_otel.recording import Label, decorator
-from eddie_otel.runtime import current_recorder
+from eddie_otel.runtime import Runtime, current, current_recorder
 
 __all__ = [
     "chunk",
@@ -19,6 +20,7 @@ __all__ = [
     "record_split",
     "record_task",
     "record_timeout",
+    "summary",
     "task",
 ]
 
@@ -96,3 +98,8 @@ def forget_agent(name: str) -> None:
 def forget_container(name: str) -> None:
     """Drop every series of container `name` from the exposition and free its slot under the container cap."""
     current_recorder().forget_container(name)
+
+
+def summary(runtime: Runtime | None = None) -> _summary.Summary:
+    """The summary of `runtime` (default: the configured one): the same dict as GET /metrics/summary."""
+    return _summary.summary(runtime if runtime is not None else current())

@@ -213,11 +213,16 @@ class Settings:
     max_fallback_depth: int = 3
     max_label_values: int = 100
     # Label combinations kept per metric. The per-label cap alone lets combinations multiply
-    # (100 agents x 100 stages x 100 reasons); 2 000 series of every metric still scrape in
-    # well under a second, and it is the limit the OpenTelemetry SDK users already know.
+    # (100 agents x 100 stages x 100 reasons). 2 000 is the OpenTelemetry SDK's default limit,
+    # the one its users know; a counter at it renders in tens of milliseconds, a histogram
+    # (21 lines a series) in under a second: the README's Limits section has the numbers.
     max_series_per_metric: int = 2000
     # Gauge series not updated for this long are dropped (0: never).
     series_ttl_seconds: int = 0
+    # Where a serving process announces its endpoint for Prometheus file_sd (None: nowhere).
+    discovery_dir: str | None = None
+    # The host announced there, when not the bound one.
+    advertise_host: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
@@ -243,4 +248,6 @@ _OPTIONS: dict[str, Option] = {
     "max_label_values": integer(env.EDDIE_OTEL_MAX_LABEL_VALUES, 1, 10_000),
     "max_series_per_metric": integer(env.EDDIE_OTEL_MAX_SERIES_PER_METRIC, 1, 1_000_000),
     "series_ttl_seconds": integer(env.EDDIE_OTEL_SERIES_TTL_SECONDS, 0, 10 * 365 * 86400),
+    "discovery_dir": text(env.EDDIE_OTEL_DISCOVERY_DIR),
+    "advertise_host": Option(env.EDDIE_OTEL_ADVERTISE_HOST, _as_is, _check_host),
 }

@@ -29,6 +29,8 @@ METRICS_PATH = "/metrics/prometheus"
 SUMMARY_PATH = "/metrics/summary"
 HEALTH_PATH = "/metrics/health"
 _JSON = {"Content-Type": "application/json"}
+# How often the serving loop looks for a stop request: shutdown() returns within about this long.
+POLL_SECONDS = 0.05
 
 
 def health_body(service_name: str, started: float) -> dict[str, Any]:
@@ -66,7 +68,9 @@ class MetricsServer:
             ) from None
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="eddie-otel-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_SECONDS,), name="eddie-otel-metrics", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -74,6 +78,14 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def abandon(self) -> None:
+        """Release the port without stopping a thread: what a forked child does with its parent's server.
+
+        The child has the parent's listening socket but not its serving thread, so
+        `close()` there would wait forever for a loop that is not running.
+        """
+        self._server.server_close()
 
 
 def _handler_for(

@@ -46,6 +46,8 @@ class History:
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter, ttl_seconds: float = 0) -> None:
         self.clock = clock
+        # The clock reading when the history began: no window covers more than the time since.
+        self.started = clock()
         self._store = store
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
@@ -90,6 +92,10 @@ class History:
                 if snapshot.epoch >= start_epoch:
                     return snapshot
         return None
+
+    def covered(self, seconds: float) -> float:
+        """The part of the last `seconds` that the history has seen: `seconds`, or less while it is younger."""
+        return max(0.0, min(seconds, self.clock() - self.started))
 
     def window(self, seconds: float) -> dict[str, float]:
         """Increase of every counter (key without `_total`) over the last `seconds`, to the bucket."""

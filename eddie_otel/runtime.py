@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel.config import Settings
+from eddie_otel.discovery import Announcement, advertised_host
 from eddie_otel.endpoint import MetricsServer
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
 from eddie_otel.summary import summary
-from eddie_otel.telemetry import Telemetry, forget_borrowed
+from eddie_otel.telemetry import Telemetry, after_fork_in_child, forget_borrowed
 
-__all__ = ["Runtime", "configure", "configured", "current", "current_recorder", "reset", "shutdown"]
+__all__ = [
+    "Runtime",
+    "configure",
+    "configured",
+    "current",
+    "current_recorder",
+    "instance_id",
+    "reset",
+    "shutdown",
+]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -26,15 +41,25 @@ logger = logging.getLogger("eddie_otel")
 class Runtime:
     """What configure() built: the settings, the telemetry, the history, the recorder and the agent endpoint."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, server: MetricsServer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry,
+        server: MetricsServer | None = None,
+        announcement: Announcement | None = None,
+    ) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.history = History(telemetry.store, ttl_seconds=settings.series_ttl_seconds)
         self.recorder = Recorder(settings, telemetry, self.history)
         self.server = server
+        self.announcement = announcement
 
     def close(self) -> None:
-        """Stop the endpoint and flush and detach the telemetry."""
+        """Withdraw the announcement, stop the endpoint, and flush and detach the telemetry."""
+        if self.announcement is not None:
+            self.announcement.remove()
+            self.announcement = None
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -78,6 +103,11 @@ def configure(
         **settings,
     )
     with _lock:
+        if _runtime is None and _inherited is not None and _inherited.settings == loaded and meter_provider is None:
+            # A forked child configuring as its parent did: its own runtime, on a port of its own.
+            _runtime = _rebuild_inherited()
+            if _runtime is not None:
+                return _runtime
         if _runtime is not None:
             if _runtime.settings == loaded and meter_provider in (None, _runtime.telemetry.provider):
                 return _runtime
@@ -88,33 +118,133 @@ def configure(
             installed = metrics.get_meter_provider()
             if isinstance(installed, MeterProvider):
                 provider = installed
-        telemetry = Telemetry(loaded, provider)
-        # The endpoint starts before the runtime exists: its summary reads the runtime once built.
-        built: list[Runtime] = []
-        server = None
-        try:
-            if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
-                server = MetricsServer(
-                    telemetry.registry,
-                    loaded.host,
-                    loaded.port,
-                    service_name=loaded.service_name,
-                    summary=lambda: dict(summary(built[0])) if built else None,
-                )
-        except Exception:
-            telemetry.shutdown()
-            raise
-        _runtime = Runtime(loaded, telemetry, server)
-        built.append(_runtime)
+        _runtime = _build(loaded, provider)
         return _runtime
+
+
+def _build(loaded: Settings, provider: MeterProvider | None) -> Runtime:
+    """Telemetry, the agent endpoint (and its announcement) and the runtime around them."""
+    _watch_forks()
+    telemetry = Telemetry(loaded, provider, instance_id())
+    # The endpoint starts before the runtime exists: its summary reads the runtime once built.
+    built: list[Runtime] = []
+    server = announcement = None
+    try:
+        if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
+            server = _serve(loaded, telemetry, lambda: dict(summary(built[0])) if built else None)
+            if loaded.discovery_dir is not None:
+                announcement = Announcement(Path(loaded.discovery_dir), loaded.service_name, instance_id())
+                announcement.write(advertised_host(loaded.host, loaded.advertise_host), int(server.port))
+    except Exception:
+        if server is not None:
+            server.close()
+        telemetry.shutdown()
+        raise
+    runtime = Runtime(loaded, telemetry, server, announcement)
+    built.append(runtime)
+    return runtime
+
+
+def _serve(loaded: Settings, telemetry: Telemetry, read_summary: Any) -> MetricsServer:
+    """The agent endpoint on the configured port; with discovery on, a free one when that port is taken."""
+
+    def on(port: int) -> MetricsServer:
+        return MetricsServer(
+            telemetry.registry, loaded.host, port, service_name=loaded.service_name, summary=read_summary
+        )
+
+    try:
+        return on(loaded.port)
+    except EddieOtelError:
+        if loaded.discovery_dir is None or loaded.port == 0:
+            raise
+    # Discovery announces whatever port is bound, so another process on this port is no obstacle.
+    server = on(0)
+    logger.info(
+        "eddie-otel: port %s is taken; serving metrics on port %s (announced in %s)",
+        loaded.port,
+        server.port,
+        loaded.discovery_dir,
+    )
+    return server
+
+
+# ------------------------------------------------------------------ identity and forks
+
+_instance_id: str | None = None
+_watching = False
+# In a forked child, the parent's runtime until the child's own is built.
+_inherited: Runtime | None = None
+
+
+def instance_id() -> str:
+    """This process's `service.instance.id`: one per process, a new one in a forked child."""
+    global _instance_id
+    if _instance_id is None:
+        _instance_id = str(uuid.uuid4())
+    return _instance_id
+
+
+def _watch_forks() -> None:
+    global _watching
+    if not _watching and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        atexit.register(_withdraw_at_exit)
+        _watching = True
+
+
+def _withdraw_at_exit() -> None:
+    runtime = _runtime
+    if runtime is not None and runtime.announcement is not None:
+        runtime.announcement.remove()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: a new identity, fresh locks, and the parent's runtime set aside.
+
+    Only the forking thread exists in the child, and other libraries' fork handlers may
+    not have run yet, so nothing is built here: the child's own runtime is built from the
+    parent's settings by its first recorded call (`current()`). The parent's endpoint is
+    abandoned (its port released in the child, never shut down: its thread is not here).
+    """
+    global _lock, _runtime, _instance_id, _inherited
+    _lock = threading.RLock()
+    _instance_id = None
+    parent, _runtime = _runtime, None
+    after_fork_in_child()
+    if parent is None:
+        return
+    if parent.server is not None:
+        parent.server.abandon()
+    # The parent's counts are the parent's: nothing of them is exported from here.
+    parent.telemetry.store.reset_after_fork()
+    _inherited = parent
+
+
+def _rebuild_inherited() -> Runtime | None:
+    """The forked child's own runtime, from the parent's settings (a free port if the parent served)."""
+    global _inherited
+    parent, _inherited = _inherited, None
+    if parent is None:
+        return None
+    threading.Thread(target=parent.telemetry.shutdown, name="eddie-otel-parent", daemon=True).start()
+    settings = dataclasses.replace(parent.settings, port=0) if parent.server is not None else parent.settings
+    provider = None if parent.telemetry.owns_provider else parent.telemetry.provider
+    return _build(settings, provider)
 
 
 def current() -> Runtime:
     """The configured runtime; configures from the environment on first use if nobody did."""
+    global _runtime
     runtime = _runtime
     if runtime is not None:
         return runtime
     with _lock:
+        if _runtime is None and _inherited is not None:
+            try:
+                _runtime = _rebuild_inherited()
+            except Exception:
+                logger.exception("eddie-otel: could not set up recording in the forked child")
         if _runtime is None:
             logger.info("eddie-otel: configure() was not called; configuring from the environment")
             try:
@@ -146,8 +276,10 @@ def shutdown() -> None:
 
 
 def _shutdown_locked() -> None:
-    global _runtime
+    global _runtime, _inherited
     runtime, _runtime = _runtime, None
+    # A forked child that never recorded has only its parent's runtime, which is not its to stop.
+    _inherited = None
     if runtime is not None:
         runtime.close()
 

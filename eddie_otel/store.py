@@ -300,6 +300,13 @@ class Store:
                 dropped += series._drop_locked(stale)
         return dropped
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held by a thread that is gone), no series."""
+        self.lock = threading.Lock()
+        for family in self._families():
+            family._lock = self.lock
+        self.clear()
+
     def clear(self) -> None:
         """Forget every series (what `reset()` does for instruments a borrowed provider keeps)."""
         with self.lock:

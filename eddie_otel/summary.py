@@ -2,50 +2,59 @@
 
 `summary()` returns the dict that GET /metrics/summary answers:
 
+- `generated_at`: when the summary was computed, an RFC 3339 UTC timestamp
+  (`2026-01-31T12:00:00.000Z`), so a reader can tell a stale copy from a fresh one.
 - `totals`: one key per catalogue counter, without `_total`; 0 until something is counted.
 - `agents`: per agent, the tasks and chunks running now (`active`) and finished so far (`executed`).
 - `latency`: per stage, p50/p95/p99 of the recent task durations (the history keeps the last
-  `SAMPLE_SIZE` per stage). Percentiles use the nearest-rank method: the p-th percentile of n
-  sorted durations is the ⌈p·n/100⌉-th smallest, always a duration that was actually observed.
-- `windows`: `5m` and `1h`, each with its length in `seconds`, the increase of every counter
-  over it (`counts`, exact to the history's 10-second bucket) and `rates`: the count divided by
-  the window's full length, in events per second.
-- `indicators`: a list of `{name, value, target, ok}`; `target` is `{"op": ">=", "value": 0.95}`
-  (the comparison `value op target.value` must hold); `value` and `ok` are null while there is
-  no data to judge.
+  `SAMPLE_SIZE` per stage) and the number of `samples` they come from. Percentiles use the
+  nearest-rank method: the p-th percentile of n sorted durations is the ⌈p·n/100⌉-th smallest,
+  always a duration that was actually observed.
+- `windows`: `5m` and `1h`, each with its length in `seconds`, the time it actually covers in
+  `covered_seconds` (its length, or less while the process is younger than the window), the
+  increase of every counter over it (`counts`, exact to the history's 10-second bucket) and
+  `rates`: the count divided by the covered time (at least one second), in events per second.
+  A service up 6 s that counted 21 events reports 3.5 per second, not 21 / 300.
+- `indicators`: a list of `{name, window, value, target, ok}`; `window` names the data judged
+  (`1h`, `5m`, or `recent` for the last durations of each stage); `target` is
+  `{"op": ">=", "value": 0.95}` (the comparison `value op target.value` must hold); `value` and
+  `ok` are null while there is no data to judge.
 
 The indicators, and the data each one uses:
 
-- success_rate: task_success / (task_success + task_failure) over the last hour; target ≥ 0.95.
-- latency_p99_seconds: the highest per-stage p99 of the recent durations, so the target holds
-  only when every stage finishes 99% of its tasks in under a minute; target < 60.
-- timeouts_per_hour: timeout events counted in the last hour (not extrapolated while the process
-  is younger than an hour); target < 5. Null when the hour saw no activity at all (no task or
-  chunk finished and no timeout), since "no timeouts" then means nothing.
-- merge_efficiency: 1 - merge_deduplication / merge_chunks_combined over the last hour, the share
-  of combined chunk results that were not duplicates: above 0.90 means overlapping chunks wasted
-  less than a tenth of the work; target > 0.90.
-- agent_balance_ratio: tasks and chunks finished in the last 5 minutes by the busiest agent over
-  the least busy one, among agents that finished any in that window; null with fewer than two;
-  target < 2.
+- success_rate (`1h`): task_success / (task_success + task_failure) over the last hour; target ≥ 0.95.
+- latency_p99_seconds (`recent`): the highest per-stage p99 of the recent durations, so the target
+  holds only when every stage finishes 99% of its tasks in under a minute; target < 60.
+- timeouts_per_hour (`1h`): timeout events counted in the last hour (not extrapolated while the
+  process is younger than an hour); target < 5. Null when the hour saw no activity at all (no
+  task or chunk finished and no timeout), since "no timeouts" then means nothing.
+- merge_efficiency (`1h`): 1 - merge_deduplication / merge_chunks_combined over the last hour, the
+  share of combined chunk results that were not duplicates: above 0.90 means overlapping chunks
+  wasted less than a tenth of the work; target > 0.90.
+- agent_balance_ratio (`5m`): tasks and chunks finished in the last 5 minutes by the busiest agent
+  over the least busy one, among agents that finished any in that window; null with fewer than
+  two; target < 2.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 
-from typing_extensions import TypedDict
+from typing_extensions import Protocol, TypedDict
 
-from eddie_otel import runtime as _rt
 from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.history import History
 from eddie_otel.objectives import target
+from eddie_otel.telemetry import Telemetry
 
 __all__ = [
     "WINDOWS",
     "AgentLoad",
     "Indicator",
     "Latency",
+    "Summarised",
     "Summary",
     "Target",
     "Window",
@@ -74,9 +83,10 @@ class Latency(TypedDict):
 
 
 class Window(TypedDict):
-    """Counter increases over a window, and the same per second."""
+    """Counter increases over a window, and the same per second of the time the window covers."""
 
     seconds: int
+    covered_seconds: float
     counts: dict[str, float]
     rates: dict[str, float]
 
@@ -89,9 +99,10 @@ class Target(TypedDict):
 
 
 class Indicator(TypedDict):
-    """A success indicator; value and ok are null while there is no data."""
+    """A success indicator over `window` (`1h`, `5m` or `recent`); value and ok are null while there is no data."""
 
     name: str
+    window: str
     value: float | None
     target: Target
     ok: bool | None
@@ -100,6 +111,7 @@ class Indicator(TypedDict):
 class Summary(TypedDict):
     """The summary of GET /metrics/summary, the same dict as eddie_otel.summary()."""
 
+    generated_at: str
     totals: dict[str, float]
     agents: dict[str, AgentLoad]
     latency: dict[str, Latency]
@@ -122,9 +134,16 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def summary(runtime: _rt.Runtime | None = None) -> Summary:
-    """The summary of `runtime` (default: the configured one): the dict GET /metrics/summary answers."""
-    rt = runtime if runtime is not None else _rt.current()
+class Summarised(Protocol):
+    """What a summary reads: a runtime's telemetry (its store) and history."""
+
+    telemetry: Telemetry
+    history: History
+
+
+def summary(runtime: Summarised) -> Summary:
+    """The summary of `runtime`, the dict GET /metrics/summary answers (`eddie_otel.summary()`: the configured one)."""
+    rt = runtime
     series = rt.telemetry.store.series
     history = rt.history
 
@@ -146,21 +165,37 @@ def summary(runtime: _rt.Runtime | None = None) -> Summary:
     windows: dict[str, Window] = {}
     for name, seconds in WINDOWS:
         counts = history.window(seconds)
+        covered = round(history.covered(seconds), 3)
+        # At least a second: a burst in the first milliseconds is not a rate of thousands per second.
+        divisor = max(covered, 1.0)
         windows[name] = {
             "seconds": seconds,
+            "covered_seconds": _number(covered),
             "counts": {key: _number(value) for key, value in counts.items()},
-            "rates": {key: value / seconds for key, value in counts.items()},
+            "rates": {key: value / divisor for key, value in counts.items()},
         }
 
     hour = history.window(3600)
     indicators = [
-        _indicator("success_rate", _ratio(hour["task_success"], hour["task_success"] + hour["task_failure"])),
-        _indicator("latency_p99_seconds", max((stage["p99"] for stage in latency.values()), default=None)),
-        _indicator("timeouts_per_hour", _timeouts(hour)),
-        _indicator("merge_efficiency", _efficiency(hour["merge_deduplication"], hour["merge_chunks_combined"])),
-        _indicator("agent_balance_ratio", _balance(history.agents(300).values())),
+        _indicator("success_rate", "1h", _ratio(hour["task_success"], hour["task_success"] + hour["task_failure"])),
+        _indicator("latency_p99_seconds", "recent", max((stage["p99"] for stage in latency.values()), default=None)),
+        _indicator("timeouts_per_hour", "1h", _timeouts(hour)),
+        _indicator("merge_efficiency", "1h", _efficiency(hour["merge_deduplication"], hour["merge_chunks_combined"])),
+        _indicator("agent_balance_ratio", "5m", _balance(history.agents(300).values())),
     ]
-    return {"totals": totals, "agents": agents, "latency": latency, "windows": windows, "indicators": indicators}
+    return {
+        "generated_at": _timestamp(),
+        "totals": totals,
+        "agents": agents,
+        "latency": latency,
+        "windows": windows,
+        "indicators": indicators,
+    }
+
+
+def _timestamp() -> str:
+    """Now as an RFC 3339 UTC timestamp with milliseconds: 2026-01-31T12:00:00.000Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _number(value: float) -> int | float:
@@ -188,7 +223,13 @@ def _balance(executions: Iterable[float]) -> float | None:
     return max(counts) / min(counts)
 
 
-def _indicator(name: str, value: float | None) -> Indicator:
+def _indicator(name: str, window: str, value: float | None) -> Indicator:
     goal = target(name)
     ok = None if value is None else goal.met(value)
-    return {"name": name, "value": value, "target": {"op": goal.op, "value": goal.threshold}, "ok": ok}
+    return {
+        "name": name,
+        "window": window,
+        "value": value,
+        "target": {"op": goal.op, "value": goal.threshold},
+        "ok": ok,
+    }

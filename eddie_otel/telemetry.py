@@ -12,6 +12,7 @@ counters and gauges, SDK histograms), with one warning, and stays exact.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import weakref
@@ -35,7 +36,7 @@ from eddie_otel.exposition import render
 from eddie_otel.labels import LabelCap
 from eddie_otel.store import Series, Store
 
-__all__ = ["SCOPE_NAME", "Telemetry", "forget_borrowed"]
+__all__ = ["SCOPE_NAME", "Telemetry", "after_fork_in_child", "forget_borrowed"]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -90,6 +91,14 @@ _BORROWED: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.Weak
 _BORROWED_LOCK = threading.Lock()
 
 
+def after_fork_in_child() -> None:
+    """In a forked child: fresh locks, and no counts of the parent's in the stores of borrowed providers."""
+    global _BORROWED_LOCK
+    _BORROWED_LOCK = threading.Lock()
+    for instruments in list(_BORROWED.values()):
+        instruments.store.reset_after_fork()
+
+
 def forget_borrowed() -> None:
     """Zero the series kept for borrowed providers: what a full reset does."""
     with _BORROWED_LOCK:
@@ -100,8 +109,11 @@ def forget_borrowed() -> None:
 class Telemetry:
     """One MeterProvider (owned, or an installed SDK one borrowed), its readers, the store and the label cap."""
 
-    def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
+    def __init__(
+        self, settings: Settings, meter_provider: MeterProvider | None = None, instance_id: str | None = None
+    ) -> None:
         self.settings = settings
+        self.instance_id = instance_id
         self.enabled = not settings.sdk_disabled
         instruments = None
         if meter_provider is not None:
@@ -135,7 +147,11 @@ class Telemetry:
         settings = self.settings
         self.readers = self._make_readers()
         if meter_provider is None:
-            resource = Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
+            identity = {"service.name": settings.service_name}
+            if self.instance_id is not None:
+                identity["service.instance.id"] = self.instance_id
+            # OTEL_RESOURCE_ATTRIBUTES may name the instance itself: an explicit word wins.
+            resource = Resource.create({**identity, **settings.resource_attributes})
             self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
             self.owns_provider = True
             instruments.register(self.provider)
@@ -154,6 +170,27 @@ class Telemetry:
             bridge.skip.add(self._prometheus_reader)
             self.registry.register(StoreCollector(self.store))
 
+    def _limits(self, reader_class: type) -> dict[str, Any]:
+        """`cardinality_limits=` above the store's series budget, where `reader_class` takes it (newer SDKs).
+
+        The store keeps at most `max_series_per_metric` series and one overflow series per
+        metric. Through the bridge they never reach the SDK's aggregation; through the SDK
+        instruments (the fallback) they do, and the SDK's own limit (2 000 by default) must
+        not fold them into an `otel_metric_overflow` series.
+        """
+        if "cardinality_limits" not in inspect.signature(reader_class).parameters:
+            return {}
+        from opentelemetry.sdk.metrics import (
+            Histogram,
+            ObservableCounter,
+            ObservableGauge,
+            ObservableUpDownCounter,
+        )
+
+        limit = self.settings.max_series_per_metric + 1
+        classes = (Histogram, ObservableCounter, ObservableGauge, ObservableUpDownCounter)
+        return {"cardinality_limits": dict.fromkeys(classes, limit)}
+
     def _make_readers(self) -> list[MetricReader]:
         settings = self.settings
         readers: list[MetricReader] = []
@@ -161,7 +198,9 @@ class Telemetry:
             if name == "prometheus":
                 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
-                self._prometheus_reader = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
+                self._prometheus_reader = PrometheusMetricReader(
+                    scope_info_enabled=False, registry=self.registry, **self._limits(PrometheusMetricReader)
+                )
                 readers.append(self._prometheus_reader)
             elif name == "otlp":
                 try:
@@ -175,7 +214,9 @@ class Telemetry:
 
                 readers.append(
                     PeriodicExportingMetricReader(
-                        OTLPMetricExporter(), export_interval_millis=settings.export_interval_millis
+                        OTLPMetricExporter(),
+                        export_interval_millis=settings.export_interval_millis,
+                        **self._limits(PeriodicExportingMetricReader),
                     )
                 )
             elif name == "console":
@@ -186,7 +227,9 @@ class Telemetry:
 
                 readers.append(
                     PeriodicExportingMetricReader(
-                        ConsoleMetricExporter(), export_interval_millis=settings.export_interval_millis
+                        ConsoleMetricExporter(),
+                        export_interval_millis=settings.export_interval_millis,
+                        **self._limits(PeriodicExportingMetricReader),
                     )
                 )
         return readers

@@ -95,11 +95,13 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
     window = t.window
     span = _spoken(window)
     depth = promql.FALLBACK_DEPTH_EXCEEDED
-    by_agent = ("agent",)
+    # Per scrape job, so that the job's EddieMetricsEndpointDown inhibits them (dashboards/alertmanager.yml).
+    by = slo.BY
+    by_agent = (*by, "agent")
     return [
         Rule(
             alert="EddieHighTimeoutEvents",
-            expr=f"{promql.sum_increase(promql.TIMEOUT_EVENTS, window)} > {t.timeouts}",
+            expr=f"{promql.sum_increase(promql.TIMEOUT_EVENTS, window, by)} > {t.timeouts}",
             for_=t.timeouts_for,
             severity="warning",
             summary=f"More than {t.timeouts} timeouts in {span} across all agents",
@@ -127,7 +129,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
         ),
         Rule(
             alert="EddieHighFailureRate",
-            expr=f"{promql.failure_ratio(window)} > {t.failure_ratio}",
+            expr=f"{promql.failure_ratio(window, by)} > {t.failure_ratio}",
             for_=t.failure_for,
             severity="warning",
             summary=f"More than {t.failure_ratio:.0%} of tasks failed over {span}",
@@ -154,7 +156,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
         ),
         Rule(
             alert="EddieLatencyP99High",
-            expr=f"{promql.quantile(0.99, promql.TASK_EXECUTION, window)} > {t.latency_p99_seconds:g}",
+            expr=f"{promql.quantile(0.99, promql.TASK_EXECUTION, window, by)} > {t.latency_p99_seconds:g}",
             for_=t.latency_for,
             severity="warning",
             summary=f"Task latency p99 above {t.latency_p99_seconds:g} s",
@@ -167,9 +169,9 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
         Rule(
             alert="EddieAgentImbalance",
             expr=(
-                f"{promql.agent_balance(window)} > {t.agent_balance:g}"
+                f"{promql.agent_balance(window, by)} > {t.agent_balance:g}"
                 # With a single agent the ratio is 1 anyway; stated so the intent is plain.
-                f" and {promql.active_agent_count(window)} >= 2"
+                f" and {promql.active_agent_count(window, by)} >= 2"
             ),
             for_=t.imbalance_for,
             severity="warning",
@@ -183,7 +185,7 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
         ),
         Rule(
             alert="EddieLowMergeEfficiency",
-            expr=f"{promql.merge_efficiency(t.merge_window)} < {t.merge_efficiency}",
+            expr=f"{promql.merge_efficiency(t.merge_window, by)} < {t.merge_efficiency}",
             for_=t.merge_for,
             severity="warning",
             summary=f"Merge efficiency below {t.merge_efficiency:.0%}",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from eddie_otel.discovery import is_stale
 from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 from eddie_otel.errors import ConfigurationError, EddieOtelError
@@ -186,14 +187,16 @@ def _answers(address: str) -> bool:
     return status == 200
 
 
-def stale_discovery_files(directory: Path) -> list[tuple[Path, str]]:
-    """The discovery files in `directory` whose target does not answer (its process is gone), with the target."""
-    return [
-        (path, address)
-        for path, addresses in _discovery_files(directory)
-        for address in addresses
-        if not _answers(address)
-    ]
+def stale_discovery_files(directory: Path) -> list[tuple[Path, str, str]]:
+    """The discovery files in `directory` that name a process that is gone: (file, target, why)."""
+    stale = []
+    for path, addresses in _discovery_files(directory):
+        for address in addresses:
+            if is_stale(path):
+                stale.append((path, address, "its process is gone"))
+            elif not _answers(address):
+                stale.append((path, address, "it does not answer"))
+    return stale
 
 
 def check_fleet(prometheus_url: str, found: Found, discovery_dir: str | None = None) -> str:
@@ -217,8 +220,8 @@ def check_fleet(prometheus_url: str, found: Found, discovery_dir: str | None = N
     ]
     if discovery_dir:
         problems += [
-            f"stale discovery file {path} names {address}, which does not answer (its process is gone): remove it"
-            for path, address in stale_discovery_files(Path(discovery_dir))
+            f"stale discovery file {path} names {address}, but {why}: remove it"
+            for path, address, why in stale_discovery_files(Path(discovery_dir))
         ]
     listing = ", ".join(_health(t) for t in targets)
     if problems:

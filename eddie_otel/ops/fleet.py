@@ -8,9 +8,12 @@ plus `instances` and `source: "prometheus"`:
 - `latency`: per stage, p50/p95/p99 of task_execution_seconds over the last hour (from the
   histogram's buckets, so a value is a bucket interpolation, not an observed duration) and
   `samples`, the tasks that finished in that hour.
-- `windows`: `5m` and `1h`, each counter's increase over the window and that divided by its length.
-- `indicators`: `promql.indicators` over the last hour, the very queries of the dashboard's stat
-  panels (which ask them over the dashboard's time range).
+- `windows`: `5m` and `1h`, each counter's increase over the window and that divided by its length
+  (`covered_seconds` is the window's length: Prometheus keeps the fleet's history, whatever the
+  age of each process).
+- `indicators`: `promql.indicators` over the last hour (`window: "1h"`), the very queries of the
+  dashboard's stat panels (which ask them over the dashboard's time range).
+- `generated_at`: when the summary was computed, in the format of the process summary's.
 - `instances`: every target of the job(s): `job`, `instance`, `service_instance_id` (from
   `target_info`, null when the target exposes none) and `health` ("up" or "down").
 
@@ -25,6 +28,7 @@ import re
 import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Any
 
 from typing_extensions import TypedDict
@@ -125,7 +129,18 @@ def _ask(api: PrometheusAPI, queries: Mapping[str, str]) -> dict[str, Vector]:
 def _indicator(name: str, value: float | None) -> Indicator:
     goal = target(name)
     ok = None if value is None else goal.met(value)
-    return {"name": name, "value": value, "target": {"op": goal.op, "value": goal.threshold}, "ok": ok}
+    return {
+        "name": name,
+        "window": INDICATOR_WINDOW,
+        "value": value,
+        "target": {"op": goal.op, "value": goal.threshold},
+        "ok": ok,
+    }
+
+
+def _timestamp() -> str:
+    # RFC 3339 UTC with milliseconds, as GET /metrics/summary writes generated_at.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _instances(up: Vector, ids: Vector) -> list[Instance]:
@@ -176,11 +191,13 @@ def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
         counts = {metric.key: value[f"window:{name}:{metric.key}"] or 0.0 for metric in _COUNTERS}
         windows[name] = {
             "seconds": seconds,
+            "covered_seconds": seconds,
             "counts": {key: _number(count) or 0 for key, count in counts.items()},
             "rates": {key: count / seconds for key, count in counts.items()},
         }
     indicators = [_indicator(name, _number(value[f"indicator:{name}"])) for name in promql.indicators(INDICATOR_WINDOW)]
     return {
+        "generated_at": _timestamp(),
         "totals": totals,
         "agents": agents,
         "latency": latency,

@@ -3,7 +3,8 @@
 `--check` writes nothing and exits 1 listing the files that differ from a fresh
 generation (what CI runs); without it the files are rewritten in place.
 `--runbook-base-url` and `--grafana-base-url` set where the alerts' runbook_url
-and dashboard_url annotations point (the committed files use the defaults).
+and dashboard_url annotations point (the committed files use the defaults: the
+runbooks' path in the source tree, docs/runbooks.md, and the Grafana of `eddie-otel stack`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--runbook-base-url",
         metavar="URL",
         default=DEFAULT_RUNBOOK_BASE_URL,
-        help=f"where docs/runbooks.md is published; runbook_url is URL#alertname (default: {DEFAULT_RUNBOOK_BASE_URL})",
+        help=(
+            "where your copy of docs/runbooks.md is served; runbook_url is URL#alertname. Give it for production: "
+            f"the default, {DEFAULT_RUNBOOK_BASE_URL}, is the file's path in the eddie-otel source, not a link"
+        ),
     )
     parser.add_argument(
         "--grafana-base-url",

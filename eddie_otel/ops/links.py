@@ -7,8 +7,10 @@ from typing import Any
 
 __all__ = ["DEFAULT_GRAFANA_BASE_URL", "DEFAULT_RUNBOOK_BASE_URL", "Links", "panel_id"]
 
-# The runbooks as published with the source; pass --runbook-base-url where your copy lives.
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/eddie-otel/eddie-otel/blob/main/docs/runbooks.md"
+# The runbooks' path in the eddie-otel source tree, relative to its root: true wherever the source is,
+# but a link no browser can follow. eddie-otel publishes them nowhere, so in production pass
+# --runbook-base-url with the address where your copy of docs/runbooks.md is served.
+DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks.md"
 # Grafana of `eddie-otel stack`.
 DEFAULT_GRAFANA_BASE_URL = "http://127.0.0.1:3000"
 

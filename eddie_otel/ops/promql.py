@@ -164,25 +164,26 @@ def success_ratio(window: str, by: Sequence[str] = (), *, where: Where = None) -
     return ratio(f"({successes} or {failures} * 0)", either_sum(successes, failures))
 
 
-def merge_efficiency(window: str, *, where: Where = None) -> str:
+def merge_efficiency(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """1 - duplicates removed / chunk results combined over `window`: the share of merged results that were new."""
-    duplicates = sum_rate(MERGE_DEDUPLICATION, window, where=where)
-    return f"1 - {ratio(duplicates, sum_rate(MERGE_CHUNKS_COMBINED, window, where=where))}"
+    deduplicated = sum_rate(MERGE_DEDUPLICATION, window, by, where=where)
+    combined = sum_rate(MERGE_CHUNKS_COMBINED, window, by, where=where)
+    return f"1 - {ratio(deduplicated, combined)}"
 
 
-def _active_agents(window: str, where: Where) -> str:
-    return f"{sum_rate(AGENT_TASKS_EXECUTED, window, ('agent',), where=where)} > 0"
+def _active_agents(window: str, by: Sequence[str], where: Where) -> str:
+    return f"{sum_rate(AGENT_TASKS_EXECUTED, window, (*by, 'agent'), where=where)} > 0"
 
 
-def agent_balance(window: str, *, where: Where = None) -> str:
+def agent_balance(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """Busiest agent's executions / least busy agent's over `window`, among agents that executed any (1 = even)."""
-    active = _active_agents(window, where)
-    return f"max({active}) / min({active})"
+    active = _active_agents(window, by, where)
+    return f"{aggregate('max', active, by)} / {aggregate('min', active, by)}"
 
 
-def active_agent_count(window: str, *, where: Where = None) -> str:
+def active_agent_count(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """The number of agents that finished at least one task or chunk over `window`."""
-    return f"count({_active_agents(window, where)})"
+    return aggregate("count", _active_agents(window, by, where), by)
 
 
 def timeouts_per_hour(window: str, *, where: Where = None) -> str:

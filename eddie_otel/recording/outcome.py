@@ -10,8 +10,7 @@ timeout is.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import sys
 from typing import TYPE_CHECKING
 
 from eddie_otel.labels import LABEL_VALUE_RE
@@ -20,13 +19,27 @@ from eddie_otel.store import Cell
 if TYPE_CHECKING:
     from eddie_otel.recording.recorder import Recorder
 
-__all__ = ["TIMEOUT_ERRORS", "TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason", "reason_of"]
+__all__ = ["TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason", "is_timeout", "reason_of"]
 
-# A TimeoutError escaping a decorated call counts as a timeout; on Python 3.10 the
-# asyncio and concurrent.futures ones are not yet aliases of the builtin.
-TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError}
-)
+# The modules whose TimeoutError is not yet the builtin one on Python 3.10.
+_TIMEOUT_MODULES = ("asyncio", "concurrent.futures") if sys.version_info < (3, 11) else ()
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether `error` is a TimeoutError: the builtin, asyncio's or concurrent.futures' (one on Python 3.11+).
+
+    The modules are looked up only where they are loaded: an error of a module never
+    imported cannot exist, and importing asyncio would cost every process that records.
+    """
+    if isinstance(error, TimeoutError):
+        return True
+    for name in _TIMEOUT_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and isinstance(error, module.TimeoutError):
+            return True
+    return False
+
+
 # Reasons given by a caller that mean a timeout, and the one reason every timeout is recorded with.
 TIMEOUT_REASONS = frozenset({"timeout", "TimeoutError"})
 TIMEOUT = "timeout"
@@ -36,7 +49,7 @@ UNKNOWN = "unknown"
 
 def reason_of(error: BaseException) -> tuple[str, bool]:
     """The failure reason of `error` (its class name, or "timeout" for any TimeoutError) and whether it is one."""
-    if isinstance(error, TIMEOUT_ERRORS):
+    if is_timeout(error):
         return TIMEOUT, True
     reason = type(error).__name__
     # A class name is an identifier, which may hold letters a label value may not.

@@ -68,7 +68,9 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         app.add_middleware(HostCheck, names=names)
     if runtime.telemetry.provider is not None:
         instrument(app, runtime.telemetry.provider)
-    app.openapi = openapi_builder(app, bearer=service.webhook_token is not None)  # type: ignore[method-assign]
+    app.openapi = openapi_builder(  # type: ignore[method-assign]
+        app, bearer=service.webhook_token is not None, host_check=names is not None
+    )
     return app
 
 

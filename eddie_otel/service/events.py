@@ -148,6 +148,16 @@ class TimeoutEvent(BaseEvent):
         return True
 
 
+# The schema of "reason only when success is false": success is false, or reason is absent or null.
+# JSON Schema says it with one anyOf, so the document states the rule the validator below enforces.
+_REASON_ONLY_ON_FAILURE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"success": {"const": False}}, "required": ["success"]},
+        {"properties": {"reason": {"type": "null"}}},
+    ]
+}
+
+
 def _reason_only_on_failure(what: str) -> Any:
     """A validator of `reason`: only a failure (success false) of `what` has one."""
 
@@ -165,6 +175,8 @@ class ChunkExecutedEvent(BaseEvent):
     A failure (`success` false) counts chunk_failure_total with `reason` (default "error");
     a reason of "timeout" also counts a timeout event.
     """
+
+    model_config = ConfigDict(json_schema_extra=_REASON_ONLY_ON_FAILURE)
 
     type: Literal["chunk_executed"] = "chunk_executed"
     agent: LabelValue
@@ -205,6 +217,8 @@ class TaskCompletedEvent(BaseEvent):
     counts a timeout event. With `agent`, agent_tasks_executed_total counts it too.
     """
 
+    model_config = ConfigDict(json_schema_extra=_REASON_ONLY_ON_FAILURE)
+
     type: Literal["task_completed"] = "task_completed"
     stage: LabelValue
     duration_seconds: Seconds
@@ -221,7 +235,11 @@ class TaskCompletedEvent(BaseEvent):
 
 
 class MergeEvent(BaseEvent):
-    """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total)."""
+    """Chunk results merged (merge_chunks_combined_total, merge_deduplication_total).
+
+    `duplicates_removed` is at most `chunks_combined`: a rule between two fields, which no
+    JSON Schema keyword states, so the schema gives it in words; a body breaking it gets 422.
+    """
 
     type: Literal["merge"] = "merge"
     chunks_combined: Integer = Field(ge=0, le=MAX_CHUNKS_COMBINED)
@@ -276,10 +294,22 @@ else:
     Event = Annotated[Union[EVENT_CLASSES], Field(discriminator="type")]  # noqa: UP007 - built from a tuple
 
 
+def _type_required_in_batch(schema: dict[str, Any]) -> None:
+    # A single event's route knows its type, so its model's `type` has a default; in a batch only
+    # `type` tells the events apart, and pydantic refuses an event without it.
+    schema["properties"]["events"]["items"]["required"] = ["type"]
+
+
 class EventBatch(BaseModel):
     """Several events of any types, each with its `type`; recorded all or none."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        frozen=True,
+        json_schema_extra=_type_required_in_batch,
+    )
 
     events: list[Event]
 

@@ -7,6 +7,8 @@ the event models and from the summary's one typed definition.
 When a webhook token is configured, the document declares the bearer scheme and puts
 every POST route under it; without a token it declares none, since none is needed: a
 client (or a fuzzer) reading the document learns exactly what the service checks.
+Likewise, when the Host check is on (the service is bound to loopback), every
+operation declares its 400 answer to a request addressed to a foreign name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from eddie_otel.service.events import EVENT_CLASSES, EventBatch
+from eddie_otel.service.schema import Problem
 from eddie_otel.summary import Summary
 
 __all__ = ["BEARER_SCHEME", "SUMMARY", "SUMMARY_SCHEMA_NAME", "openapi_builder", "schema_ref"]
@@ -30,6 +33,8 @@ SUMMARY_SCHEMA_NAME = "Summary"
 _REF_TEMPLATE = "#/components/schemas/{model}"
 # The name of the security scheme of the webhooks, when EDDIE_OTEL_WEBHOOK_TOKEN is set.
 BEARER_SCHEME = "bearer"
+# The refusal every route answers, `{"detail", "errors"}`.
+PROBLEM_SCHEMA_NAME = Problem.__name__
 
 
 def schema_ref(name: str) -> dict[str, str]:
@@ -37,10 +42,11 @@ def schema_ref(name: str) -> dict[str, str]:
     return {"$ref": _REF_TEMPLATE.format(model=name)}
 
 
-def openapi_builder(app: FastAPI, bearer: bool = False) -> Callable[[], dict[str, Any]]:
+def openapi_builder(app: FastAPI, bearer: bool = False, host_check: bool = False) -> Callable[[], dict[str, Any]]:
     """The OpenAPI builder of `app`, adding the event and summary schemas; built once, then cached.
 
     With `bearer`, every POST operation requires the bearer scheme (the webhook token).
+    With `host_check`, every operation declares the 400 of a request to a Host that is not the service's.
     """
 
     def build() -> dict[str, Any]:
@@ -55,6 +61,8 @@ def openapi_builder(app: FastAPI, bearer: bool = False) -> Callable[[], dict[str
             schemas.update(_component_schemas())
             if bearer:
                 _require_bearer(schema)
+            if host_check:
+                _declare_host_check(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -74,8 +82,22 @@ def _require_bearer(schema: dict[str, Any]) -> None:
             operations["post"]["security"] = [{BEARER_SCHEME: []}]
 
 
+def _declare_host_check(schema: dict[str, Any]) -> None:
+    refused = {
+        "description": (
+            "Host is not a name of this service: bound to loopback, it answers localhost, 127.0.0.1, [::1] "
+            "and the names in EDDIE_OTEL_ALLOWED_HOSTS"
+        ),
+        "content": {"application/json": {"schema": schema_ref(PROBLEM_SCHEMA_NAME)}},
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("400", refused)
+
+
 def _component_schemas() -> dict[str, Any]:
     models = [(model, "validation") for model in (*EVENT_CLASSES, EventBatch)]
+    models.append((Problem, "serialization"))
     _, definitions = models_json_schema(models, ref_template=_REF_TEMPLATE)  # type: ignore[arg-type]
     found: dict[str, Any] = dict(definitions.get("$defs", {}))
     summary = SUMMARY.json_schema(ref_template=_REF_TEMPLATE)

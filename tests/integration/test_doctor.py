@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 import eddie_otel
 from eddie_otel.cli import main
+from eddie_otel.ops.doctor import stale_discovery_files
 from tests.conftest import free_port
 from tests.support.agents import Agent
 from tests.support.grafana_standin import ADMIN, GrafanaStandIn
@@ -175,7 +177,7 @@ def test_a_fleet_with_a_down_target_a_shared_instance_id_and_a_stale_file_fails_
         assert f"http://{address}/metrics/prometheus is up" in detail
     assert f"down: http://{dead}/metrics/prometheus is down" in detail
     assert f"service_instance_id {twin_id} on 2 targets ({', '.join(sorted(twins))})" in detail
-    assert f"stale discovery file {discovery / 'eddie-agent-gone.json'} names {dead}" in detail
+    assert f"stale discovery file {discovery / 'eddie-agent-gone.json'} names {dead}, but it does not answer" in detail
     assert "eddie-agent-live.json" not in detail
 
 
@@ -188,3 +190,14 @@ def test_a_bad_url_is_a_one_line_error(capsys: pytest.CaptureFixture[str], url: 
     assert err.startswith("eddie-otel doctor: error: --metrics-url ")
     assert err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_a_discovery_file_left_by_a_killed_process_is_reported_as_gone(tmp_path: Path) -> None:
+    discovery = tmp_path / "discovery"
+    agent = Agent(1, tmp_path, {**os.environ, "EDDIE_OTEL_DISCOVERY_DIR": str(discovery)})
+    [left] = list(discovery.glob("*.json"))
+    agent.process.send_signal(signal.SIGKILL)
+    agent.process.wait(timeout=10)
+    agent.stop()
+    assert left.exists()
+    assert stale_discovery_files(discovery) == [(left, agent.address, "its process is gone")]

@@ -68,7 +68,17 @@ def test_totals_are_exact_sums_over_every_live_instance(
     assert status == 0
     n = len(agents)
     assert result["source"] == "prometheus"
-    assert set(result) == {"totals", "agents", "latency", "windows", "indicators", "instances", "source"}
+    assert set(result) == {
+        "generated_at",
+        "totals",
+        "agents",
+        "latency",
+        "windows",
+        "indicators",
+        "instances",
+        "source",
+    }
+    assert result["generated_at"].endswith("Z")
     totals = result["totals"]
     assert totals["task_split"] == sum(SPLITS)
     assert totals["task_split_chunks"] == 3 * sum(SPLITS)
@@ -104,6 +114,7 @@ def test_indicators_are_the_dashboard_stat_queries_over_an_hour(
     _, result, _ = summary(capsys, "--prometheus-url", server.url, "--job", "eddie")
     indicators = {item["name"]: item for item in result["indicators"]}
     assert list(indicators) == list(promql.indicators("1h"))
+    assert {item["window"] for item in indicators.values()} == {"1h"}
     # 9 successes in 10 per process: under the 95 % target.
     assert indicators["success_rate"]["value"] == pytest.approx(0.9, abs=0.02)
     assert indicators["success_rate"]["ok"] is False
@@ -125,7 +136,7 @@ def test_windows_have_counts_and_rates(
     assert list(result["windows"]) == [name for name, _ in WINDOWS]
     for name, seconds in WINDOWS:
         window = result["windows"][name]
-        assert window["seconds"] == seconds
+        assert window["seconds"] == window["covered_seconds"] == seconds
         # increase() extrapolates to the window's edges: about the workload, never less.
         assert window["counts"]["task_success"] >= 9 * len(agents) * 0.9
         assert window["rates"]["task_success"] == pytest.approx(window["counts"]["task_success"] / seconds)

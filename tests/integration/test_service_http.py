@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import http.client
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -158,10 +159,17 @@ def test_empty_batch_accepts_nothing(service: httpx.Client) -> None:
     assert (response.status_code, response.json()) == (202, {"accepted": 0, "refused_splits": 0})
 
 
+def timeless(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary without what moves with the clock: `generated_at`, the windows' covered time and rates."""
+    rest = {key: value for key, value in summary.items() if key != "generated_at"}
+    rest["windows"] = {name: window["counts"] for name, window in summary["windows"].items()}
+    return rest
+
+
 def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> None:
     empty = service.get("/metrics/summary")
     assert empty.status_code == 200
-    assert empty.json() == eddie_otel.summary()
+    assert timeless(empty.json()) == timeless(eddie_otel.summary())
     assert all(value is None for value in (item["value"] for item in empty.json()["indicators"]))
 
     for seconds in (1.0, 2.0, 3.0):
@@ -169,13 +177,21 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
     service.post("/events/chunk_executed", json={"agent": "a2", "duration_seconds": 0.5})
 
     body = service.get("/metrics/summary").json()
-    assert body == eddie_otel.summary()
-    SUMMARY.validate_python(body)  # the schema the OpenAPI document gives is the one served
+    assert timeless(body) == timeless(eddie_otel.summary())
+    SUMMARY.validate_python(body, strict=True)  # the schema the OpenAPI document gives is the one served
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["generated_at"])
+    for name, seconds in (("5m", 300), ("1h", 3600)):
+        window = body["windows"][name]
+        # The service is seconds old: each window covers that much, and its rates are per second of it.
+        assert 0 < window["covered_seconds"] < 60 < seconds == window["seconds"]
+        assert window["counts"]["task_success"] == 3
+        assert window["rates"]["task_success"] == pytest.approx(3 / max(window["covered_seconds"], 1.0))
     assert body["latency"] == {"review": {"samples": 3, "p50": 2.0, "p95": 3.0, "p99": 3.0}}
     assert body["agents"] == {"a1": {"active": 0, "executed": 3}, "a2": {"active": 0, "executed": 1}}
     indicators = {item["name"]: item for item in body["indicators"]}
     assert indicators["success_rate"] == {
         "name": "success_rate",
+        "window": "1h",
         "value": 1.0,
         "target": {"op": ">=", "value": 0.95},
         "ok": True,

@@ -68,6 +68,6 @@ def wait_until(condition: Callable[[], object], timeout: float, message: str, in
 
 
 def drive_history(runtime: Runtime, clock: Callable[[], float]) -> None:
-    """Give `runtime` a fresh history read with `clock`, and a recorder that feeds it."""
-    runtime.history = History(runtime.telemetry.store, clock=clock)
+    """Give `runtime` a fresh history read with `clock` (and the runtime's series TTL), and a recorder that feeds it."""
+    runtime.history = History(runtime.telemetry.store, clock=clock, ttl_seconds=runtime.settings.series_ttl_seconds)
     runtime.recorder = Recorder(runtime.settings, runtime.telemetry, runtime.history)

@@ -19,7 +19,10 @@ from tests.support.helpers import wait_until
 
 
 class PrometheusServer:
-    """Starts `prometheus` scraping `targets` every `interval`; stop() ends it."""
+    """Starts `prometheus` scraping `targets` (and `more_jobs`) every `interval`; stop() ends it.
+
+    `alertmanagers` (host:port) receive the alerts of `rule_files`; `extra_args` go to the command line.
+    """
 
     def __init__(
         self,
@@ -31,6 +34,10 @@ class PrometheusServer:
         interval: str = "1s",
         rule_files: list[Path] | None = None,
         job: str = "eddie",
+        file_sd_dir: Path | None = None,
+        more_jobs: dict[str, list[str]] | None = None,
+        alertmanagers: list[str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,13 +47,22 @@ class PrometheusServer:
             copy = workdir / rule_file.name
             shutil.copyfile(rule_file, copy)
             rules.append(copy.name)
-        config = {
+        scrape_configs: list[dict[str, Any]] = []
+        for name, addresses in {job: targets, **(more_jobs or {})}.items():
+            scrape: dict[str, Any] = {"job_name": name, "metrics_path": metrics_path}
+            if name == job and file_sd_dir is not None:
+                # Targets from the discovery files eddie-otel processes write (DESIGN.md §8).
+                scrape["file_sd_configs"] = [{"files": [str(file_sd_dir / "*.json")], "refresh_interval": "1s"}]
+            else:
+                scrape["static_configs"] = [{"targets": addresses}]
+            scrape_configs.append(scrape)
+        config: dict[str, Any] = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": rules,
-            "scrape_configs": [
-                {"job_name": job, "metrics_path": metrics_path, "static_configs": [{"targets": targets}]}
-            ],
+            "scrape_configs": scrape_configs,
         }
+        if alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]}
         config_file = workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
         self._log = (workdir / "prometheus.log").open("wb")
@@ -57,6 +73,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
+                *(extra_args or []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

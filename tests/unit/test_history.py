@@ -104,3 +104,15 @@ def test_the_sample_ring_keeps_only_the_last_sample_size(history: History) -> No
     assert list(history.sample("task")) == [float(value) for value in range(5, SAMPLE_SIZE + 5)]
     history.sample("chunk").append(1.5)
     assert history.durations() == {"task": list(ring), "chunk": [1.5]}
+
+
+def test_covered_is_the_time_since_the_history_began_up_to_the_window(store: Store, clock: Clock) -> None:
+    clock.now = 500.0
+    history = History(store, clock=clock)
+    assert history.covered(300) == 0.0
+    clock.now = 506.0
+    assert history.covered(300) == 6.0
+    assert history.covered(3600) == 6.0
+    clock.now = 900.0
+    assert history.covered(300) == 300.0
+    assert history.covered(3600) == 400.0

@@ -1,4 +1,4 @@
-"""The store: inclusive bucket boundaries, histogram count/sum/min/max, exact adds under threads, clear()."""
+"""The store: inclusive buckets, count/sum/min/max, exact adds under threads, clear, budget, forget, expire."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from eddie_otel.catalogue import DURATION_BUCKETS, METRICS
-from eddie_otel.store import Store
+from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, SELF_METRICS
+from eddie_otel.store import OVERFLOW_METRIC, Store
 
 AT_60 = DURATION_BUCKETS.index(60.0)
 
@@ -99,3 +99,51 @@ def test_clear_forgets_every_series(store: Store) -> None:
     assert all(histogram.snapshot() == [] for histogram in store.histograms.values())
     # A cell asked for afterwards starts from zero.
     assert store.series["task_split_total"].cell(("agent-1",)).value == 0.0
+
+
+def test_past_the_budget_a_new_combination_shares_the_all_other_cell() -> None:
+    store = Store((*METRICS, *SELF_METRICS), budget=2)
+    timeouts = store.series["timeout_events_total"]
+    first = timeouts.cell(("a0", "s0", "r"))
+    timeouts.cell(("a1", "s1", "r"))
+
+    third, fourth = timeouts.cell(("a2", "s2", "r")), timeouts.cell(("a3", "s3", "r"))
+
+    assert third is fourth
+    assert timeouts.cell(("a0", "s0", "r")) is first  # a known combination keeps its own cell
+    assert set(timeouts.attributes) == {("a0", "s0", "r"), ("a1", "s1", "r"), ("other", "other", "other")}
+    assert store.series[OVERFLOW_METRIC].values() == {("timeout_events_total",): 2.0}
+
+
+def test_forget_drops_the_value_in_every_family_that_has_the_label(store: Store) -> None:
+    store.add(store.series["task_split_total"].cell(("gone",)))
+    store.add(store.series["timeout_events_total"].cell(("gone", "s", "r")))
+    store.finish(None, [], store.histograms["chunk_execution_seconds"].cell(("gone",)), 1.0)
+    store.add(store.series["task_split_total"].cell(("kept",)))
+    store.add(store.series["task_success_total"].cell(("gone",)))  # a stage named like the agent
+
+    assert store.forget("agent", "gone") == 3
+
+    assert store.series["task_split_total"].values() == {("kept",): 1.0}
+    assert store.series["timeout_events_total"].values() == {}
+    assert store.histograms["chunk_execution_seconds"].snapshot() == []
+    assert store.series["task_success_total"].values() == {("gone",): 1.0}
+
+
+def test_expire_drops_stale_gauges_but_not_a_running_count(store: Store) -> None:
+    store.tick(100.0)
+    store.set(store.series["docker_container_cpu_limit"].cell(("old",)), 500)
+    store.start(store.series["agent_active_tasks"].cell(("busy",)))
+    idle = store.series["agent_active_tasks"].cell(("idle",))
+    store.start(idle)
+    store.finish(idle, [], None, 1.0)
+    store.add(store.series["task_split_total"].cell(("idle",)))
+    store.tick(150.0)
+    store.set(store.series["docker_container_cpu_limit"].cell(("new",)), 250)
+    store.tick(200.0)
+
+    assert store.expire(60.0) == 2
+
+    assert store.series["docker_container_cpu_limit"].values() == {("new",): 250.0}
+    assert store.series["agent_active_tasks"].values() == {("busy",): 1.0}
+    assert store.series["task_split_total"].values() == {("idle",): 1.0}  # counters never expire

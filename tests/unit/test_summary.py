@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -18,7 +19,7 @@ from eddie_otel import (
 )
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.runtime import Runtime
-from eddie_otel.summary import percentile
+from eddie_otel.summary import Summary, percentile
 from tests.support.helpers import drive_history
 
 COUNTER_KEYS = [metric.key for metric in METRICS if metric.kind is Kind.COUNTER]
@@ -42,7 +43,18 @@ def clock(configured: Runtime) -> FakeClock:
     return fake
 
 
-def indicators(result: dict[str, object]) -> dict[str, tuple[object, object]]:
+def stamped(result: Summary) -> dict[str, object]:
+    """The summary without `generated_at`, after checking that it is an RFC 3339 UTC timestamp of now."""
+    rest = dict(result)
+    generated_at = rest.pop("generated_at")
+    assert isinstance(generated_at, str)
+    assert generated_at.endswith("Z")
+    when = datetime.fromisoformat(generated_at.removesuffix("Z") + "+00:00")
+    assert abs(datetime.now(timezone.utc) - when) < timedelta(seconds=5)
+    return rest
+
+
+def indicators(result: Summary) -> dict[str, tuple[object, object]]:
     """The indicators as {name: (value, ok)}."""
     listed = result["indicators"]
     assert isinstance(listed, list)
@@ -53,20 +65,49 @@ def test_empty_state(clock: FakeClock) -> None:
     result = eddie_otel.summary()
 
     zeros = dict.fromkeys(COUNTER_KEYS, 0)
-    assert result == {
+    # The history began at this very instant: the windows cover no time yet, and count nothing.
+    empty = {"covered_seconds": 0, "counts": zeros, "rates": dict.fromkeys(COUNTER_KEYS, 0.0)}
+    assert stamped(result) == {
         "totals": zeros,
         "agents": {},
         "latency": {},
-        "windows": {
-            "5m": {"seconds": 300, "counts": zeros, "rates": dict.fromkeys(COUNTER_KEYS, 0.0)},
-            "1h": {"seconds": 3600, "counts": zeros, "rates": dict.fromkeys(COUNTER_KEYS, 0.0)},
-        },
+        "windows": {"5m": {"seconds": 300, **empty}, "1h": {"seconds": 3600, **empty}},
         "indicators": [
-            {"name": "success_rate", "value": None, "target": {"op": ">=", "value": 0.95}, "ok": None},
-            {"name": "latency_p99_seconds", "value": None, "target": {"op": "<", "value": 60.0}, "ok": None},
-            {"name": "timeouts_per_hour", "value": None, "target": {"op": "<", "value": 5.0}, "ok": None},
-            {"name": "merge_efficiency", "value": None, "target": {"op": ">", "value": 0.90}, "ok": None},
-            {"name": "agent_balance_ratio", "value": None, "target": {"op": "<", "value": 2.0}, "ok": None},
+            {
+                "name": "success_rate",
+                "window": "1h",
+                "value": None,
+                "target": {"op": ">=", "value": 0.95},
+                "ok": None,
+            },
+            {
+                "name": "latency_p99_seconds",
+                "window": "recent",
+                "value": None,
+                "target": {"op": "<", "value": 60.0},
+                "ok": None,
+            },
+            {
+                "name": "timeouts_per_hour",
+                "window": "1h",
+                "value": None,
+                "target": {"op": "<", "value": 5.0},
+                "ok": None,
+            },
+            {
+                "name": "merge_efficiency",
+                "window": "1h",
+                "value": None,
+                "target": {"op": ">", "value": 0.90},
+                "ok": None,
+            },
+            {
+                "name": "agent_balance_ratio",
+                "window": "5m",
+                "value": None,
+                "target": {"op": "<", "value": 2.0},
+                "ok": None,
+            },
         ],
     }
 
@@ -160,15 +201,20 @@ def test_known_sequence(clock: FakeClock) -> None:
         "merge_chunks_combined": 10,
         "chunk_failure": 0,
     }
+    # The history began at t=1000 and it is now t=1405: the 5-minute window is full, but the hour
+    # has seen only 405 s, so its rates are per second of those 405 s. Dividing by 3600 (as an
+    # earlier version did) reported a young process's rates about 9 times too low.
     assert result["windows"]["5m"] == {
         "seconds": 300,
+        "covered_seconds": 300,
         "counts": last_5m,
         "rates": {key: value / 300 for key, value in last_5m.items()},
     }
     assert result["windows"]["1h"] == {
         "seconds": 3600,
+        "covered_seconds": 405,
         "counts": result["totals"],
-        "rates": {key: value / 3600 for key, value in result["totals"].items()},
+        "rates": {key: value / 405 for key, value in result["totals"].items()},
     }
     assert indicators(result) == {
         "success_rate": (20 / 21, True),
@@ -193,6 +239,10 @@ def test_windows_forget_what_is_older(clock: FakeClock) -> None:
     assert result["windows"]["1h"]["counts"]["task_failure"] == 0
     assert result["windows"]["1h"]["counts"]["merge_chunks_combined"] == 10
     assert result["windows"]["5m"]["counts"] == dict.fromkeys(COUNTER_KEYS, 0)
+    # Older than both windows now: each covers its full length.
+    assert result["windows"]["1h"]["covered_seconds"] == 3600
+    assert result["windows"]["1h"]["rates"]["task_success"] == 10 / 3600
+    assert result["windows"]["5m"]["covered_seconds"] == 300
     assert result["totals"]["task_success"] == 20
     assert indicators(result) == {
         "success_rate": (1.0, True),
@@ -223,6 +273,44 @@ def test_timeouts_need_activity_and_balance_needs_two_agents(clock: FakeClock) -
     for _ in range(5):
         record_timeout(agent="a1", stage="s")
     assert indicators(eddie_otel.summary())["timeouts_per_hour"] == (5, False)
+
+
+def test_a_young_service_reports_rates_over_the_time_it_has_been_up(clock: FakeClock) -> None:
+    # Up 6 s with 21 timeouts: 3.5 per second, not 21 / 300 = 0.07.
+    clock.now = 1006.0
+    for _ in range(21):
+        record_timeout(agent="a1", stage="s")
+
+    windows = eddie_otel.summary()["windows"]
+
+    for name, seconds in (("5m", 300), ("1h", 3600)):
+        assert windows[name]["seconds"] == seconds
+        assert windows[name]["covered_seconds"] == 6
+        assert windows[name]["counts"]["timeout_events"] == 21
+        assert windows[name]["rates"]["timeout_events"] == 3.5
+
+
+def test_rates_divide_by_at_least_a_second(clock: FakeClock) -> None:
+    # A burst in the first 10 ms is 4 events in the first second, not 400 per second.
+    clock.now = 1000.01
+    for _ in range(4):
+        record_timeout(agent="a1", stage="s")
+
+    window = eddie_otel.summary()["windows"]["5m"]
+
+    assert window["covered_seconds"] == 0.01
+    assert window["rates"]["timeout_events"] == 4.0
+
+
+def test_each_indicator_names_its_window(clock: FakeClock) -> None:
+    named = {item["name"]: item["window"] for item in eddie_otel.summary()["indicators"]}
+    assert named == {
+        "success_rate": "1h",
+        "latency_p99_seconds": "recent",
+        "timeouts_per_hour": "1h",
+        "merge_efficiency": "1h",
+        "agent_balance_ratio": "5m",
+    }
 
 
 def test_summary_of_an_explicit_runtime(clock: FakeClock, configured: Runtime) -> None:

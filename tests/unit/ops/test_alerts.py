@@ -51,9 +51,17 @@ def test_failure_rate_alert_divides_failures_by_finished_tasks() -> None:
     """A ratio of rates, not the per-second failure rate the original system compared with 0.1."""
     expr = next(rule.expr for rule in rules() if rule.alert == "EddieHighFailureRate")
     numerator, _, denominator = expr.partition(" / ")
-    assert numerator == "sum(rate(task_failure_total[5m]))"
-    assert "sum(rate(task_success_total[5m]))" in denominator
+    assert numerator == "sum by (job) (rate(task_failure_total[5m]))"
+    assert "sum by (job) (rate(task_success_total[5m]))" in denominator
     assert denominator.endswith(" > 0) > 0.1")
+
+
+def test_every_alert_keeps_the_job_label_the_endpoint_down_inhibition_matches_on() -> None:
+    """Alertmanager inhibits on `equal: [job]`: an alert aggregated without `by (job)` would escape it."""
+    for rule in rules():
+        aggregations = re.findall(r"\b(?:sum|max|min|count)\b(?: by \(([^)]*)\))? ?\(", rule.expr)
+        assert aggregations or rule.alert == "EddieMetricsEndpointDown", rule.alert
+        assert all("job" in by.split(", ") for by in aggregations), (rule.alert, aggregations)
 
 
 def test_thresholds_are_frozen() -> None:
@@ -84,7 +92,7 @@ def test_every_alert_has_severity_summary_description_runbook_and_dashboard() ->
         assert list(annotations) == ["summary", "description", "runbook_url", "dashboard_url"]
         assert all(text.strip() for text in annotations.values()), rule["alert"]
         base, _, anchor = annotations["runbook_url"].partition("#")
-        assert base.endswith("/docs/runbooks.md")
+        assert base == "docs/runbooks.md"
         assert anchor == rule["alert"].lower()
         # The anchor GitHub gives a `## AlertName` heading.
         assert f"\n## {rule['alert']}\n" in runbooks, rule["alert"]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 import eddie_otel
@@ -109,6 +110,52 @@ def test_bad_fields_are_named(type_name: str, changes: dict[str, object], field:
     assert [error.field for error in raised.value.errors] == [field]
     assert message in raised.value.errors[0].message
     assert str(raised.value).startswith(f"{field}: ")
+
+
+def _parses(type_name: str | None, body: object) -> bool:
+    try:
+        parse_batch(encoded(body)) if type_name is None else parse_event(type_name, encoded(body))
+    except InvalidEvents:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("type_name", "body"),
+    [
+        ("chunk_executed", {**MINIMAL["chunk_executed"], "success": False, "reason": "oom"}),
+        ("chunk_executed", {**MINIMAL["chunk_executed"], "reason": "oom"}),
+        ("chunk_executed", {**MINIMAL["chunk_executed"], "success": True, "reason": "oom"}),
+        ("chunk_executed", {**MINIMAL["chunk_executed"], "success": True, "reason": None}),
+        ("task_completed", {**MINIMAL["task_completed"], "success": False}),
+        ("task_completed", {**MINIMAL["task_completed"], "success": False, "reason": "timeout"}),
+        ("task_completed", {**MINIMAL["task_completed"], "reason": "oops"}),
+        ("task_split", {**MINIMAL["task_split"], "chunks": 2.0, "depth": 0.0}),
+        ("task_split", {**MINIMAL["task_split"], "chunks": 2.5}),
+        ("task_split", {**MINIMAL["task_split"], "chunks": True}),
+        ("timeout", {**MINIMAL["timeout"], "agent": "a b"}),
+        ("timeout", {**MINIMAL["timeout"], "agent": "a1\n"}),
+        ("merge", {"chunks_combined": 3.0, "duplicates_removed": 3}),
+        (None, {"events": [{"type": name, **body} for name, body in MINIMAL.items()]}),
+        (None, {"events": [MINIMAL["task_split"]]}),
+        (None, {"events": [{"type": "chunk_executed", **MINIMAL["chunk_executed"], "reason": "oom"}]}),
+        (None, {"events": [{"type": "task_split", **MINIMAL["merge"]}]}),
+    ],
+)
+def test_the_json_schema_and_the_validator_agree(type_name: str | None, body: dict[str, Any]) -> None:
+    model = EventBatch if type_name is None else EVENT_MODELS[type_name]
+    schema = jsonschema_rs.validator_for(model.model_json_schema())
+
+    assert schema.is_valid(body) == _parses(type_name, body)
+
+
+def test_the_one_rule_the_schema_states_in_words_is_merges_duplicates_at_most_combined() -> None:
+    body = {"chunks_combined": 1, "duplicates_removed": 2}
+    schema = EVENT_MODELS["merge"].model_json_schema()
+
+    assert jsonschema_rs.validator_for(schema).is_valid(body)
+    assert not _parses("merge", body)
+    assert "`duplicates_removed` is at most `chunks_combined`" in schema["description"]
 
 
 def test_bad_fields_of_a_batch_name_the_index() -> None:

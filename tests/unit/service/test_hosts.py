@@ -59,6 +59,21 @@ def test_allowed_hosts_pass(loopback_service: BackgroundServer, host: str) -> No
         assert _get(server, host)[0] == 200
 
 
+@pytest.mark.parametrize(("host", "declared"), [("127.0.0.1", True), ("0.0.0.0", False)])
+def test_the_openapi_document_declares_the_host_check_where_it_runs(host: str, declared: bool) -> None:
+    runtime = eddie_otel.configure(serve=False, host=host)
+    document = create_app(runtime, ServiceSettings.load({})).openapi()
+
+    operations = [operation for path in document["paths"].values() for operation in path.values()]
+    assert len(operations) >= 10
+    for operation in operations:
+        assert ("400" in operation["responses"]) is declared
+        if declared:
+            refused = operation["responses"]["400"]
+            assert "Host is not a name of this service" in refused["description"]
+            assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
 def test_a_request_without_host_is_refused(loopback_service: BackgroundServer) -> None:
     with loopback_service as server:
         assert _get(server, None)[0] == 400

@@ -1,0 +1,177 @@
+"""Every reader: readers of a borrowed SDK MeterProvider, present before configure() and added
+after, see eddie's histograms exactly; where the SDK internals the bridge needs are missing,
+eddie falls back to SDK instruments with one warning and stays exact; the declared SDK range
+is the tested one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import eddie_otel
+from eddie_otel import bridge, runtime
+from eddie_otel.catalogue import DURATION_BUCKETS, by_prometheus_name
+from tests.support.boundaries import boundary_values, per_bucket, prometheus_histogram, sdk_histogram_points
+from tests.support.helpers import families
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = by_prometheus_name("task_execution_seconds")
+CHUNK = by_prometheus_name("chunk_execution_seconds")
+FALLBACK_WARNING = "does not allow exporting the exact series"
+
+
+@pytest.fixture
+def borrowed() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+    before = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[before])
+    yield provider, before
+    eddie_otel.reset()
+    provider.shutdown()
+
+
+def record(values: list[float]) -> None:
+    for value in values:
+        eddie_otel.record_task(stage="exact", duration_seconds=value)
+        eddie_otel.record_chunk(agent="exact-agent", duration_seconds=value)
+
+
+def assert_reader_exact(reader: InMemoryMetricReader, values: list[float]) -> None:
+    data = reader.get_metrics_data()
+    assert data is not None
+    for metric, labels in ((TASK, {"stage": "exact"}), (CHUNK, {"agent": "exact-agent"})):
+        (point,) = sdk_histogram_points(data, metric.otel_name, **labels)
+        assert list(point.explicit_bounds) == list(DURATION_BUCKETS)
+        assert list(point.bucket_counts) == per_bucket(values), metric.otel_name
+        assert point.count == len(values)
+
+
+def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.WARNING and FALLBACK_WARNING in r.getMessage()]
+
+
+def test_readers_of_a_borrowed_provider_before_and_after_configure_see_the_histograms(
+    borrowed: tuple[MeterProvider, InMemoryMetricReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    provider, before = borrowed
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    assert runtime.current().telemetry.bridged
+    assert fallback_warnings(caplog) == []
+    after = InMemoryMetricReader()
+    provider.add_metric_reader(after)
+    values = boundary_values()
+    record(values)
+    assert_reader_exact(before, values)
+    assert_reader_exact(after, values)
+    text = runtime.current().telemetry.exposition()[0].decode()
+    _, counts, count, _ = prometheus_histogram(text, TASK.prometheus_name, stage="exact")
+    assert (counts, count) == (per_bucket(values), len(values))
+
+
+def test_a_provider_installed_globally_is_borrowed_and_its_readers_see_the_histograms() -> None:
+    # The global provider can be set once per process: a fresh interpreter.
+    script = textwrap.dedent(
+        """
+        import json, logging
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import eddie_otel
+        from eddie_otel import runtime
+
+        logging.basicConfig(level=logging.WARNING)
+        before = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[before])
+        metrics.set_meter_provider(provider)
+        eddie_otel.configure(serve=False)
+        after = InMemoryMetricReader()
+        provider.add_metric_reader(after)
+        for value in (0.0, 0.01, 0.0100001, 60.0, 60.000001, 5000.0):
+            eddie_otel.record_task(stage="exact", duration_seconds=value)
+        seen = {}
+        for name, reader in (("before", before), ("after", after)):
+            for rm in reader.get_metrics_data().resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name == "task.execution":
+                            seen[name] = [list(p.bucket_counts) for p in m.data.data_points]
+        print(json.dumps({
+            "borrowed": runtime.current().telemetry.provider is provider,
+            "bridged": runtime.current().telemetry.bridged,
+            "seen": seen,
+        }))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True
+    )
+    assert FALLBACK_WARNING not in done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = per_bucket([0.0, 0.01, 0.0100001, 60.0, 60.000001, 5000.0])
+    assert result == {"borrowed": True, "bridged": True, "seen": {"before": [expected], "after": [expected]}}
+
+
+def test_without_the_sdk_internals_it_falls_back_with_one_warning_and_stays_exact(
+    borrowed: tuple[MeterProvider, InMemoryMetricReader],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(bridge, "_instrument_classes", lambda: None)
+    provider, before = borrowed
+    caplog.set_level(logging.WARNING, logger="eddie_otel")
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    telemetry = runtime.current().telemetry
+    assert not telemetry.bridged
+    assert len(fallback_warnings(caplog)) == 1
+    after = InMemoryMetricReader()
+    provider.add_metric_reader(after)
+    values = boundary_values()
+    record(values)
+    assert_reader_exact(before, values)
+    assert_reader_exact(after, values)
+    text = telemetry.exposition()[0].decode()
+    for metric, labels in ((TASK, {"stage": "exact"}), (CHUNK, {"agent": "exact-agent"})):
+        bounds, counts, count, _ = prometheus_histogram(text, metric.prometheus_name, **labels)
+        assert (bounds, counts, count) == (list(DURATION_BUCKETS), per_bucket(values), len(values))
+    assert "otel_scope_" not in text
+
+
+def test_the_fallback_never_shows_the_sdk_overflow_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge, "_instrument_classes", lambda: None)
+    eddie_otel.configure(serve=False)
+    assert not runtime.current().telemetry.bridged
+    # 2 500 label combinations: past eddie's budget of 2 000 series, and past the SDK's default limit.
+    for agent in range(50):
+        for stage in range(50):
+            eddie_otel.record_timeout(agent=f"a{agent}", stage=f"s{stage}", reason="deadline")
+    text = runtime.current().telemetry.exposition()[0].decode()
+    assert "otel_metric_overflow" not in text
+    _, samples = families(text)["timeout_events"]
+    assert sum(sample.value for sample in samples) == 2_500
+    assert {frozenset(sample.labels) for sample in samples} == {frozenset({"agent", "stage", "reason"})}
+
+
+def test_the_declared_minimum_versions_are_the_tested_ones() -> None:
+    # Every OpenTelemetry requirement of pyproject.toml (dependencies and extras) has a lower bound.
+    pyproject = (ROOT / "pyproject.toml").read_text("utf-8")
+    minimums = dict(re.findall(r'"(opentelemetry-[a-z-]+)>=([0-9a-z.]+)"', pyproject))
+    assert len(minimums) == len(re.findall(r'"opentelemetry-', pyproject))
+    pinned = {}
+    for line in (ROOT / "ci" / "oldest-constraints.txt").read_text("utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name] = version
+    assert set(minimums) == set(pinned)
+    for name, version in pinned.items():
+        # pyproject may write 1.43 for 1.43.0.
+        assert version == minimums[name] or version == minimums[name] + ".0", name
