@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -13,15 +14,12 @@ from eddie_otel.errors import EddieOtelError
 from eddie_otel.exposition import render
 from eddie_otel.runtime import Runtime
 from eddie_otel.service.events import FieldError
-from eddie_otel.service.openapi import SUMMARY_SCHEMA_NAME, schema_ref
+from eddie_otel.service.openapi import PROBLEM_SCHEMA_NAME, SUMMARY_SCHEMA_NAME, schema_ref
 from eddie_otel.service.schema import Health, problem
 from eddie_otel.service.settings import ServiceSettings
 from eddie_otel.summary import summary
 
 __all__ = ["add_metrics_routes"]
-
-
-_SCOPES = ("local", "fleet")
 
 
 def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings | None = None) -> None:
@@ -66,18 +64,22 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings 
         ),
         responses={
             200: {"content": {"application/json": {"schema": schema_ref(SUMMARY_SCHEMA_NAME)}}},
-            400: {"description": "scope=fleet, but no Prometheus is configured"},
-            502: {"description": "scope=fleet, and Prometheus cannot be reached or refused a query"},
+            400: {
+                "description": f"scope=fleet, but {EDDIE_OTEL_PROMETHEUS_URL} is not set",
+                "content": {"application/json": {"schema": schema_ref(PROBLEM_SCHEMA_NAME)}},
+            },
+            502: {
+                "description": "scope=fleet, and Prometheus cannot be reached or refused a query",
+                "content": {"application/json": {"schema": schema_ref(PROBLEM_SCHEMA_NAME)}},
+            },
         },
         tags=["metrics"],
     )
     def get_summary(
-        scope: str = Query(
+        scope: Literal["local", "fleet"] = Query(
             "local", description="`local` (this process) or `fleet` (every instance Prometheus scrapes)"
         ),
     ) -> Response:
-        if scope not in _SCOPES:
-            return problem(422, [FieldError(field="scope", message=f"must be local or fleet, not {scope[:40]!r}")])
         if scope == "local":
             return JSONResponse(summary(runtime))
         if prometheus_url is None:

@@ -183,6 +183,7 @@ def test_fleet_scope_without_prometheus_is_a_400_and_unreachable_a_502(port: int
         assert words in detail
         assert "\n" not in detail
         assert answer.json()["errors"][0]["field"] == "scope"
+        # FastAPI's own refusal of a value outside the declared enum.
         assert wrong.status_code == 422
         eddie_otel.reset()
         port = free_port()
