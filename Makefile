@@ -29,11 +29,11 @@ demo: $(STAMP)
 	$(BIN)/eddie-otel demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4
 
 test-oldest: $(OLDEST_STAMP)
 	$(OLDEST)/bin/python -m pip list --format=freeze | grep -i '^opentelemetry-'
-	$(OLDEST)/bin/python -m pytest -p no:cacheprovider $(SDK_TESTS)
+	$(OLDEST)/bin/python -m pytest -n 4 -p no:cacheprovider $(SDK_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eddie_otel tests benchmarks

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from eddie_otel._version import __version__
 from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT, TRACE_EXPORTERS
+from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 
 __all__ = ["main"]
@@ -84,7 +85,7 @@ def _grafana_setup(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from eddie_otel.ops.stack import stack_command
 
-    return stack_command(directory=args.dir, force=args.force)
+    return stack_command(directory=args.dir, force=args.force, agents=args.agents)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -95,7 +96,14 @@ def _doctor(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         grafana_url=args.grafana_url,
         api_key=args.api_key,
+        discovery_dir=args.discovery_dir,
     )
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.fleet import summary_command
+
+    return summary_command(prometheus_url=args.prometheus_url, job=args.job)
 
 
 def _slo(args: argparse.Namespace) -> int:
@@ -180,11 +188,18 @@ def _add_grafana_setup(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "stack",
-        help="write a ready monitoring stack (compose, Prometheus, Grafana, Collector) into DIR",
-        description="Write compose file, prometheus.yml, rules, Grafana provisioning, dashboard, collector config.",
+        help="write a monitoring stack running a fleet of agents (Compose v2) into DIR",
+        description=(
+            "Write a Compose v2 stack into DIR: N agent processes built from a wheel written there, the "
+            "metrics service, Prometheus (DNS discovery of the agents, the rules), Alertmanager, Grafana "
+            "provisioned, and the Collector."
+        ),
     )
     parser.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    parser.add_argument(
+        "--agents", type=_count, default=3, help="agent processes (compose replicas) running the demo (default: 3)"
+    )
     parser.set_defaults(handler=_stack)
 
 
@@ -197,7 +212,7 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--metrics-url",
         default=DEFAULT_METRICS_URL,
-        help=f"metrics service base URL (default: {DEFAULT_METRICS_URL})",
+        help=f"the endpoint's base URL, or its {METRICS_PATH} URL (default: {DEFAULT_METRICS_URL})",
     )
     parser.add_argument(
         "--prometheus-url",
@@ -208,7 +223,29 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--api-key", default=None, help=f"Grafana token (default: the {GRAFANA_API_KEY} environment variable)"
     )
+    parser.add_argument(
+        "--discovery-dir",
+        metavar="DIR",
+        default=None,
+        help="the EDDIE_OTEL_DISCOVERY_DIR of the fleet: report files whose process is gone",
+    )
     parser.set_defaults(handler=_doctor)
+
+
+def _add_summary(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "summary",
+        help="print the summary of the whole fleet, computed with PromQL over every instance Prometheus scrapes",
+        description=(
+            "Print the fleet's summary as JSON: the schema of GET /metrics/summary (totals, agents, latency, "
+            "windows, indicators) plus the instances, summed over every live instance by Prometheus."
+        ),
+    )
+    parser.add_argument(
+        "--prometheus-url", required=True, help="Prometheus base URL, for example http://127.0.0.1:9090"
+    )
+    parser.add_argument("--job", default=None, help="scrape job to summarise (default: every job with target_info)")
+    parser.set_defaults(handler=_summary)
 
 
 def _add_slo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -233,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_slo):
+    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_summary, _add_slo):
         add(commands)
     return parser
 

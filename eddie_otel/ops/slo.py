@@ -78,14 +78,15 @@ def record_name(objective: Objective, window: str) -> str:
     return f"eddie:{_kind(objective)}:ratio_rate{window}"
 
 
-def bad_ratio(objective: Objective, window: str, by: tuple[str, ...] = BY) -> str:
+def bad_ratio(objective: Objective, window: str, by: tuple[str, ...] = BY, *, where: promql.Where = None) -> str:
     """Bad tasks / finished tasks over `window`: failed ones, or for a latency objective the slower ones."""
     if objective.latency_seconds is None:
         # 1 - success ratio: 0 (not "no data") when tasks finished and none failed.
-        return f"1 - ({promql.success_ratio(window, by)})"
-    name = promql.TASK_EXECUTION.prometheus_name
-    fast = promql.aggregate("sum", f"rate({name}_bucket{le_matcher(objective.latency_seconds)}[{window}])", by)
-    finished = promql.aggregate("sum", f"rate({name}_count[{window}])", by)
+        return f"1 - ({promql.success_ratio(window, by, where=where)})"
+    metric = promql.TASK_EXECUTION
+    le = le_matcher(objective.latency_seconds)[1:-1]
+    fast = promql.aggregate("sum", f"rate({promql.selector(metric, where, '_bucket', (le,))}[{window}])", by)
+    finished = promql.aggregate("sum", f"rate({promql.selector(metric, where, '_count')}[{window}])", by)
     return f"1 - ({promql.ratio(fast, finished)})"
 
 
@@ -156,14 +157,14 @@ def burn_rate_rules(objectives: tuple[Objective, ...] = OBJECTIVES) -> list[Rule
     return rules
 
 
-def burn_rate(objective: Objective, window: str, by: tuple[str, ...] = ()) -> str:
+def burn_rate(objective: Objective, window: str, by: tuple[str, ...] = (), *, where: promql.Where = None) -> str:
     """How fast `objective`'s error budget burns over `window`: 1 spends exactly the budget in the period."""
-    return f"({bad_ratio(objective, window, by)}) / {objective.error_budget:g}"
+    return f"({bad_ratio(objective, window, by, where=where)}) / {objective.error_budget:g}"
 
 
-def budget_remaining(objective: Objective, by: tuple[str, ...] = ()) -> str:
+def budget_remaining(objective: Objective, by: tuple[str, ...] = (), *, where: promql.Where = None) -> str:
     """The share of `objective`'s error budget left over its period (1 = untouched, below 0 = overspent)."""
-    return f"1 - ({bad_ratio(objective, objective.period, by)}) / {objective.error_budget:g}"
+    return f"1 - ({bad_ratio(objective, objective.period, by, where=where)}) / {objective.error_budget:g}"
 
 
 _RECORDED = re.compile(r"eddie:task_(?:errors|slow):ratio_rate\w+")

@@ -51,7 +51,7 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
     # Event routes first: routing (and the instrumentation's route lookup) tries routes in order,
     # and webhook posts are the bulk of the traffic.
     add_event_routes(app, runtime, service)
-    add_metrics_routes(app, runtime)
+    add_metrics_routes(app, runtime, service)
     page = PageSettings.load()
     add_page_routes(app, page)
     add_docs_routes(app, page)

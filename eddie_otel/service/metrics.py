@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH, health_body
+from eddie_otel.environment import EDDIE_OTEL_PROMETHEUS_URL
+from eddie_otel.errors import EddieOtelError
 from eddie_otel.exposition import render
 from eddie_otel.runtime import Runtime
-from eddie_otel.service.openapi import SUMMARY_SCHEMA_NAME, schema_ref
-from eddie_otel.service.schema import Health
+from eddie_otel.service.events import FieldError
+from eddie_otel.service.openapi import PROBLEM_SCHEMA_NAME, SUMMARY_SCHEMA_NAME, schema_ref
+from eddie_otel.service.schema import Health, problem
+from eddie_otel.service.settings import ServiceSettings
 from eddie_otel.summary import summary
 
 __all__ = ["add_metrics_routes"]
 
 
-def add_metrics_routes(app: FastAPI, runtime: Runtime) -> None:
-    """Add GET /metrics/prometheus, /metrics/summary and /metrics/health, all reading `runtime`."""
+def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings | None = None) -> None:
+    """Add GET /metrics/prometheus, /metrics/summary and /metrics/health, all reading `runtime`.
+
+    `/metrics/summary?scope=fleet` asks the Prometheus of `service.prometheus_url` for the fleet's summary.
+    """
+    prometheus_url = service.prometheus_url if service is not None else None
     started = time.monotonic()
     registry = runtime.telemetry.registry
 
@@ -49,11 +58,40 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime) -> None:
         SUMMARY_PATH,
         response_class=JSONResponse,
         summary="Totals, agent load, latency percentiles, windows and success indicators",
-        responses={200: {"content": {"application/json": {"schema": schema_ref(SUMMARY_SCHEMA_NAME)}}}},
+        description=(
+            "This process's summary, or with `scope=fleet` the whole fleet's, computed by the Prometheus of "
+            f"{EDDIE_OTEL_PROMETHEUS_URL} over every instance it scrapes (plus `instances` and `source`)."
+        ),
+        responses={
+            200: {"content": {"application/json": {"schema": schema_ref(SUMMARY_SCHEMA_NAME)}}},
+            400: {
+                "description": f"scope=fleet, but {EDDIE_OTEL_PROMETHEUS_URL} is not set",
+                "content": {"application/json": {"schema": schema_ref(PROBLEM_SCHEMA_NAME)}},
+            },
+            502: {
+                "description": "scope=fleet, and Prometheus cannot be reached or refused a query",
+                "content": {"application/json": {"schema": schema_ref(PROBLEM_SCHEMA_NAME)}},
+            },
+        },
         tags=["metrics"],
     )
-    def get_summary() -> JSONResponse:
-        return JSONResponse(summary(runtime))
+    def get_summary(
+        scope: Literal["local", "fleet"] = Query(
+            "local", description="`local` (this process) or `fleet` (every instance Prometheus scrapes)"
+        ),
+    ) -> Response:
+        if scope == "local":
+            return JSONResponse(summary(runtime))
+        if prometheus_url is None:
+            message = f"scope=fleet needs {EDDIE_OTEL_PROMETHEUS_URL}, the Prometheus that scrapes the fleet"
+            return problem(400, [FieldError(field="scope", message=message)])
+        # Imported here: a service that never answers for the fleet does not load the PromQL client.
+        from eddie_otel.ops.fleet import fleet_summary
+
+        try:
+            return JSONResponse(dict(fleet_summary(prometheus_url)))
+        except EddieOtelError as exc:
+            return problem(502, [FieldError(field="scope", message=str(exc).splitlines()[0])])
 
     @app.get(HEALTH_PATH, response_model=Health, summary="Health check", tags=["metrics"])
     async def health() -> Health:

@@ -25,7 +25,7 @@ from eddie_otel.service.events import EVENT_CLASSES, EventBatch
 from eddie_otel.service.schema import Problem
 from eddie_otel.summary import Summary
 
-__all__ = ["BEARER_SCHEME", "SUMMARY", "SUMMARY_SCHEMA_NAME", "openapi_builder", "schema_ref"]
+__all__ = ["BEARER_SCHEME", "PROBLEM_SCHEMA_NAME", "SUMMARY", "SUMMARY_SCHEMA_NAME", "openapi_builder", "schema_ref"]
 
 # The summary's shape, from the one definition eddie_otel.summary() follows.
 SUMMARY: TypeAdapter[Summary] = TypeAdapter(Summary)
@@ -92,7 +92,15 @@ def _declare_host_check(schema: dict[str, Any]) -> None:
     }
     for operations in schema["paths"].values():
         for operation in operations.values():
-            operation.setdefault("responses", {}).setdefault("400", refused)
+            responses = operation.setdefault("responses", {})
+            if "400" in responses:
+                # The operation refuses something of its own with a 400 too: one entry says both.
+                responses["400"] = {
+                    **refused,
+                    "description": f"{responses['400']['description']}; or {refused['description']}",
+                }
+            else:
+                responses["400"] = refused
 
 
 def _component_schemas() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from eddie_otel import environment as env
 from eddie_otel.config import Option, integer, load_options, origins, text
 from eddie_otel.errors import ConfigurationError
+from eddie_otel.ops.prometheus_api import parse_url
 
 __all__ = ["ServiceSettings"]
 
@@ -27,6 +28,8 @@ class ServiceSettings:
     max_body_bytes: int = 1_048_576
     # Host header names accepted besides the loopback ones (ports ignored); `*` accepts any.
     allowed_hosts: tuple[str, ...] = ()
+    # The Prometheus scraping the fleet, for GET /metrics/summary?scope=fleet; its user info is a secret.
+    prometheus_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> ServiceSettings:
@@ -47,9 +50,16 @@ def _check_hosts(name: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
+def _check_url(name: str, value: Any) -> str:
+    url = str(value).strip()
+    parse_url(url, name)
+    return url
+
+
 _OPTIONS: dict[str, Option] = {
     "webhook_token": text(env.EDDIE_OTEL_WEBHOOK_TOKEN),
     "cors_origins": origins(env.EDDIE_OTEL_CORS_ORIGINS),
     "max_body_bytes": integer(env.EDDIE_OTEL_MAX_BODY_BYTES, 64, 2**31),
     "allowed_hosts": Option(env.EDDIE_OTEL_ALLOWED_HOSTS, lambda name, raw: raw, _check_hosts),
+    "prometheus_url": Option(env.EDDIE_OTEL_PROMETHEUS_URL, lambda name, raw: raw, _check_url),
 }

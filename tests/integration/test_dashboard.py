@@ -110,7 +110,7 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
     ("Active tasks by agent", {'{agent="a"}': 3, '{agent="b"}': 0}),
     ("Tasks and chunks executed by agent", {'{agent="a"}': 4, '{agent="b"}': 2, '{agent="idle"}': 0}),
     ("Agent balance", {"{}": 2}),
-    ("Container CPU limit", {'{container="c1"}': 1.5, '{container="c2"}': 0.5}),
+    ("Container CPU limit (cores)", {'{container="c1"}': 1.5, '{container="c2"}': 0.5}),
     ("Container memory limit", {'{container="c1"}': 536870912}),
     (
         "Elastic adjustments by container and type",

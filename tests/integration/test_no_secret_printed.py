@@ -229,7 +229,7 @@ def test_doctor_never_prints_user_info_of_grafana_url_or_the_api_key(
     code, text = run(capsys, *argv)
 
     assert code == 1
-    assert "[4/4] FAIL Grafana has the dashboard" in text
+    assert "[5/5] FAIL Grafana has the dashboard" in text
     assert f"Grafana at http://127.0.0.1:{echo.port}" in text or f"http://127.0.0.1:{echo.port} did not" in text
     assert echo.seen[-1] == (f"Bearer {key}" if key else f"Basic {ENCODED}=")
 

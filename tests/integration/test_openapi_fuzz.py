@@ -12,6 +12,7 @@ Two things are told to the generator here, as properties of the test rather than
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from schemathesis import GenerationMode
 import eddie_otel
 from eddie_otel.service import ServiceSettings, create_app
 from eddie_otel.service.server import BackgroundServer
+from tests.support.prometheus_server import PrometheusServer
 
 TOKEN = "fuzz-s3cret"
 # Enough to reach every field's bounds and every refusal; small enough for the whole file to run in well under 60 s.
@@ -36,11 +38,16 @@ def token(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def served(token: str | None) -> Iterator[BackgroundServer]:
-    """The service on a free loopback port, with `token`."""
+def served(token: str | None, prometheus_binary: str, tmp_path: Path) -> Iterator[BackgroundServer]:
+    """The service on a free loopback port, with `token`, and a real Prometheus for GET /metrics/summary?scope=fleet."""
     runtime = eddie_otel.configure(serve=False)
-    with BackgroundServer(create_app(runtime, ServiceSettings.load({}, webhook_token=token))) as server:
-        yield server
+    prometheus = PrometheusServer(prometheus_binary, tmp_path / "prometheus", [])
+    service = ServiceSettings.load({}, webhook_token=token, prometheus_url=prometheus.url)
+    try:
+        with BackgroundServer(create_app(runtime, service)) as server:
+            yield server
+    finally:
+        prometheus.stop()
 
 
 def _has_input(operation: Any) -> bool:

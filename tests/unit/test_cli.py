@@ -8,7 +8,7 @@ import pytest
 
 from eddie_otel import cli
 from eddie_otel.config import MAX_PORT, MIN_PORT
-from eddie_otel.ops import doctor, grafana, stack
+from eddie_otel.ops import doctor, fleet, grafana, stack
 from eddie_otel.service import demo, server
 
 OPTIONS = {
@@ -37,6 +37,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     monkeypatch.setattr(grafana, "setup_command", recorder("grafana-setup"))
     monkeypatch.setattr(stack, "stack_command", recorder("stack"))
     monkeypatch.setattr(doctor, "doctor_command", recorder("doctor"))
+    monkeypatch.setattr(fleet, "summary_command", recorder("summary"))
     return recorded
 
 
@@ -124,17 +125,29 @@ def test_grafana_setup_needs_a_grafana_url(capsys: pytest.CaptureFixture[str]) -
 
 def test_stack_dispatches_directory_and_force(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["stack", "out"]) == 0
-    assert cli.main(["stack", "out", "--force"]) == 0
-    assert calls == [("stack", {"directory": "out", "force": False}), ("stack", {"directory": "out", "force": True})]
+    assert cli.main(["stack", "out", "--force", "--agents", "8"]) == 0
+    assert calls == [
+        ("stack", {"directory": "out", "force": False, "agents": 3}),
+        ("stack", {"directory": "out", "force": True, "agents": 8}),
+    ]
 
 
 def test_doctor_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["doctor"]) == 0
-    assert cli.main(["doctor", "--grafana-url", "http://g:3000", "--api-key", "k"]) == 0
+    assert cli.main(["doctor", "--grafana-url", "http://g:3000", "--api-key", "k", "--discovery-dir", "d"]) == 0
     defaults = {"metrics_url": cli.DEFAULT_METRICS_URL, "prometheus_url": cli.DEFAULT_PROMETHEUS_URL}
     assert calls == [
-        ("doctor", {**defaults, "grafana_url": None, "api_key": None}),
-        ("doctor", {**defaults, "grafana_url": "http://g:3000", "api_key": "k"}),
+        ("doctor", {**defaults, "grafana_url": None, "api_key": None, "discovery_dir": None}),
+        ("doctor", {**defaults, "grafana_url": "http://g:3000", "api_key": "k", "discovery_dir": "d"}),
+    ]
+
+
+def test_summary_dispatches_prometheus_url_and_job(calls: list[tuple[str, dict[str, Any]]]) -> None:
+    assert cli.main(["summary", "--prometheus-url", "http://p:9090"]) == 0
+    assert cli.main(["summary", "--prometheus-url", "http://p:9090", "--job", "eddie"]) == 0
+    assert calls == [
+        ("summary", {"prometheus_url": "http://p:9090", "job": None}),
+        ("summary", {"prometheus_url": "http://p:9090", "job": "eddie"}),
     ]
 
 

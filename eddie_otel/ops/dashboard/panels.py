@@ -11,12 +11,22 @@ from eddie_otel.objectives import OBJECTIVES
 from eddie_otel.ops import promql, slo
 from eddie_otel.ops.alerts import Thresholds
 
-__all__ = ["RANGE", "RATE_INTERVAL", "Panel", "Query", "Row", "rows"]
+__all__ = ["FILTERS", "RANGE", "RATE_INTERVAL", "VARIABLES", "Panel", "Query", "Row", "rows"]
 
 # Grafana's window for rate(): at least four scrape intervals, so every window holds enough samples.
 RATE_INTERVAL = "$__rate_interval"
 # The dashboard's time range: the success indicators summarise all of it.
 RANGE = "$__range"
+
+# The template variables that narrow every query, and the metric and label each lists its values from.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("job", "target_info", "job"),
+    ("instance", "target_info", "instance"),
+    ("agent", promql.AGENT_TASKS_EXECUTED.prometheus_name, "agent"),
+    ("stage", promql.TASK_EXECUTION.prometheus_name + "_count", "stage"),
+)
+# Label → `$variable`: every query matches the variables' regular expressions (multi-value, All = `.*`).
+FILTERS: dict[str, str] = {name: f"${name}" for name, _, _ in VARIABLES}
 
 _PER_SECOND = "suffix:/s"
 
@@ -62,13 +72,14 @@ def _per_second(metric_description: str) -> str:
 
 
 def _indicator_row(t: Thresholds) -> Row:
+    indicator = promql.indicators(RANGE, where=FILTERS)
     return Row(
         "Success indicators (over the dashboard's time range)",
         (
             Panel(
                 "Success rate",
                 f"Succeeded tasks / finished tasks. Target above {t.success_rate:.0%}.",
-                (Query(promql.success_ratio(RANGE)),),
+                (Query(indicator["success_rate"]),),
                 "percentunit",
                 kind="stat",
                 thresholds=("red", ((t.success_rate, "green"),)),
@@ -77,7 +88,7 @@ def _indicator_row(t: Thresholds) -> Row:
             Panel(
                 "Latency p99",
                 f"99th percentile of task execution time. Target under {t.latency_p99_seconds:g} s.",
-                (Query(promql.quantile(0.99, promql.TASK_EXECUTION, RANGE)),),
+                (Query(indicator["latency_p99_seconds"]),),
                 "s",
                 kind="stat",
                 thresholds=("green", ((t.latency_p99_seconds, "red"),)),
@@ -86,7 +97,7 @@ def _indicator_row(t: Thresholds) -> Row:
             Panel(
                 "Timeouts per hour",
                 f"Timeouts across all agents, per hour. Target under {t.timeouts_per_hour:g}.",
-                (Query(promql.timeouts_per_hour(RANGE)),),
+                (Query(indicator["timeouts_per_hour"]),),
                 "short",
                 kind="stat",
                 thresholds=("green", ((t.timeouts_per_hour, "red"),)),
@@ -95,7 +106,7 @@ def _indicator_row(t: Thresholds) -> Row:
             Panel(
                 "Merge efficiency",
                 f"1 − duplicates removed / chunk results combined. Target above {t.merge_efficiency:.0%}.",
-                (Query(promql.merge_efficiency(RANGE)),),
+                (Query(indicator["merge_efficiency"]),),
                 "percentunit",
                 kind="stat",
                 thresholds=("red", ((t.merge_efficiency, "green"),)),
@@ -105,7 +116,7 @@ def _indicator_row(t: Thresholds) -> Row:
                 "Agent balance",
                 "Tasks and chunks executed by the busiest agent / by the least busy active one. "
                 f"Target under {t.agent_balance:g}×.",
-                (Query(promql.agent_balance(RANGE)),),
+                (Query(indicator["agent_balance_ratio"]),),
                 "suffix:×",
                 kind="stat",
                 thresholds=("green", ((t.agent_balance, "red"),)),
@@ -126,7 +137,7 @@ def _error_budget_row() -> Row:
                 budget_title,
                 f"{objective.description} Objective {objective.objective:.0%} over {objective.period}: the share "
                 f"of the {objective.error_budget:.0%} error budget not yet spent (below 0: objective missed).",
-                (Query(slo.budget_remaining(objective)),),
+                (Query(slo.budget_remaining(objective, where=FILTERS)),),
                 "percentunit",
                 kind="stat",
                 thresholds=("red", ((0.0, "orange"), (0.25, "green"))),
@@ -138,7 +149,10 @@ def _error_budget_row() -> Row:
                 f"{objective.period}. {objective.alert} pages at {critical:g}× over 1 h (and 5 m) or 6× over "
                 "6 h (and 30 m), and opens a ticket at 3× over 1 d (and 2 h) or 1× over 3 d (and 6 h).",
                 tuple(
-                    Query(slo.burn_rate(objective, burn.long), f"{burn.long} ({burn.severity} above {burn.factor:g}×)")
+                    Query(
+                        slo.burn_rate(objective, burn.long, where=FILTERS),
+                        f"{burn.long} ({burn.severity} above {burn.factor:g}×)",
+                    )
                     for burn in slo.BURN_RATES
                 ),
                 "suffix:×",
@@ -150,7 +164,7 @@ def _error_budget_row() -> Row:
 
 def rows(t: Thresholds) -> tuple[Row, ...]:
     """The dashboard's rows, top to bottom, with the targets of `t` as thresholds."""
-    ri = RATE_INTERVAL
+    ri, w = RATE_INTERVAL, FILTERS
     agent, stage = ("agent",), ("stage",)
     return (
         _indicator_row(t),
@@ -160,13 +174,13 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 Panel(
                     "Task splits by agent",
                     _per_second(promql.TASK_SPLIT.description),
-                    (Query(promql.sum_rate(promql.TASK_SPLIT, ri, agent), "{{agent}}"),),
+                    (Query(promql.sum_rate(promql.TASK_SPLIT, ri, agent, where=w), "{{agent}}"),),
                     _PER_SECOND,
                 ),
                 Panel(
                     "Chunks created by agent",
                     _per_second(promql.TASK_SPLIT_CHUNKS.description),
-                    (Query(promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent), "{{agent}}"),),
+                    (Query(promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent, where=w), "{{agent}}"),),
                     _PER_SECOND,
                 ),
                 Panel(
@@ -175,8 +189,8 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     (
                         Query(
                             promql.ratio(
-                                promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent),
-                                promql.sum_rate(promql.TASK_SPLIT, ri, agent),
+                                promql.sum_rate(promql.TASK_SPLIT_CHUNKS, ri, agent, where=w),
+                                promql.sum_rate(promql.TASK_SPLIT, ri, agent, where=w),
                             ),
                             "{{agent}}",
                         ),
@@ -186,14 +200,19 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 Panel(
                     "Timeout events by agent and stage",
                     _per_second(promql.TIMEOUT_EVENTS.description),
-                    (Query(promql.sum_rate(promql.TIMEOUT_EVENTS, ri, ("agent", "stage")), "{{agent}} · {{stage}}"),),
+                    (
+                        Query(
+                            promql.sum_rate(promql.TIMEOUT_EVENTS, ri, ("agent", "stage"), where=w),
+                            "{{agent}} · {{stage}}",
+                        ),
+                    ),
                     _PER_SECOND,
                 ),
                 Panel(
                     "Fallback depth violations by agent",
                     f"{promql.FALLBACK_DEPTH_EXCEEDED.description} Count per interval; any one fires "
                     "EddieFallbackDepthExceeded.",
-                    (Query(promql.sum_increase(promql.FALLBACK_DEPTH_EXCEEDED, ri, agent), "{{agent}}"),),
+                    (Query(promql.sum_increase(promql.FALLBACK_DEPTH_EXCEEDED, ri, agent, where=w), "{{agent}}"),),
                     "short",
                     bars=True,
                 ),
@@ -208,9 +227,9 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     f"{promql.TASK_EXECUTION.description} p95, p99 and mean. "
                     f"The p99 target is under {t.latency_p99_seconds:g} s.",
                     (
-                        Query(promql.quantile(0.95, promql.TASK_EXECUTION, ri, stage), "{{stage}} p95"),
-                        Query(promql.quantile(0.99, promql.TASK_EXECUTION, ri, stage), "{{stage}} p99"),
-                        Query(promql.mean(promql.TASK_EXECUTION, ri, stage), "{{stage}} mean"),
+                        Query(promql.quantile(0.95, promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} p95"),
+                        Query(promql.quantile(0.99, promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} p99"),
+                        Query(promql.mean(promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} mean"),
                     ),
                     "s",
                     thresholds=("transparent", ((t.latency_p99_seconds, "red"),)),
@@ -220,8 +239,8 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     "Chunk execution time by agent",
                     f"{promql.CHUNK_EXECUTION.description} p95 and p99.",
                     (
-                        Query(promql.quantile(0.95, promql.CHUNK_EXECUTION, ri, agent), "{{agent}} p95"),
-                        Query(promql.quantile(0.99, promql.CHUNK_EXECUTION, ri, agent), "{{agent}} p99"),
+                        Query(promql.quantile(0.95, promql.CHUNK_EXECUTION, ri, agent, where=w), "{{agent}} p95"),
+                        Query(promql.quantile(0.99, promql.CHUNK_EXECUTION, ri, agent, where=w), "{{agent}} p99"),
                     ),
                     "s",
                     exemplars=True,
@@ -235,9 +254,9 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     "Task successes and failures by stage",
                     f"{promql.TASK_SUCCESS.description} {promql.TASK_FAILURE.description} Per second.",
                     (
-                        Query(promql.sum_rate(promql.TASK_SUCCESS, ri, stage), "{{stage}} succeeded"),
+                        Query(promql.sum_rate(promql.TASK_SUCCESS, ri, stage, where=w), "{{stage}} succeeded"),
                         Query(
-                            promql.sum_rate(promql.TASK_FAILURE, ri, ("stage", "reason")),
+                            promql.sum_rate(promql.TASK_FAILURE, ri, ("stage", "reason"), where=w),
                             "{{stage}} failed: {{reason}}",
                         ),
                     ),
@@ -247,7 +266,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     "Success rate by stage",
                     f"Succeeded / finished tasks, a ratio of rates. Target above {t.success_rate:.0%}; "
                     f"EddieHighFailureRate fires above {t.failure_ratio:.0%} failures.",
-                    (Query(promql.success_ratio(ri, stage), "{{stage}}"),),
+                    (Query(promql.success_ratio(ri, stage, where=w), "{{stage}}"),),
                     "percentunit",
                     max=1,
                     thresholds=("transparent", ((t.success_rate, "green"),)),
@@ -257,7 +276,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     _per_second(promql.CHUNK_FAILURE.description),
                     (
                         Query(
-                            promql.sum_rate(promql.CHUNK_FAILURE, ri, ("agent", "reason")),
+                            promql.sum_rate(promql.CHUNK_FAILURE, ri, ("agent", "reason"), where=w),
                             "{{agent}}: {{reason}}",
                         ),
                     ),
@@ -272,20 +291,24 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 Panel(
                     "Active tasks by agent",
                     f"{promql.AGENT_ACTIVE_TASKS.description} Summed over instances.",
-                    (Query(promql.aggregate("sum", promql.AGENT_ACTIVE_TASKS.prometheus_name, agent), "{{agent}}"),),
+                    (
+                        Query(
+                            promql.aggregate("sum", promql.selector(promql.AGENT_ACTIVE_TASKS, w), agent), "{{agent}}"
+                        ),
+                    ),
                     "short",
                 ),
                 Panel(
                     "Tasks and chunks executed by agent",
                     _per_second(promql.AGENT_TASKS_EXECUTED.description),
-                    (Query(promql.sum_rate(promql.AGENT_TASKS_EXECUTED, ri, agent), "{{agent}}"),),
+                    (Query(promql.sum_rate(promql.AGENT_TASKS_EXECUTED, ri, agent, where=w), "{{agent}}"),),
                     _PER_SECOND,
                 ),
                 Panel(
                     "Agent balance",
                     "Executions of the busiest agent / of the least busy active one "
                     f"(1× is even). Target under {t.agent_balance:g}×.",
-                    (Query(promql.agent_balance(ri), "busiest / least busy"),),
+                    (Query(promql.agent_balance(ri, where=w), "busiest / least busy"),),
                     "suffix:×",
                     thresholds=("transparent", ((t.agent_balance, "red"),)),
                 ),
@@ -296,23 +319,24 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
             "Docker containers",
             (
                 Panel(
-                    "Container CPU limit",
-                    f"{promql.DOCKER_CPU_LIMIT.description} Shown in cores (millicores / 1000).",
+                    "Container CPU limit (cores)",
+                    f"{promql.DOCKER_CPU_LIMIT.description} Shown in cores: the millicores recorded / 1000.",
                     (
                         Query(
-                            promql.aggregate("max", promql.DOCKER_CPU_LIMIT.prometheus_name, ("container",))
+                            promql.aggregate("max", promql.selector(promql.DOCKER_CPU_LIMIT, w), ("container",))
                             + " / 1000",
                             "{{container}}",
                         ),
                     ),
-                    "short",
+                    "suffix: cores",
+                    decimals=2,
                 ),
                 Panel(
                     "Container memory limit",
                     promql.DOCKER_MEMORY_LIMIT.description,
                     (
                         Query(
-                            promql.aggregate("max", promql.DOCKER_MEMORY_LIMIT.prometheus_name, ("container",)),
+                            promql.aggregate("max", promql.selector(promql.DOCKER_MEMORY_LIMIT, w), ("container",)),
                             "{{container}}",
                         ),
                     ),
@@ -323,7 +347,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     f"{promql.DOCKER_ELASTIC_ADJUSTMENT.description} Count per interval.",
                     (
                         Query(
-                            promql.sum_increase(promql.DOCKER_ELASTIC_ADJUSTMENT, ri, ("container", "type")),
+                            promql.sum_increase(promql.DOCKER_ELASTIC_ADJUSTMENT, ri, ("container", "type"), where=w),
                             "{{container}} {{type}}",
                         ),
                     ),
@@ -340,8 +364,8 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     "Chunk results combined and duplicates removed",
                     f"{promql.MERGE_CHUNKS_COMBINED.description} {promql.MERGE_DEDUPLICATION.description} Per second.",
                     (
-                        Query(promql.sum_rate(promql.MERGE_CHUNKS_COMBINED, ri), "combined"),
-                        Query(promql.sum_rate(promql.MERGE_DEDUPLICATION, ri), "duplicates removed"),
+                        Query(promql.sum_rate(promql.MERGE_CHUNKS_COMBINED, ri, where=w), "combined"),
+                        Query(promql.sum_rate(promql.MERGE_DEDUPLICATION, ri, where=w), "duplicates removed"),
                     ),
                     _PER_SECOND,
                 ),
@@ -349,7 +373,7 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                     "Merge efficiency",
                     "1 − duplicates removed / chunk results combined, a ratio of rates. "
                     f"Target above {t.merge_efficiency:.0%}.",
-                    (Query(promql.merge_efficiency(ri), "merge efficiency"),),
+                    (Query(promql.merge_efficiency(ri, where=w), "merge efficiency"),),
                     "percentunit",
                     max=1,
                     thresholds=("transparent", ((t.merge_efficiency, "green"),)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL
+from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, VARIABLES
 
 __all__ = ["expand_variables", "panel_queries"]
 
@@ -28,5 +28,9 @@ def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def expand_variables(expr: str, *, rate_interval: str = "1m", range_: str = "1h") -> str:
-    """`expr` with Grafana's `$__rate_interval` and `$__range` replaced, ready to send to Prometheus itself."""
-    return expr.replace(RATE_INTERVAL, rate_interval).replace(RANGE, range_)
+    """`expr` with Grafana's `$__rate_interval` and `$__range` replaced, and every template variable
+    (`$job`, `$instance`, `$agent`, `$stage`) set to All (`.*`): ready to send to Prometheus itself."""
+    expanded = expr.replace(RATE_INTERVAL, rate_interval).replace(RANGE, range_)
+    for name, _, _ in VARIABLES:
+        expanded = expanded.replace(f'"${name}"', '".*"')
+    return expanded

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eddie_otel.ops.alerts import THRESHOLDS, Thresholds
-from eddie_otel.ops.dashboard.panels import Panel, Query, Row, rows
+from eddie_otel.ops.dashboard.panels import VARIABLES, Panel, Query, Row, rows
 
 __all__ = ["DATASOURCE", "TITLE", "UID", "build_dashboard", "render_dashboard"]
 
@@ -138,6 +138,34 @@ def _layout(rows: Sequence[Row]) -> Iterator[dict[str, Any]]:
         y += line_height
 
 
+def _query_variable(name: str, metric: str, label: str) -> dict[str, Any]:
+    # The variables before `name` narrow its values: pick a job and the instances list shrinks to its own.
+    before = [
+        other for other, _, _ in VARIABLES[: [v[0] for v in VARIABLES].index(name)] if other in ("job", "instance")
+    ]
+    matchers = ", ".join(f'{other}=~"${other}"' for other in before)
+    query = f"label_values({metric}{{{matchers}}}, {label})" if matchers else f"label_values({metric}, {label})"
+    return {
+        # `.*` rather than the list of values Grafana knows: a new instance or agent shows without a reload.
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "datasource": DATASOURCE,
+        "definition": query,
+        "hide": 0,
+        "includeAll": True,
+        "label": name.capitalize(),
+        "multi": True,
+        "name": name,
+        "options": [],
+        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2,
+        "regex": "",
+        "skipUrlSync": False,
+        "sort": 1,
+        "type": "query",
+    }
+
+
 def build_dashboard(thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
     """The Grafana dashboard (uid `eddie-distributed-fallback`) as a JSON-ready dict."""
     return {
@@ -181,6 +209,7 @@ def build_dashboard(thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
                     "skipUrlSync": False,
                     "type": "datasource",
                 },
+                *(_query_variable(name, metric, label) for name, metric, label in VARIABLES),
                 {
                     "current": {},
                     "description": "Where the exemplars of the latency panels open their trace",

@@ -52,7 +52,9 @@ def test_dashboard_identity(dashboard: dict[str, Any]) -> None:
 
 def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dashboard: dict[str, Any]) -> None:
     variables = dashboard["templating"]["list"]
-    assert [(v["name"], v["type"], v["query"]) for v in variables] == [
+    assert (variables[0]["name"], variables[0]["type"]) == ("datasource", "datasource")
+    assert variables[0]["query"] == "prometheus"
+    assert [(v["name"], v["type"], v["query"]) for v in variables if v["type"] == "datasource"] == [
         ("datasource", "datasource", "prometheus"),
         ("traces", "datasource", "tempo"),
     ]
@@ -62,6 +64,54 @@ def test_datasource_is_a_prometheus_variable_used_by_every_panel_and_target(dash
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["datasource"] == DATASOURCE, panel["title"]
+
+
+def test_job_instance_agent_stage_are_multi_value_query_variables_with_all(dashboard: dict[str, Any]) -> None:
+    variables = {v["name"]: v for v in dashboard["templating"]["list"] if v["type"] == "query"}
+    assert list(variables) == ["job", "instance", "agent", "stage"]
+    assert {name: v["definition"] for name, v in variables.items()} == {
+        "job": "label_values(target_info, job)",
+        "instance": 'label_values(target_info{job=~"$job"}, instance)',
+        "agent": 'label_values(agent_tasks_executed_total{job=~"$job", instance=~"$instance"}, agent)',
+        "stage": 'label_values(task_execution_seconds_count{job=~"$job", instance=~"$instance"}, stage)',
+    }
+    for name, variable in variables.items():
+        assert (variable["type"], variable["multi"], variable["includeAll"], variable["allValue"]) == (
+            "query",
+            True,
+            True,
+            ".*",
+        ), name
+        assert variable["datasource"] == DATASOURCE, name
+        assert variable["query"]["query"] == variable["definition"], name
+
+
+def _labels_of(metric_name: str) -> tuple[str, ...]:
+    for metric in METRICS:
+        if metric_name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum") == metric.prometheus_name:
+            return metric.labels
+    raise AssertionError(f"{metric_name} is not in the catalogue")
+
+
+def test_every_series_selector_matches_job_and_instance_and_the_variables_of_its_labels(
+    dashboard: dict[str, Any],
+) -> None:
+    names = "|".join(metric.prometheus_name for metric in METRICS)
+    for title, expr in panel_queries(dashboard):
+        selectors = re.findall(rf"\b((?:{names})(?:_bucket|_count|_sum)?)(\{{[^}}]*\}})?", expr)
+        assert selectors, title
+        for name, matchers in selectors:
+            wanted = ["job", "instance", *(label for label in ("agent", "stage") if label in _labels_of(name))]
+            for label in wanted:
+                assert f'{label}=~"${label}"' in matchers, f"{title}: {name}{matchers}"
+
+
+def test_cpu_panel_says_cores_and_shows_cores(dashboard: dict[str, Any]) -> None:
+    [panel] = [panel for panel in _panels(dashboard) if panel["title"].startswith("Container CPU limit")]
+    assert "cores" in panel["title"]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "suffix: cores"
+    [target] = panel["targets"]
+    assert target["expr"].endswith(" / 1000")
 
 
 def test_at_least_twelve_panels_with_unique_ids_on_a_non_overlapping_grid(dashboard: dict[str, Any]) -> None:
@@ -155,6 +205,11 @@ def test_expand_variables_replaces_grafana_intervals() -> None:
     expr = "sum(rate(x[$__rate_interval])) / sum(rate(y[$__range]))"
     assert expand_variables(expr) == "sum(rate(x[1m])) / sum(rate(y[1h]))"
     assert expand_variables(expr, rate_interval="30s", range_="6h") == "sum(rate(x[30s])) / sum(rate(y[6h]))"
+
+
+def test_expand_variables_sets_every_template_variable_to_all() -> None:
+    expr = 'sum(rate(x{job=~"$job", instance=~"$instance", agent=~"$agent", stage=~"$stage"}[$__range]))'
+    assert expand_variables(expr) == 'sum(rate(x{job=~".*", instance=~".*", agent=~".*", stage=~".*"}[1h]))'
 
 
 def test_grafana_datasource_provisioning() -> None:

@@ -27,7 +27,7 @@ def test_nothing_listening_fails_the_first_step_and_stops(capsys: pytest.Capture
         capsys, "--metrics-url", f"http://127.0.0.1:{port}", "--prometheus-url", "http://127.0.0.1:1"
     )
     assert status == 1
-    assert lines[0] == "[1/3] FAIL metrics endpoint answers with task_split_total"
+    assert lines[0] == "[1/4] FAIL metrics endpoint answers with task_split_total"
     assert f"cannot reach http://127.0.0.1:{port}/metrics/prometheus" in lines[1]
     assert "eddie-otel serve" in lines[1]
     assert len(lines) == 2

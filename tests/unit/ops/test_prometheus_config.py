@@ -24,7 +24,7 @@ def test_rule_file_is_the_one_beside_the_config() -> None:
 
 
 def test_eddie_job_scrapes_the_metrics_endpoint_on_8503() -> None:
-    [job] = _config()["scrape_configs"]
+    job, _ = _config()["scrape_configs"]
     assert job == {
         "job_name": JOB,
         "scrape_interval": "10s",
@@ -37,3 +37,14 @@ def test_retention_is_left_to_the_server_flag() -> None:
     config = _config()
     assert "storage" not in config
     assert "--storage.tsdb.retention.time" in (ROOT / PROMETHEUS_CONFIG).read_text(encoding="utf-8")
+
+
+def test_fleet_job_reads_the_discovery_directory() -> None:
+    _, job = _config()["scrape_configs"]
+    assert job == {
+        "job_name": f"{JOB}-fleet",
+        "scrape_interval": "10s",
+        "metrics_path": "/metrics/prometheus",
+        "file_sd_configs": [{"files": ["/var/lib/eddie-otel/discovery/*.json"], "refresh_interval": "30s"}],
+    }
+    assert "EDDIE_OTEL_DISCOVERY_DIR=/var/lib/eddie-otel/discovery" in (ROOT / PROMETHEUS_CONFIG).read_text("utf-8")

@@ -46,3 +46,48 @@ def test_quantile_and_mean_of_a_counter_are_refused() -> None:
 def test_unknown_label_is_refused_with_its_name() -> None:
     with pytest.raises(ValueError, match=r"^task_success_total has no label 'agent' \(labels: \['stage'\]\)$"):
         promql.sum_rate(promql.TASK_SUCCESS, "5m", ("agent",))
+
+
+def test_selector_writes_only_the_matchers_a_metric_has_labels_for() -> None:
+    where = {"job": "$job", "instance": "$instance", "agent": "$agent", "stage": "$stage"}
+    assert promql.selector(promql.TASK_SPLIT) == "task_split_total"
+    assert (
+        promql.selector(promql.TASK_SPLIT, where)
+        == 'task_split_total{job=~"$job", instance=~"$instance", agent=~"$agent"}'
+    )
+    assert promql.selector(promql.MERGE_DEDUPLICATION, where) == (
+        'merge_deduplication_total{job=~"$job", instance=~"$instance"}'
+    )
+    assert promql.selector(promql.TASK_EXECUTION, {"stage": "a"}, "_bucket", ('le="60"',)) == (
+        'task_execution_seconds_bucket{stage=~"a", le="60"}'
+    )
+    # Quotes and backslashes stay inside the string literal.
+    assert promql.selector(promql.TASK_SPLIT, {"job": 'a"b\\.c'}) == 'task_split_total{job=~"a\\"b\\\\.c"}'
+
+
+def test_builders_carry_the_matchers_to_every_series_they_read() -> None:
+    where = {"job": "eddie"}
+    assert promql.sum_rate(promql.TASK_SPLIT, "5m", where=where) == 'sum(rate(task_split_total{job=~"eddie"}[5m]))'
+    assert (
+        promql.success_ratio("1h", where=where).count("rate(")
+        == promql.success_ratio("1h", where=where).count('{job=~"eddie"}')
+        == 6
+    )
+    assert promql.mean(promql.TASK_EXECUTION, "5m", where=where).count('{job=~"eddie"}') == 2
+
+
+def test_indicators_are_the_five_of_the_summary_over_one_window() -> None:
+    queries = promql.indicators("1h", where={"job": "eddie"})
+    assert list(queries) == [
+        "success_rate",
+        "latency_p99_seconds",
+        "timeouts_per_hour",
+        "merge_efficiency",
+        "agent_balance_ratio",
+    ]
+    assert queries["latency_p99_seconds"] == (
+        'histogram_quantile(0.99, sum by (le) (rate(task_execution_seconds_bucket{job=~"eddie"}[1h])))'
+    )
+    assert queries["timeouts_per_hour"] == 'sum(rate(timeout_events_total{job=~"eddie"}[1h])) * 3600'
+    for expr in queries.values():
+        assert "[1h]" in expr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +11,24 @@ import pytest
 import yaml
 
 from eddie_otel.cli import main
-from eddie_otel.ops import assets
+from eddie_otel.ops import assets, wheel
+from eddie_otel.ops.stack import agent_command
 
 REPO = Path(__file__).resolve().parents[3]
 FILES = {
     "compose.yaml",
+    "image/Dockerfile",
+    f"image/{wheel.wheel_name()}",
     "prometheus/prometheus.yml",
     "prometheus/prometheus-alerts.yml",
+    "alertmanager/alertmanager.yml",
+    "alertmanager/secrets/README",
     "grafana/provisioning/datasources/prometheus.yml",
     "grafana/provisioning/dashboards/eddie.yml",
     "grafana/dashboards/distributed-fallback-dashboard.json",
     "otel-collector/collector-config.yaml",
 }
-SERVICES = {"eddie-demo", "prometheus", "grafana", "otel-collector"}
+SERVICES = {"eddie-agent", "eddie-service", "prometheus", "alertmanager", "grafana", "otel-collector"}
 PREFIX = "eddie-otel stack: error: "
 
 
@@ -55,16 +61,22 @@ def test_writes_every_file_and_says_what_next(tmp_path: Path, capsys: pytest.Cap
     assert out.err == ""
     lines = out.out.splitlines()
     assert sorted(lines[:-2]) == sorted(f"wrote {directory / name}" for name in FILES)
-    assert lines[-2] == f"next: cd '{directory}' && docker compose up -d"
+    assert lines[-2] == f"next: cd '{directory}' && docker compose up -d --build   (Compose v2)"
     assert lines[-1] == (
         "then: Grafana http://127.0.0.1:3000 (admin/admin), Prometheus http://127.0.0.1:9090, "
-        "metrics http://127.0.0.1:8503/metrics/prometheus"
+        "fleet summary http://127.0.0.1:8503/metrics/summary?scope=fleet"
     )
 
 
-def test_compose_has_the_four_services_and_mounts_only_files_that_exist(stack: Path) -> None:
+def test_compose_runs_n_agents_built_from_the_directory_and_mounts_only_files_that_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = tmp_path / "stack"
+    assert main(["stack", str(stack), "--agents", "5"]) == 0
+    capsys.readouterr()
     compose = load(stack / "compose.yaml")
 
+    assert compose["name"] == "eddie-otel"
     services = compose["services"]
     assert set(services) == SERVICES
     for name, service in services.items():
@@ -77,20 +89,81 @@ def test_compose_has_the_four_services_and_mounts_only_files_that_exist(stack: P
             else:
                 assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
 
-    demo = services["eddie-demo"]
-    assert "eddie-otel demo --host 0.0.0.0 --port 8503" in demo["command"][-1]
-    assert "pip install" in demo["command"][-1]
-    assert demo["environment"]["EDDIE_OTEL_PACKAGE"].startswith("${EDDIE_OTEL_PACKAGE:-eddie-otel==")
+    agent = services["eddie-agent"]
+    assert agent["build"] == {"context": "./image"}
+    assert "image" not in agent
+    assert agent["deploy"] == {"replicas": 5}
+    assert (
+        agent["command"]
+        == agent_command()
+        == ["eddie-otel", "demo", "--host", "0.0.0.0", "--port", "8503", "--agents", "4"]
+    )
+    # Replicas cannot share a published port.
+    assert "ports" not in agent
+    service = services["eddie-service"]
+    assert service["build"] == {"context": "./image"}
+    assert service["command"] == ["eddie-otel", "serve", "--host", "0.0.0.0", "--port", "8503"]
+    assert service["environment"]["EDDIE_OTEL_PROMETHEUS_URL"] == "http://prometheus:9090"
     prometheus = services["prometheus"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     assert any(flag.startswith("--storage.tsdb.retention.time=") for flag in prometheus["command"])
     assert "./prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    alertmanager = services["alertmanager"]
+    assert "./alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
     assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector-contrib:")
-    assert services["otel-collector"]["environment"]["EDDIE_OTELCOL_SCRAPE_TARGET"] == "eddie-demo:8503"
     assert (
         "./otel-collector/collector-config.yaml:/etc/otelcol-contrib/config.yaml:ro"
         in (services["otel-collector"]["volumes"])
     )
+
+
+def test_dockerfile_installs_the_wheel_beside_it_and_runs_the_agent_command(stack: Path) -> None:
+    name = wheel.wheel_name()
+    lines = (stack / "image/Dockerfile").read_text(encoding="utf-8").splitlines()
+    instructions = [line for line in lines if line and not line.startswith("#")]
+    assert instructions[0].startswith("FROM python:3")
+    assert f"COPY {name} ./" in instructions
+    assert f"RUN pip install --no-cache-dir ./{name}" in instructions
+    assert json.loads(instructions[-1].removeprefix("CMD ")) == agent_command()
+    assert zipfile.is_zipfile(stack / "image" / name)
+
+
+def test_wheel_holds_the_package_its_assets_and_entry_point(tmp_path: Path) -> None:
+    built = wheel.build_wheel(tmp_path)
+    with zipfile.ZipFile(built) as archive:
+        names = set(archive.namelist())
+        info = built.name.split("-py3")[0] + ".dist-info"
+        assert {"eddie_otel/__init__.py", "eddie_otel/py.typed", "eddie_otel/ops/stack.py"} <= names
+        assert "eddie_otel/_assets/dashboards/distributed-fallback-dashboard.json" in names
+        assert "eddie_otel/_assets/collector-config.yaml" in names
+        assert {f"{info}/METADATA", f"{info}/WHEEL", f"{info}/RECORD", f"{info}/entry_points.txt"} <= names
+        assert not any("__pycache__" in name for name in names)
+        assert "eddie-otel = eddie_otel.cli:main" in archive.read(f"{info}/entry_points.txt").decode()
+    # The same files give the same bytes.
+    assert wheel.build_wheel(tmp_path / "again").read_bytes() == built.read_bytes()
+
+
+def test_prometheus_finds_the_agents_by_dns_and_sends_alerts_to_alertmanager(stack: Path) -> None:
+    config = load(stack / "prometheus/prometheus.yml")
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "eddie"
+    assert job["dns_sd_configs"] == [{"names": ["eddie-agent"], "type": "A", "port": 8503, "refresh_interval": "30s"}]
+    assert job["static_configs"] == [{"targets": ["eddie-service:8503"]}]
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
+
+
+def test_collector_exports_nowhere_outside_the_stack_until_told(stack: Path) -> None:
+    config = load(stack / "otel-collector/collector-config.yaml")
+    assert config["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus", "debug"]
+    # Defined, so that turning one on is adding its name to the pipeline.
+    assert {"prometheusremotewrite", "otlp"} <= set(config["exporters"])
+    [job] = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+    assert job["dns_sd_configs"][0]["names"] == ["eddie-agent"]
+    assert "static_configs" not in job
+    header = (stack / "otel-collector/collector-config.yaml").read_text(encoding="utf-8")
+    assert "EDDIE_OTELCOL_REMOTE_WRITE_URL" in header
+    assert "service.pipelines.metrics.exporters" in header
 
 
 def test_grafana_provisioning_finds_the_prometheus_service_and_the_dashboard(stack: Path) -> None:
@@ -108,12 +181,12 @@ def test_grafana_provisioning_finds_the_prometheus_service_and_the_dashboard(sta
     assert dashboard["uid"] == "eddie-distributed-fallback"
 
 
-def test_rules_and_collector_config_are_the_shipped_files(stack: Path) -> None:
+def test_rules_and_alertmanager_routing_are_the_shipped_files(stack: Path) -> None:
     assert (stack / "prometheus/prometheus-alerts.yml").read_bytes() == (
         assets.asset_path(assets.ALERT_RULES).read_bytes()
     )
-    assert (stack / "otel-collector/collector-config.yaml").read_bytes() == (
-        assets.asset_path(assets.COLLECTOR_CONFIG).read_bytes()
+    assert (stack / "alertmanager/alertmanager.yml").read_bytes() == (
+        assets.asset_path(assets.ALERTMANAGER_CONFIG).read_bytes()
     )
 
 
@@ -125,7 +198,9 @@ def test_refuses_to_overwrite_without_force(stack: Path, capsys: pytest.CaptureF
 
     out = capsys.readouterr()
     assert out.out == ""
-    assert out.err.startswith(f"{PREFIX}{stack} already has compose.yaml, prometheus/prometheus-alerts.yml, ")
+    assert out.err.startswith(
+        f"{PREFIX}{stack} already has compose.yaml, image/Dockerfile, prometheus/prometheus-alerts.yml, "
+    )
     assert out.err.endswith("; pass --force to overwrite\n")
     assert "prometheus/prometheus.yml," not in out.err
     # Nothing was written: the edited file stays, the missing one stays missing.

@@ -1,0 +1,219 @@
+"""The summary of a whole fleet, computed with PromQL over every instance Prometheus scrapes.
+
+`fleet_summary()` answers with the schema of GET /metrics/summary (`eddie_otel.summary.Summary`)
+plus `instances` and `source: "prometheus"`:
+
+- `totals`: each counter's current value summed over every live instance (a target that is up).
+- `agents`: per agent, `agent_active_tasks` and `agent_tasks_executed_total` summed over instances.
+- `latency`: per stage, p50/p95/p99 of task_execution_seconds over the last hour (from the
+  histogram's buckets, so a value is a bucket interpolation, not an observed duration) and
+  `samples`, the tasks that finished in that hour.
+- `windows`: `5m` and `1h`, each counter's increase over the window and that divided by its length
+  (`covered_seconds` is the window's length: Prometheus keeps the fleet's history, whatever the
+  age of each process).
+- `indicators`: `promql.indicators` over the last hour (`window: "1h"`), the very queries of the
+  dashboard's stat panels (which ask them over the dashboard's time range).
+- `generated_at`: when the summary was computed, in the format of the process summary's.
+- `instances`: every target of the job(s): `job`, `instance`, `service_instance_id` (from
+  `target_info`, null when the target exposes none) and `health` ("up" or "down").
+
+With `job`, only that scrape job counts; without, every job whose targets expose `target_info`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+from typing_extensions import TypedDict
+
+from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.errors import EddieOtelError
+from eddie_otel.objectives import target
+from eddie_otel.ops import promql
+from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
+from eddie_otel.summary import WINDOWS, AgentLoad, Indicator, Latency, Summary, Window
+
+__all__ = ["INDICATOR_WINDOW", "FleetSummary", "Instance", "fleet_summary", "summary_command"]
+
+# The indicators' window: the dashboard's default time range, and the summary's own hour.
+INDICATOR_WINDOW = "1h"
+_PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+_COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
+# Requests in flight at once: the summary asks a few dozen small queries.
+_PARALLEL = 8
+
+
+class Instance(TypedDict):
+    """One scrape target of the fleet and whether Prometheus reaches it."""
+
+    job: str
+    instance: str
+    service_instance_id: str | None
+    health: str
+
+
+class FleetSummary(Summary):
+    """The fleet's summary: the schema of GET /metrics/summary plus the instances and the source."""
+
+    instances: list[Instance]
+    source: str
+
+
+def _where(job: str | None) -> dict[str, str]:
+    return {"job": re.escape(job)} if job else {}
+
+
+def _number(value: float | None) -> int | float | None:
+    # Counts are whole numbers (3, not 3.0); NaN and infinities (no data) are null.
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def _scalar(vector: Vector) -> float | None:
+    values = [value for _, value in vector if not math.isnan(value)]
+    return values[0] if values else None
+
+
+def _by(vector: Vector, label: str) -> dict[str, float]:
+    return {labels.get(label, ""): value for labels, value in vector}
+
+
+def _up_only(expr: str) -> str:
+    # A target that is down keeps its last samples for a few minutes: count live instances only.
+    return f"({expr} and on (job, instance) (up == 1))"
+
+
+def _queries(where: Mapping[str, str]) -> dict[str, str]:
+    """Every query the summary asks, by a key of its own."""
+    queries: dict[str, str] = {}
+    for metric in _COUNTERS:
+        queries[f"total:{metric.key}"] = promql.aggregate("sum", _up_only(promql.selector(metric, where)))
+        for name, _ in WINDOWS:
+            queries[f"window:{name}:{metric.key}"] = promql.sum_increase(metric, name, where=where)
+    agent = ("agent",)
+    queries["agents:active"] = promql.aggregate(
+        "sum", _up_only(promql.selector(promql.AGENT_ACTIVE_TASKS, where)), agent
+    )
+    queries["agents:executed"] = promql.aggregate(
+        "sum", _up_only(promql.selector(promql.AGENT_TASKS_EXECUTED, where)), agent
+    )
+    stage = ("stage",)
+    for key, q in _PERCENTILES:
+        queries[f"latency:{key}"] = promql.quantile(q, promql.TASK_EXECUTION, INDICATOR_WINDOW, stage, where=where)
+    count = promql.selector(promql.TASK_EXECUTION, where, "_count")
+    queries["latency:samples"] = promql.aggregate("sum", f"increase({count}[{INDICATOR_WINDOW}])", stage)
+    for name, expr in promql.indicators(INDICATOR_WINDOW, where=where).items():
+        queries[f"indicator:{name}"] = expr
+    job = where.get("job")
+    # json.dumps quotes the way PromQL does (a Go string literal).
+    matcher = f"{{job=~{json.dumps(job)}}}" if job else ""
+    queries["instances:up"] = f"up{matcher}" if job else "up and on (job) group by (job) (target_info)"
+    queries["instances:ids"] = f"target_info{matcher}"
+    return queries
+
+
+def _ask(api: PrometheusAPI, queries: Mapping[str, str]) -> dict[str, Vector]:
+    with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
+        answers = list(pool.map(api.query, queries.values()))
+    return dict(zip(queries, answers, strict=True))
+
+
+def _indicator(name: str, value: float | None) -> Indicator:
+    goal = target(name)
+    ok = None if value is None else goal.met(value)
+    return {
+        "name": name,
+        "window": INDICATOR_WINDOW,
+        "value": value,
+        "target": {"op": goal.op, "value": goal.threshold},
+        "ok": ok,
+    }
+
+
+def _timestamp() -> str:
+    # RFC 3339 UTC with milliseconds, as GET /metrics/summary writes generated_at.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _instances(up: Vector, ids: Vector) -> list[Instance]:
+    known = {
+        (labels.get("job", ""), labels.get("instance", "")): labels.get("service_instance_id") for labels, _ in ids
+    }
+    instances: list[Instance] = [
+        {
+            "job": labels.get("job", ""),
+            "instance": labels.get("instance", ""),
+            "service_instance_id": known.get((labels.get("job", ""), labels.get("instance", ""))),
+            "health": "up" if value == 1 else "down",
+        }
+        for labels, value in up
+    ]
+    return sorted(instances, key=lambda item: (item["job"], item["instance"]))
+
+
+def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
+    """The fleet's summary from the Prometheus at `prometheus_url`, over scrape job `job` (default: every one).
+
+    Raises ConfigurationError for a bad URL, Unreachable when nothing answers there, and
+    PrometheusError when Prometheus refuses a query.
+    """
+    api = PrometheusAPI(prometheus_url)
+    answers = _ask(api, _queries(_where(job)))
+    value = {key: _scalar(vector) for key, vector in answers.items()}
+
+    totals = {metric.key: _number(value[f"total:{metric.key}"] or 0.0) or 0 for metric in _COUNTERS}
+    active, executed = _by(answers["agents:active"], "agent"), _by(answers["agents:executed"], "agent")
+    agents: dict[str, AgentLoad] = {
+        agent: {"active": _number(active.get(agent, 0.0)) or 0, "executed": _number(executed.get(agent, 0.0)) or 0}
+        for agent in sorted(active.keys() | executed.keys())
+    }
+    latency: dict[str, Latency] = {}
+    samples = _by(answers["latency:samples"], "stage")
+    percentiles = {key: _by(answers[f"latency:{key}"], "stage") for key, _ in _PERCENTILES}
+    for stage in sorted(samples):
+        if samples[stage] > 0 and all(not math.isnan(percentiles[key].get(stage, math.nan)) for key, _ in _PERCENTILES):
+            latency[stage] = {
+                "samples": round(samples[stage]),
+                "p50": percentiles["p50"][stage],
+                "p95": percentiles["p95"][stage],
+                "p99": percentiles["p99"][stage],
+            }
+    windows: dict[str, Window] = {}
+    for name, seconds in WINDOWS:
+        counts = {metric.key: value[f"window:{name}:{metric.key}"] or 0.0 for metric in _COUNTERS}
+        windows[name] = {
+            "seconds": seconds,
+            "covered_seconds": seconds,
+            "counts": {key: _number(count) or 0 for key, count in counts.items()},
+            "rates": {key: count / seconds for key, count in counts.items()},
+        }
+    indicators = [_indicator(name, _number(value[f"indicator:{name}"])) for name in promql.indicators(INDICATOR_WINDOW)]
+    return {
+        "generated_at": _timestamp(),
+        "totals": totals,
+        "agents": agents,
+        "latency": latency,
+        "windows": windows,
+        "indicators": indicators,
+        "instances": _instances(answers["instances:up"], answers["instances:ids"]),
+        "source": "prometheus",
+    }
+
+
+def summary_command(*, prometheus_url: str, job: str | None) -> int:
+    """Handler of `eddie-otel summary`: print the fleet's summary as JSON; returns the exit status."""
+    try:
+        result: Any = fleet_summary(prometheus_url, job)
+    except EddieOtelError as exc:
+        print(f"eddie-otel summary: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
