@@ -58,6 +58,7 @@ __all__ = [
     "Summary",
     "Target",
     "Window",
+    "indicator",
     "percentile",
     "summary",
 ]
@@ -177,11 +178,11 @@ def summary(runtime: Summarised) -> Summary:
 
     hour = history.window(3600)
     indicators = [
-        _indicator("success_rate", "1h", _ratio(hour["task_success"], hour["task_success"] + hour["task_failure"])),
-        _indicator("latency_p99_seconds", "recent", max((stage["p99"] for stage in latency.values()), default=None)),
-        _indicator("timeouts_per_hour", "1h", _timeouts(hour)),
-        _indicator("merge_efficiency", "1h", _efficiency(hour["merge_deduplication"], hour["merge_chunks_combined"])),
-        _indicator("agent_balance_ratio", "5m", _balance(history.agents(300).values())),
+        indicator("success_rate", "1h", _ratio(hour["task_success"], hour["task_success"] + hour["task_failure"])),
+        indicator("latency_p99_seconds", "recent", max((stage["p99"] for stage in latency.values()), default=None)),
+        indicator("timeouts_per_hour", "1h", _timeouts(hour)),
+        indicator("merge_efficiency", "1h", _efficiency(hour["merge_deduplication"], hour["merge_chunks_combined"])),
+        indicator("agent_balance_ratio", "5m", _balance(history.agents(300).values())),
     ]
     return {
         "generated_at": _timestamp(),
@@ -223,7 +224,8 @@ def _balance(executions: Iterable[float]) -> float | None:
     return max(counts) / min(counts)
 
 
-def _indicator(name: str, window: str, value: float | None) -> Indicator:
+def indicator(name: str, window: str, value: float | None) -> Indicator:
+    """The indicator `name` judged against its target; `value` None (no data) leaves `ok` None."""
     goal = target(name)
     ok = None if value is None else goal.met(value)
     return {

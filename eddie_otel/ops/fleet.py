@@ -35,10 +35,9 @@ from typing_extensions import TypedDict
 
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.errors import EddieOtelError
-from eddie_otel.objectives import target
 from eddie_otel.ops import promql
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
-from eddie_otel.summary import WINDOWS, AgentLoad, Indicator, Latency, Summary, Window
+from eddie_otel.summary import WINDOWS, AgentLoad, Latency, Summary, Window, indicator
 
 __all__ = ["INDICATOR_WINDOW", "FleetSummary", "Instance", "fleet_summary", "summary_command"]
 
@@ -126,18 +125,6 @@ def _ask(api: PrometheusAPI, queries: Mapping[str, str]) -> dict[str, Vector]:
     return dict(zip(queries, answers, strict=True))
 
 
-def _indicator(name: str, value: float | None) -> Indicator:
-    goal = target(name)
-    ok = None if value is None else goal.met(value)
-    return {
-        "name": name,
-        "window": INDICATOR_WINDOW,
-        "value": value,
-        "target": {"op": goal.op, "value": goal.threshold},
-        "ok": ok,
-    }
-
-
 def _timestamp() -> str:
     # RFC 3339 UTC with milliseconds, as GET /metrics/summary writes generated_at.
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -195,7 +182,10 @@ def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
             "counts": {key: _number(count) or 0 for key, count in counts.items()},
             "rates": {key: count / seconds for key, count in counts.items()},
         }
-    indicators = [_indicator(name, _number(value[f"indicator:{name}"])) for name in promql.indicators(INDICATOR_WINDOW)]
+    indicators = [
+        indicator(name, INDICATOR_WINDOW, _number(value[f"indicator:{name}"]))
+        for name in promql.indicators(INDICATOR_WINDOW)
+    ]
     return {
         "generated_at": _timestamp(),
         "totals": totals,
