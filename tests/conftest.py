@@ -78,3 +78,11 @@ def amtool() -> str:
 def alertmanager_binary() -> str:
     """Path of the Alertmanager server (Debian names it prometheus-alertmanager); skips or fails when missing."""
     return _binary("alertmanager", "prometheus-alertmanager", "prometheus-alertmanager")
+
+
+@pytest.fixture
+def metrics_port() -> int:
+    """eddie-otel configured to serve its endpoint on a free port, and that port."""
+    port = free_port()
+    eddie_otel.configure(port=port)
+    return port

@@ -15,20 +15,9 @@ from eddie_otel.cli import main
 from eddie_otel.ops.doctor import stale_discovery_files
 from tests.conftest import free_port
 from tests.support.agents import Agent
+from tests.support.doctor import doctor
 from tests.support.grafana_standin import ADMIN, GrafanaStandIn
 from tests.support.prometheus_server import PrometheusServer
-
-
-def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
-    status = main(["doctor", *args])
-    return status, capsys.readouterr().out.splitlines()
-
-
-@pytest.fixture
-def metrics_port() -> int:
-    port = free_port()
-    eddie_otel.configure(port=port)
-    return port
 
 
 @pytest.fixture

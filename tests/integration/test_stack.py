@@ -18,29 +18,12 @@ import pytest
 import yaml
 
 from eddie_otel.cli import main
-from eddie_otel.ops import alerts, assets, slo, wheel
+from eddie_otel.ops import alerts, assets, slo
 from tests.conftest import free_port
 from tests.support.helpers import wait_until
+from tests.support.stack import FILES, written
 
-FILES = {
-    "compose.yaml",
-    "image/Dockerfile",
-    f"image/{wheel.wheel_name()}",
-    "prometheus/prometheus.yml",
-    "prometheus/prometheus-alerts.yml",
-    "alertmanager/alertmanager.yml",
-    "alertmanager/secrets/README",
-    "grafana/provisioning/datasources/prometheus.yml",
-    "grafana/provisioning/dashboards/eddie.yml",
-    "grafana/dashboards/distributed-fallback-dashboard.json",
-    "otel-collector/collector-config.yaml",
-}
 REPO = Path(__file__).resolve().parents[2]
-
-
-def written(directory: Path) -> set[str]:
-    """Every file under `directory`, relative, as a set."""
-    return {path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()}
 
 
 def load(path: Path) -> Any:

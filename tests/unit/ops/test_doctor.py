@@ -5,20 +5,8 @@ from __future__ import annotations
 import pytest
 
 import eddie_otel
-from eddie_otel.cli import main
 from tests.conftest import free_port
-
-
-def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
-    status = main(["doctor", *args])
-    return status, capsys.readouterr().out.splitlines()
-
-
-@pytest.fixture
-def metrics_port() -> int:
-    port = free_port()
-    eddie_otel.configure(port=port)
-    return port
+from tests.support.doctor import doctor
 
 
 def test_nothing_listening_fails_the_first_step_and_stops(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,28 +13,11 @@ import yaml
 from eddie_otel.cli import main
 from eddie_otel.ops import assets, wheel
 from eddie_otel.ops.stack import agent_command
+from tests.support.stack import FILES, written
 
 REPO = Path(__file__).resolve().parents[3]
-FILES = {
-    "compose.yaml",
-    "image/Dockerfile",
-    f"image/{wheel.wheel_name()}",
-    "prometheus/prometheus.yml",
-    "prometheus/prometheus-alerts.yml",
-    "alertmanager/alertmanager.yml",
-    "alertmanager/secrets/README",
-    "grafana/provisioning/datasources/prometheus.yml",
-    "grafana/provisioning/dashboards/eddie.yml",
-    "grafana/dashboards/distributed-fallback-dashboard.json",
-    "otel-collector/collector-config.yaml",
-}
 SERVICES = {"eddie-agent", "eddie-service", "prometheus", "alertmanager", "grafana", "otel-collector"}
 PREFIX = "eddie-otel stack: error: "
-
-
-def written(directory: Path) -> set[str]:
-    """Every file under `directory`, relative, as a set."""
-    return {path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()}
 
 
 def load(path: Path) -> Any:
