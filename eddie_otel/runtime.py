@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import logging
 import os
 import threading
@@ -144,8 +143,13 @@ def configure(
         return _runtime
 
 
-def _build(loaded: Settings, provider: MeterProvider | None, tracer_provider: TracerProvider | None = None) -> Runtime:
-    """Telemetry, tracing, the agent endpoint (and its announcement) and the runtime around them."""
+def _build(
+    loaded: Settings,
+    provider: MeterProvider | None,
+    tracer_provider: TracerProvider | None = None,
+    port: int | None = None,
+) -> Runtime:
+    """Telemetry, tracing, the agent endpoint (on `port`, default the configured one) and the runtime around them."""
     _watch_forks()
     telemetry = Telemetry(loaded, provider, instance_id())
     # The endpoint starts before the runtime exists: its summary reads the runtime once built.
@@ -154,7 +158,11 @@ def _build(loaded: Settings, provider: MeterProvider | None, tracer_provider: Tr
     try:
         tracing = Tracing.install(loaded, telemetry, tracer_provider)
         if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
-            server = _serve(loaded, telemetry, lambda: dict(summary(built[0])) if built else None)
+
+            def read_summary() -> dict[str, Any] | None:
+                return dict(summary(built[0])) if built else None
+
+            server = _serve(loaded, telemetry, read_summary, loaded.port if port is None else port)
             if loaded.discovery_dir is not None:
                 announcement = Announcement(Path(loaded.discovery_dir), loaded.service_name, instance_id())
                 announcement.write(advertised_host(loaded.host, loaded.advertise_host), int(server.port))
@@ -170,8 +178,8 @@ def _build(loaded: Settings, provider: MeterProvider | None, tracer_provider: Tr
     return runtime
 
 
-def _serve(loaded: Settings, telemetry: Telemetry, read_summary: Any) -> MetricsServer:
-    """The agent endpoint on the configured port; with discovery on, a free one when that port is taken."""
+def _serve(loaded: Settings, telemetry: Telemetry, read_summary: Any, port: int) -> MetricsServer:
+    """The agent endpoint on `port`; with discovery on, a free one when that port is taken."""
 
     def on(port: int) -> MetricsServer:
         return MetricsServer(
@@ -179,15 +187,15 @@ def _serve(loaded: Settings, telemetry: Telemetry, read_summary: Any) -> Metrics
         )
 
     try:
-        return on(loaded.port)
+        return on(port)
     except EddieOtelError:
-        if loaded.discovery_dir is None or loaded.port == 0:
+        if loaded.discovery_dir is None or port == 0:
             raise
     # Discovery announces whatever port is bound, so another process on this port is no obstacle.
     server = on(0)
     logger.info(
         "eddie-otel: port %s is taken; serving metrics on port %s (announced in %s)",
-        loaded.port,
+        port,
         server.port,
         loaded.discovery_dir,
     )
@@ -254,9 +262,9 @@ def _rebuild_inherited() -> Runtime | None:
     if parent is None:
         return None
     threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start()
-    settings = dataclasses.replace(parent.settings, port=0) if parent.server is not None else parent.settings
     provider = None if parent.telemetry.owns_provider else parent.telemetry.provider
-    return _build(settings, provider)
+    # The same settings (configure() with them again is a no-op), but the parent keeps its port.
+    return _build(parent.settings, provider, port=0 if parent.server is not None else None)
 
 
 def current() -> Runtime:

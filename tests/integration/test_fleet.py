@@ -98,6 +98,9 @@ def test_a_forked_child_records_only_its_own_work_under_its_own_identity(tmp_pat
 
 def _child_records(discovery: str, port: int, merges: int, ready: multiprocessing.synchronize.Event) -> None:
     eddie_otel.configure(port=port, discovery_dir=discovery)
+    # Configuring again as before changes nothing, in a forked child too.
+    first = runtime.configured()
+    assert eddie_otel.configure(port=port, discovery_dir=discovery) is first
     for _ in range(merges):
         eddie_otel.record_merge(chunks_combined=1, duplicates_removed=0)
     ready.set()
