@@ -68,7 +68,8 @@ class Recorder:
         for key, site in list(self._sites.items()):
             if which(site):
                 site.retire()
-                del self._sites[key]
+                # Another thread may be retiring the same site: pop, never del.
+                self._sites.pop(key, None)
 
     def bound(self, label: str, value: str) -> str:
         """`value` for `label`, or `other` past the label's cap of distinct values."""
