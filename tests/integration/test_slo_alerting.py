@@ -38,7 +38,7 @@ from eddie_otel.ops.alerts import JOB
 from eddie_otel.ops.assets import ALERT_RULES, ALERTMANAGER_CONFIG
 from eddie_otel.ops.links import Links
 from tests.conftest import free_port
-from tests.support.helpers import wait_until
+from tests.support.helpers import server_ready, wait_until
 from tests.support.prometheus_server import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,13 +206,7 @@ class Alertmanager:
         wait_until(self._ready, TIMEOUT, "Alertmanager did not become ready", interval=0.2)
 
     def _ready(self) -> bool:
-        if self._process.poll() is not None:
-            raise RuntimeError("alertmanager exited:\n" + self.log_path.read_text())
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
+        return server_ready("alertmanager", self._process, self.log_path, self.url)
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert Alertmanager holds, active, inhibited or silenced (GET /api/v2/alerts)."""

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import urllib.error
-import urllib.request
 
 import eddie_otel
-from tests.support.helpers import record_every_metric
-
-
-def scrape(port: int, accept: str | None = None, encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics/prometheus")
-    if accept:
-        request.add_header("Accept", accept)
-    if encoding:
-        request.add_header("Accept-Encoding", encoding)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.read(), dict(response.headers)
+from tests.support.helpers import record_every_metric, scrape
 
 
 def test_promtool_finds_no_problem_in_the_exposition(port: int, promtool: str) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -73,3 +77,25 @@ def drive_history(runtime: Runtime, clock: Callable[[], float]) -> None:
     # Decorated functions holding the old recorder's sites resolve them again, from the new one.
     runtime.recorder.close()
     runtime.recorder = Recorder(runtime.settings, runtime.telemetry, runtime.history, runtime.tracing)
+
+
+def scrape(port: int, accept: str | None = None, encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """GET /metrics/prometheus on 127.0.0.1:`port` with these Accept headers: the body and the headers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics/prometheus")
+    if accept:
+        request.add_header("Accept", accept)
+    if encoding:
+        request.add_header("Accept-Encoding", encoding)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read(), dict(response.headers)
+
+
+def server_ready(name: str, process: subprocess.Popen[bytes], log_path: Path, url: str) -> bool:
+    """Whether the server `process` answers 200 at `url`/-/ready; its log in the error if it exited."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{name} exited:\n" + log_path.read_text())
+    try:
+        with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False

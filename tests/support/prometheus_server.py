@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import free_port
-from tests.support.helpers import wait_until
+from tests.support.helpers import server_ready, wait_until
 
 
 class PrometheusServer:
@@ -83,13 +83,7 @@ class PrometheusServer:
         self.wait_until(self._ready, 30, "Prometheus did not become ready")
 
     def _ready(self) -> bool:
-        if self._process.poll() is not None:
-            raise RuntimeError("prometheus exited:\n" + self.log_path.read_text())
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
+        return server_ready("prometheus", self._process, self.log_path, self.url)
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path> and return its `data`."""

@@ -11,7 +11,7 @@ import pytest
 
 import eddie_otel
 from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, Kind
-from tests.support.helpers import families, record_every_metric, sample_value
+from tests.support.helpers import families, record_every_metric, sample_value, scrape
 
 # DESIGN.md §2, written out by hand on purpose: the catalogue is checked against it,
 # not against itself.
@@ -33,16 +33,6 @@ CONTRACT = {
     "merge_chunks_combined_total": ("counter", set()),
     "chunk_failure_total": ("counter", {"agent", "reason"}),
 }
-
-
-def scrape(port: int, accept: str | None = None, encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics/prometheus")
-    if accept:
-        request.add_header("Accept", accept)
-    if encoding:
-        request.add_header("Accept-Encoding", encoding)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.read(), dict(response.headers)
 
 
 def test_catalogue_matches_the_contract() -> None:
