@@ -37,8 +37,9 @@ def demo_command(
             print(f"eddie-otel demo: {error}", file=sys.stderr)
             return 1
         where = urls(server.url)
+        # The page first: it is what a newcomer should open.
+        print(f"eddie-otel demo: open {server.url}{PAGE_PATH} to watch it live", flush=True)
         print(f"eddie-otel demo: {len(workload.agents)} agents, seed {seed}", flush=True)
-        print(f"  status   {server.url}{PAGE_PATH}", flush=True)
         print(f"  metrics  {where['metrics']}", flush=True)
         print(f"  summary  {where['summary']}", flush=True)
         print(f"  health   {where['health']}", flush=True)

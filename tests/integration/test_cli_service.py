@@ -166,6 +166,7 @@ def test_demo_drives_every_metric(port: int) -> None:
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     lines = stdout.splitlines()
+    assert lines[0] == f"eddie-otel demo: open http://127.0.0.1:{port}/ to watch it live"
     for path in ("/metrics/prometheus", "/metrics/summary", "/metrics/health"):
         assert any(line.strip().endswith(f"http://127.0.0.1:{port}{path}") for line in lines), path
     progress = [line for line in lines if line.startswith("eddie-otel demo: ") and " s  tasks=" in line]
