@@ -107,7 +107,13 @@ class StoreBridge:
         bridge = cls(store, InstrumentationScope(scope_name, __version__), resource, classes)  # type: ignore[arg-type]
 
         def collect(reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
-            return bridge.extend(reader, original(reader, timeout_millis=timeout_millis))
+            data = original(reader, timeout_millis=timeout_millis)
+            try:
+                return bridge.extend(reader, data)
+            except Exception:
+                # The reader still gets the other instruments' data: a failure here is eddie's alone.
+                logger.exception("eddie-otel: could not add the exact series to a metric reader's collection")
+                return data
 
         with readers_lock:
             # Readers added later get their callback from the consumer's attribute.

@@ -175,3 +175,24 @@ def test_the_declared_minimum_versions_are_the_tested_ones() -> None:
     for name, version in pinned.items():
         # pyproject may write 1.43 for 1.43.0.
         assert version == minimums[name] or version == minimums[name] + ".0", name
+
+
+def test_a_failure_of_the_bridge_leaves_the_reader_its_other_data(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("other-library").create_counter("other.requests").add(3)
+    eddie_otel.configure(serve=False, meter_provider=provider)
+    eddie_otel.record_merge(chunks_combined=2, duplicates_removed=0)
+
+    def explode(*args: object) -> None:
+        raise RuntimeError("bridge on fire")
+
+    monkeypatch.setattr(bridge.StoreBridge, "extend", explode)
+    with caplog.at_level(logging.ERROR, logger="eddie_otel"):
+        data = reader.get_metrics_data()
+    assert data is not None
+    names = [metric.name for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics]
+    assert names == ["other.requests"]
+    assert "could not add the exact series" in caplog.text
