@@ -152,11 +152,12 @@ class StoreBridge:
         with self._lock:
             last = self._last.setdefault(reader, {})
         metrics = [*self._histograms(reader, now, last), *self._sums_and_gauges(reader, now, last)]
-        live = self._store.size()
-        if len(last) > 2 * live + 64:
-            # Series forgotten since: their delta bases go (a series that comes back starts afresh).
-            with self._lock:
-                self._last[reader] = {}
+        if len(last) > 2 * self._store.size() + 64:
+            # Series forgotten since: their delta bases go (a series that comes back starts afresh);
+            # the others keep theirs.
+            live = self._store.keys()
+            for gone in [key for key in last if key not in live]:
+                del last[gone]
         return metrics
 
     def _sums_and_gauges(self, reader: MetricReader, now: int, last: dict[Any, Any]) -> list[Metric]:

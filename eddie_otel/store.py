@@ -292,6 +292,13 @@ class Store:
         """The number of series of every metric."""
         return sum(len(family) for family in self._families())
 
+    def keys(self) -> frozenset[tuple[str, tuple[str, ...]]]:
+        """Every series as (metric name, label values)."""
+        with self.lock:
+            return frozenset(
+                (family.metric.prometheus_name, key) for family in self._families() for key in family._cells
+            )
+
     def forget(self, label: str, value: str) -> int:
         """Drop every series whose `label` is `value`, in every metric; the number dropped."""
         dropped = 0

@@ -196,3 +196,34 @@ def test_a_failure_of_the_bridge_leaves_the_reader_its_other_data(
     names = [metric.name for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics]
     assert names == ["other.requests"]
     assert "could not add the exact series" in caplog.text
+
+
+def test_a_delta_reader_keeps_the_bases_of_live_series_when_forgotten_ones_are_pruned() -> None:
+    from opentelemetry.sdk.metrics import Counter, ObservableCounter
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    # What OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta asks for eddie's counters.
+    delta = AggregationTemporality.DELTA
+    reader = InMemoryMetricReader(preferred_temporality={Counter: delta, ObservableCounter: delta})
+    provider = MeterProvider(metric_readers=[reader])
+    eddie_otel.configure(serve=False, meter_provider=provider, max_label_values=1000)
+    for n in range(200):
+        eddie_otel.record_split(agent=f"a{n}", chunks=2, depth=1)
+    reader.get_metrics_data()  # every series now has a delta base
+    for n in range(1, 200):
+        eddie_otel.forget_agent(f"a{n}")
+    eddie_otel.record_split(agent="a0", chunks=2, depth=1)
+    reader.get_metrics_data()  # forgotten series' bases are pruned here
+    eddie_otel.record_split(agent="a0", chunks=2, depth=1)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == by_prometheus_name("task_split_total").otel_name
+        for point in metric.data.data_points
+    ]
+    # One split since the last collection, not the three since the start.
+    assert [(dict(point.attributes), point.value) for point in points] == [({"agent": "a0"}, 1)]
