@@ -58,9 +58,11 @@ __all__ = [
     "Summary",
     "Target",
     "Window",
+    "generated_at",
     "indicator",
     "percentile",
     "summary",
+    "whole",
 ]
 
 # The windows of the summary: name and length in seconds.
@@ -148,12 +150,12 @@ def summary(runtime: Summarised) -> Summary:
     series = rt.telemetry.store.series
     history = rt.history
 
-    totals = {metric.key: _number(series[metric.prometheus_name].total()) for metric in _COUNTERS}
+    totals = {metric.key: whole(series[metric.prometheus_name].total()) for metric in _COUNTERS}
 
     active = {key[0]: value for key, value in series["agent_active_tasks"].values().items()}
     executed = {key[0]: value for key, value in series["agent_tasks_executed_total"].values().items()}
     agents: dict[str, AgentLoad] = {
-        agent: {"active": _number(active.get(agent, 0)), "executed": _number(executed.get(agent, 0))}
+        agent: {"active": whole(active.get(agent, 0)), "executed": whole(executed.get(agent, 0))}
         for agent in sorted(active.keys() | executed.keys())
     }
 
@@ -171,8 +173,8 @@ def summary(runtime: Summarised) -> Summary:
         divisor = max(covered, 1.0)
         windows[name] = {
             "seconds": seconds,
-            "covered_seconds": _number(covered),
-            "counts": {key: _number(value) for key, value in counts.items()},
+            "covered_seconds": whole(covered),
+            "counts": {key: whole(value) for key, value in counts.items()},
             "rates": {key: value / divisor for key, value in counts.items()},
         }
 
@@ -185,7 +187,7 @@ def summary(runtime: Summarised) -> Summary:
         indicator("agent_balance_ratio", "5m", _balance(history.agents(300).values())),
     ]
     return {
-        "generated_at": _timestamp(),
+        "generated_at": generated_at(),
         "totals": totals,
         "agents": agents,
         "latency": latency,
@@ -194,13 +196,13 @@ def summary(runtime: Summarised) -> Summary:
     }
 
 
-def _timestamp() -> str:
+def generated_at() -> str:
     """Now as an RFC 3339 UTC timestamp with milliseconds: 2026-01-31T12:00:00.000Z."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _number(value: float) -> int | float:
-    # Counts are whole numbers; JSON readers should see 3, not 3.0.
+def whole(value: float) -> int | float:
+    """`value` as JSON should show a count: 3, not 3.0."""
     return int(value) if float(value).is_integer() else value
 
 
@@ -214,7 +216,7 @@ def _efficiency(duplicates: float, combined: float) -> float | None:
 
 def _timeouts(hour: Mapping[str, float]) -> int | float | None:
     activity = hour["task_success"] + hour["task_failure"] + hour["agent_tasks_executed"] + hour["timeout_events"]
-    return _number(hour["timeout_events"]) if activity > 0 else None
+    return whole(hour["timeout_events"]) if activity > 0 else None
 
 
 def _balance(executions: Iterable[float]) -> float | None:

@@ -28,7 +28,6 @@ import re
 import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any
 
 from typing_extensions import TypedDict
@@ -37,7 +36,7 @@ from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.ops import promql
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
-from eddie_otel.summary import WINDOWS, AgentLoad, Latency, Summary, Window, indicator
+from eddie_otel.summary import WINDOWS, AgentLoad, Latency, Summary, Window, generated_at, indicator, whole
 
 __all__ = ["INDICATOR_WINDOW", "FleetSummary", "Instance", "fleet_summary", "summary_command"]
 
@@ -73,7 +72,7 @@ def _number(value: float | None) -> int | float | None:
     # Counts are whole numbers (3, not 3.0); NaN and infinities (no data) are null.
     if value is None or math.isnan(value) or math.isinf(value):
         return None
-    return int(value) if float(value).is_integer() else value
+    return whole(value)
 
 
 def _scalar(vector: Vector) -> float | None:
@@ -123,11 +122,6 @@ def _ask(api: PrometheusAPI, queries: Mapping[str, str]) -> dict[str, Vector]:
     with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
         answers = list(pool.map(api.query, queries.values()))
     return dict(zip(queries, answers, strict=True))
-
-
-def _timestamp() -> str:
-    # RFC 3339 UTC with milliseconds, as GET /metrics/summary writes generated_at.
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _instances(up: Vector, ids: Vector) -> list[Instance]:
@@ -187,7 +181,7 @@ def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
         for name in promql.indicators(INDICATOR_WINDOW)
     ]
     return {
-        "generated_at": _timestamp(),
+        "generated_at": generated_at(),
         "totals": totals,
         "agents": agents,
         "latency": latency,
