@@ -11,6 +11,7 @@ import pytest
 
 import eddie_otel
 from eddie_otel import runtime as _runtime
+from tests.support.otlp_receiver import OtlpReceiver
 
 # CI sets this so that a missing prometheus/promtool fails the run instead of skipping.
 REQUIRE_PROMETHEUS = os.environ.get("EDDIE_OTEL_REQUIRE_PROMETHEUS", "") not in ("", "0", "false")
@@ -86,3 +87,12 @@ def metrics_port() -> int:
     port = free_port()
     eddie_otel.configure(port=port)
     return port
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A loopback OTLP/HTTP receiver; eddie-otel's final export is flushed before it stops."""
+    server = OtlpReceiver()
+    yield server
+    eddie_otel.shutdown()
+    server.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -16,7 +15,7 @@ from eddie_otel import runtime
 from eddie_otel.catalogue import DURATION_BUCKETS, by_prometheus_name
 from tests.support.boundaries import boundary_values, per_bucket, prometheus_histogram, sdk_histogram_points
 from tests.support.helpers import sample_value
-from tests.unit.test_otlp import Receiver
+from tests.support.otlp_receiver import OtlpReceiver
 
 TASK = by_prometheus_name("task_execution_seconds")
 CHUNK = by_prometheus_name("chunk_execution_seconds")
@@ -24,16 +23,8 @@ CHUNK = by_prometheus_name("chunk_execution_seconds")
 OTLP_DELTA, OTLP_CUMULATIVE = 1, 2
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    eddie_otel.shutdown()
-    server.close()
-
-
-def configure_with_otlp(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> PeriodicExportingMetricReader:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{receiver.port}/v1/metrics")
+def configure_with_otlp(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> PeriodicExportingMetricReader:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{otlp_receiver.port}/v1/metrics")
     # Exports happen when the test flushes, never on their own.
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
     eddie_otel.configure(serve=False, exporters="prometheus,otlp")
@@ -48,11 +39,11 @@ def record(values: list[float], stage: str = "exact", agent: str = "exact-agent"
         eddie_otel.record_chunk(agent=agent, duration_seconds=value)
 
 
-def export(receiver: Receiver, reader: PeriodicExportingMetricReader) -> object:
-    before = len(receiver.requests)
+def export(otlp_receiver: OtlpReceiver, reader: PeriodicExportingMetricReader) -> object:
+    before = len(otlp_receiver.received)
     assert reader.force_flush(timeout_millis=10_000)
-    assert len(receiver.requests) == before + 1
-    return receiver.requests[-1][1]
+    assert len(otlp_receiver.received) == before + 1
+    return otlp_receiver.received[-1][1]
 
 
 def assert_otlp_point(request: object, values: list[float], temporality: int) -> None:
@@ -86,12 +77,12 @@ def test_every_boundary_lands_where_prometheus_puts_it(configured: object) -> No
 
 
 def test_otlp_cumulative_export_carries_the_same_buckets_as_the_exposition(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader = configure_with_otlp(receiver, monkeypatch)
+    reader = configure_with_otlp(otlp_receiver, monkeypatch)
     first = boundary_values()
     record(first)
-    request = export(receiver, reader)
+    request = export(otlp_receiver, reader)
     assert_otlp_point(request, first, OTLP_CUMULATIVE)
     text = runtime.current().telemetry.exposition()[0].decode()
     (point,) = sdk_histogram_points(request, TASK.otel_name, stage="exact")
@@ -100,21 +91,21 @@ def test_otlp_cumulative_export_carries_the_same_buckets_as_the_exposition(
 
     second = [0.01, 60.0, math.nextafter(60.0, math.inf), 3600.0]
     record(second)
-    assert_otlp_point(export(receiver, reader), first + second, OTLP_CUMULATIVE)
+    assert_otlp_point(export(otlp_receiver, reader), first + second, OTLP_CUMULATIVE)
 
 
 def test_otlp_delta_export_carries_only_what_was_recorded_since_the_last_one(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
-    reader = configure_with_otlp(receiver, monkeypatch)
+    reader = configure_with_otlp(otlp_receiver, monkeypatch)
     first = boundary_values()
     record(first)
-    assert_otlp_point(export(receiver, reader), first, OTLP_DELTA)
+    assert_otlp_point(export(otlp_receiver, reader), first, OTLP_DELTA)
 
     second = [0.0, 0.01, 60.0, math.nextafter(60.0, math.inf), 3600.0, 3600.0]
     record(second)
-    request = export(receiver, reader)
+    request = export(otlp_receiver, reader)
     assert_otlp_point(request, second, OTLP_DELTA)
     # The Prometheus exposition stays cumulative.
     text = runtime.current().telemetry.exposition()[0].decode()
@@ -122,9 +113,9 @@ def test_otlp_delta_export_carries_only_what_was_recorded_since_the_last_one(
     assert (counts, count) == (per_bucket(first + second), len(first) + len(second))
 
     # Nothing recorded since: no point for the series (and nothing to send at all).
-    before = len(receiver.requests)
+    before = len(otlp_receiver.received)
     assert reader.force_flush(timeout_millis=10_000)
-    for _, request in receiver.requests[before:]:
+    for _, request in otlp_receiver.received[before:]:
         assert sdk_histogram_points(request, TASK.otel_name, stage="exact") == []
 
 

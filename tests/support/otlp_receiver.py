@@ -13,10 +13,15 @@ _REQUESTS: dict[str, type[Any]] = {"/v1/metrics": ExportMetricsServiceRequest, "
 
 
 class OtlpReceiver:
-    """Listens on 127.0.0.1; `requests[path]` holds the decoded requests received there."""
+    """Listens on 127.0.0.1; `requests[path]` holds the decoded requests received there.
+
+    `received` lists every POST in order as (path, decoded request), the request None
+    when the path or the content type was not OTLP's (answered 404).
+    """
 
     def __init__(self) -> None:
         self.requests: dict[str, list[Any]] = {path: [] for path in _REQUESTS}
+        self.received: list[tuple[str, Any]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,12 +29,14 @@ class OtlpReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 kind = _REQUESTS.get(self.path)
                 if kind is None or self.headers["Content-Type"] != "application/x-protobuf":
+                    receiver.received.append((self.path, None))
                     self.send_response(404)
                     self.end_headers()
                     return
                 request = kind()
                 request.ParseFromString(body)
                 receiver.requests[self.path].append(request)
+                receiver.received.append((self.path, request))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
@@ -39,9 +46,24 @@ class OtlpReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = int(self.server.server_address[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """Metric name -> attribute dicts of its data points, over every metrics request received."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for request in list(self.requests["/v1/metrics"]):
+            for resource_metrics in request.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        kind = metric.WhichOneof("data")
+                        points = getattr(metric, kind).data_points
+                        found.setdefault(metric.name, []).extend(
+                            {kv.key: kv.value.string_value for kv in point.attributes} for point in points
+                        )
+        return found
 
     def spans(self) -> list[tuple[dict[str, str], Any]]:
         """Every span received, with the string attributes of its resource."""

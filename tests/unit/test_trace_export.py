@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,14 +12,6 @@ from tests.support.tracing import configure_traced, spans
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 EXEMPLAR = re.compile(r'^(\w+_bucket)\{[^}]*\} \S+ # \{span_id="([0-9a-f]{16})",trace_id="([0-9a-f]{32})"\} (\S+)')
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    server = OtlpReceiver()
-    yield server
-    eddie_otel.shutdown()
-    server.close()
 
 
 def _run_fallback() -> None:
@@ -61,11 +52,11 @@ def test_no_exemplar_without_a_sampled_span() -> None:
 
 
 def test_traces_exporter_otlp_sends_spans_and_metrics_carry_their_exemplars(
-    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
     monkeypatch.setenv("OTEL_SERVICE_NAME", "eddie-traced")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
     runtime = eddie_otel.configure(serve=False)
@@ -73,7 +64,7 @@ def test_traces_exporter_otlp_sends_spans_and_metrics_carry_their_exemplars(
     _run_fallback()
     eddie_otel.shutdown()
 
-    received = receiver.spans()
+    received = otlp_receiver.spans()
     assert sorted(span.name for _, span in received) == [
         "invoke_agent planner",
         "invoke_agent worker",
@@ -93,9 +84,9 @@ def test_traces_exporter_otlp_sends_spans_and_metrics_carry_their_exemplars(
         if span.name == "invoke_agent worker":
             assert (span.trace_id, span.parent_span_id) == (task.trace_id, task.span_id)
 
-    exemplars = receiver.histogram_exemplars("task.execution")
+    exemplars = otlp_receiver.histogram_exemplars("task.execution")
     assert [(exemplar.trace_id, exemplar.span_id) for exemplar in exemplars] == [(task.trace_id, task.span_id)]
     chunk_ids = {(span.trace_id, span.span_id) for _, span in received if span.name == "invoke_agent worker"}
-    chunk_exemplars = receiver.histogram_exemplars("chunk.execution")
+    chunk_exemplars = otlp_receiver.histogram_exemplars("chunk.execution")
     assert chunk_exemplars
     assert {(exemplar.trace_id, exemplar.span_id) for exemplar in chunk_exemplars} <= chunk_ids
