@@ -80,18 +80,22 @@ async def _connection(port: int, count: int, path: str, body: bytes) -> None:
     try:
         for _ in range(count):
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head[9:12]
-            if status != b"202":
-                raise RuntimeError(f"expected 202, got {head.decode(errors='replace').splitlines()[0]}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            await read_accepted(reader)
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def read_accepted(reader: asyncio.StreamReader) -> None:
+    """Read one answer off a keep-alive connection; RuntimeError unless it is 202."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if head[9:12] != b"202":
+        raise RuntimeError(f"expected 202, got {head.decode(errors='replace').splitlines()[0]}")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
 
 
 async def _load(port: int, per_connection: int, path: str = PATH, body: bytes = EVENT) -> float:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from benchmarks._common import free_port
-from benchmarks.bench_events import BATCH, BATCH_PATH, BATCH_SIZE, _request, _start, _stop
+from benchmarks.bench_events import BATCH, BATCH_PATH, BATCH_SIZE, _request, _start, _stop, read_accepted
 
 CONNECTIONS = 8
 INTERVAL_SECONDS = 30.0
@@ -41,14 +41,7 @@ async def _client(port: int, deadline: float, counter: list[int]) -> None:
     try:
         while time.monotonic() < deadline:
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if head[9:12] != b"202":
-                raise RuntimeError(f"expected 202, got {head.decode(errors='replace').splitlines()[0]}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            await read_accepted(reader)
             counter[0] += BATCH_SIZE
     finally:
         writer.close()
