@@ -1,8 +1,8 @@
 """The success indicators' targets: the one place each target lives.
 
 The summary judges its indicators against these, and the dashboard's thresholds
-and the alert rules read them from here (DESIGN.md §4). The service-level
-objectives of DESIGN.md §10 hold two of these targets over 30 days; the
+and the alert rules read them from here (docs/contract.md §4). The service-level
+objectives of docs/contract.md §10 hold two of these targets over 30 days; the
 burn-rate rules, the error-budget panels and the sloth/OpenSLO export read them here.
 """
 

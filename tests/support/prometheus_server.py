@@ -51,7 +51,7 @@ class PrometheusServer:
         for name, addresses in {job: targets, **(more_jobs or {})}.items():
             scrape: dict[str, Any] = {"job_name": name, "metrics_path": metrics_path}
             if name == job and file_sd_dir is not None:
-                # Targets from the discovery files eddie-otel processes write (DESIGN.md §8).
+                # Targets from the discovery files eddie-otel processes write (docs/contract.md §8).
                 scrape["file_sd_configs"] = [{"files": [str(file_sd_dir / "*.json")], "refresh_interval": "1s"}]
             else:
                 scrape["static_configs"] = [{"targets": addresses}]

@@ -1,4 +1,4 @@
-"""The catalogue: unique names, counter suffixes, the duration buckets, lookups and the labels of DESIGN.md §2."""
+"""The catalogue: unique names, counter suffixes, duration buckets, lookups and the labels of docs/contract.md §2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exposition as a scraper sees it: exact names, types and labels of DESIGN.md §2, from the real endpoint."""
+"""The exposition as a scraper sees it: exact names, types and labels of docs/contract.md §2, from the real endpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import eddie_otel
 from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, Kind
 from tests.support.helpers import families, record_every_metric, sample_value, scrape
 
-# DESIGN.md §2, written out by hand on purpose: the catalogue is checked against it,
+# docs/contract.md §2, written out by hand on purpose: the catalogue is checked against it,
 # not against itself.
 CONTRACT = {
     "task_split_total": ("counter", {"agent"}),
