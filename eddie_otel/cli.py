@@ -1,7 +1,7 @@
 """The `eddie-otel` command: argument parsing only; each command's work lives in its module.
 
 Each command's handler is imported when the command runs, so `--help` and the ops
-commands do not pay for FastAPI and uvicorn.
+commands do not pay for FastAPI and uvicorn, and work without the `service` extra.
 """
 
 from __future__ import annotations
@@ -15,10 +15,25 @@ from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT, MAX_PORT, MIN_PORT, TR
 from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 
-__all__ = ["main"]
+__all__ = ["SERVICE_EXTRA_MISSING", "main"]
 
 DEFAULT_METRICS_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+# What `serve` and `demo` print, and exit 2 with, when the `service` extra is not installed.
+SERVICE_EXTRA_MISSING = "eddie-otel: the metrics service needs the service extra: pip install 'eddie-otel[service]'"
+# The modules of the `service` extra's distributions and of what they bring (starlette, h11, pydantic_core,
+# the instrumentation packages): a missing one means the extra is not (fully) installed.
+_SERVICE_MODULES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "h11",
+    "pydantic",
+    "pydantic_core",
+    "swagger_ui_bundle",
+    "opentelemetry.instrumentation",
+    "opentelemetry.util.http",
+)
 
 
 def _positive_float(text: str) -> float:
@@ -51,14 +66,35 @@ def _count(text: str) -> int:
     return value
 
 
+def _from_service_extra(error: ModuleNotFoundError) -> bool:
+    """Whether `error` is about a module of the `service` extra (any other missing module is a bug: raised)."""
+    name = error.name or ""
+    return any(name == module or name.startswith(f"{module}.") for module in _SERVICE_MODULES)
+
+
+def _service_extra_missing() -> int:
+    print(SERVICE_EXTRA_MISSING, file=sys.stderr)
+    return 2
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from eddie_otel.service.server import serve_command
+    try:
+        from eddie_otel.service.server import serve_command
+    except ModuleNotFoundError as error:
+        if not _from_service_extra(error):
+            raise
+        return _service_extra_missing()
 
     return serve_command(host=args.host, port=args.port)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from eddie_otel.service.demo import demo_command
+    try:
+        from eddie_otel.service.demo import demo_command
+    except ModuleNotFoundError as error:
+        if not _from_service_extra(error):
+            raise
+        return _service_extra_missing()
 
     return demo_command(
         host=args.host,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +157,113 @@ def test_summary_dispatches_prometheus_url_and_job(calls: list[tuple[str, dict[s
 def test_handler_exit_status_is_returned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stack, "stack_command", lambda **_: 3)
     assert cli.main(["stack", "out"]) == 3
+
+
+# The start of a fresh interpreter's script: importing the modules in BLOCKED (or below them) raises
+# ModuleNotFoundError, as when the distribution that ships them is not installed.
+_BLOCK = """
+import importlib.abc, sys
+
+BLOCKED = {blocked!r}
+
+
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == blocked or name.startswith(blocked + ".") for blocked in BLOCKED):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Missing())
+"""
+# Then `eddie-otel ARGV`; the script's last line of output lists the modules of the extra that were loaded.
+_RUN = """
+from eddie_otel import cli
+
+try:
+    status = cli.main({argv!r})
+finally:
+    extra = ("fastapi", "starlette", "uvicorn", "pydantic")
+    print("loaded:", sorted(name for name in sys.modules if name.split(".")[0] in extra))
+sys.exit(status)
+"""
+# The top-level modules the `service` extra brings.
+SERVICE_MODULES = ("fastapi", "starlette", "uvicorn", "pydantic", "pydantic_core", "swagger_ui_bundle")
+
+
+def python_without(blocked: tuple[str, ...], code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a new interpreter where the modules `blocked` cannot be imported."""
+    script = _BLOCK.format(blocked=blocked) + code
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def eddie_otel_without(blocked: tuple[str, ...], argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`eddie-otel ARGV` in a new interpreter where the modules `blocked` cannot be imported."""
+    return python_without(blocked, _RUN.format(argv=argv), cwd)
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize("missing", ["fastapi", "uvicorn", "pydantic"])
+def test_the_service_without_its_extra_is_one_line_and_status_2(command: str, missing: str, tmp_path: Path) -> None:
+    done = eddie_otel_without((missing,), [command], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "eddie-otel: the metrics service needs the service extra: pip install 'eddie-otel[service]'\n"
+    )
+    assert done.stderr == cli.SERVICE_EXTRA_MISSING + "\n"
+    assert done.stdout.startswith("loaded: ")
+
+
+def test_a_missing_module_outside_the_extra_is_not_blamed_on_it(tmp_path: Path) -> None:
+    done = eddie_otel_without(("eddie_otel.service.server",), ["serve"], tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "No module named 'eddie_otel.service.server'" in done.stderr
+    assert cli.SERVICE_EXTRA_MISSING not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--help"],
+        ["demo", "--help"],
+        ["slo", "--format", "sloth"],
+        ["summary", "--prometheus-url", "http://127.0.0.1:1"],
+        ["doctor", "--metrics-url", "http://127.0.0.1:1", "--prometheus-url", "http://127.0.0.1:1"],
+        ["grafana-setup", "--grafana-url", "http://127.0.0.1:1", "--dry-run"],
+        ["stack", "stack"],
+    ],
+    ids=lambda argv: " ".join(argv),
+)
+def test_every_other_command_runs_without_the_service_extra(argv: list[str], tmp_path: Path) -> None:
+    done = eddie_otel_without(SERVICE_MODULES, argv, tmp_path)
+    # Each ends as it does with the extra (summary and doctor find nothing listening: status 1), never
+    # with the extra's line or a traceback, and no module of the extra was loaded on the way.
+    assert "Traceback" not in done.stderr, done.stderr
+    assert cli.SERVICE_EXTRA_MISSING not in done.stderr
+    assert done.returncode in (0, 1), done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_top_level_help_runs_without_the_service_extra(tmp_path: Path) -> None:
+    done = eddie_otel_without(SERVICE_MODULES, ["--help"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: eddie-otel ")
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+def test_no_module_outside_the_service_imports_it_or_its_extra(tmp_path: Path) -> None:
+    # What `make generate` and every ops command import, and what an agent process imports.
+    done = python_without(
+        SERVICE_MODULES,
+        "import importlib, pkgutil, eddie_otel\n"
+        "for module in pkgutil.walk_packages(eddie_otel.__path__, 'eddie_otel.'):\n"
+        "    if not module.name.startswith('eddie_otel.service') and module.name != 'eddie_otel.__main__':\n"
+        "        importlib.import_module(module.name)\n"
+        "print(sorted(name for name in sys.modules if name.startswith('eddie_otel.service')))\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
