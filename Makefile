@@ -1,8 +1,11 @@
-# Each target creates .venv and installs the project into it when missing.
+# Each target creates .venv and installs the project into it when missing: with the dev extra for
+# test, lint, bench and generate; with only the service extra for demo.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# make demo installs only the package and its service extra (a dev install already holds them).
+SERVICE_STAMP := $(VENV)/.installed-service
 # The oldest OpenTelemetry packages pyproject.toml admits, pinned; test-oldest runs against them.
 OLDEST := .venv-oldest
 OLDEST_CONSTRAINTS := ci/oldest-constraints.txt
@@ -19,13 +22,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(SERVICE_STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[service]'
+	touch $(SERVICE_STAMP)
+
 $(OLDEST_STAMP): pyproject.toml $(OLDEST_CONSTRAINTS)
 	test -d $(OLDEST) || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
 	$(OLDEST)/bin/python -m pip install --quiet --constraint $(OLDEST_CONSTRAINTS) -e '.[test]'
 	touch $(OLDEST_STAMP)
 
-demo: $(STAMP)
+demo: $(SERVICE_STAMP)
 	$(BIN)/eddie-otel demo
 
 test: $(STAMP)
