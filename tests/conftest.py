@@ -6,12 +6,17 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import eddie_otel
 from eddie_otel import runtime as _runtime
 from tests.support.otlp_receiver import OtlpReceiver
+
+if TYPE_CHECKING:
+    # Imported by its fixture only: grpcio loads only in the tests that use it.
+    from tests.support.otlp_grpc_receiver import OtlpGrpcReceiver
 
 # CI sets this so that a missing prometheus/promtool fails the run instead of skipping.
 REQUIRE_PROMETHEUS = os.environ.get("EDDIE_OTEL_REQUIRE_PROMETHEUS", "") not in ("", "0", "false")
@@ -93,6 +98,17 @@ def metrics_port() -> int:
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     """A loopback OTLP/HTTP receiver; eddie-otel's final export is flushed before it stops."""
     server = OtlpReceiver()
+    yield server
+    eddie_otel.shutdown()
+    server.close()
+
+
+@pytest.fixture
+def otlp_grpc_receiver() -> Iterator[OtlpGrpcReceiver]:
+    """A loopback OTLP/gRPC receiver, read as `otlp_receiver` is; eddie-otel is flushed before it stops."""
+    from tests.support.otlp_grpc_receiver import OtlpGrpcReceiver
+
+    server = OtlpGrpcReceiver()
     yield server
     eddie_otel.shutdown()
     server.close()
