@@ -7,7 +7,6 @@ urllib3 first, as a user's environment has; installing eddie-otel must leave it 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tarfile
@@ -17,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.distributions import REPO, build_command
+from tests.support.distributions import run as _run
+
 # Distributions that must never arrive with a plain `pip install eddie-otel`.
 UNWANTED = ("urllib3-future", "niquests", "grafana-client")
-
-
-def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 @dataclass(frozen=True)
@@ -44,11 +39,7 @@ class Installed:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     root = tmp_path_factory.mktemp("packaging")
     dist = root / "dist"
-    build = [sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)]
-    if importlib.util.find_spec("hatchling") is not None:
-        # The build backend is already here: no isolated build environment to download.
-        build.insert(3, "--no-isolation")
-    _run(build, cwd=root)
+    _run(build_command(dist), cwd=root)
     [sdist] = dist.glob("eddie_otel-*.tar.gz")
     [wheel] = dist.glob("eddie_otel-*.whl")
     venv = root / "venv"
