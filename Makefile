@@ -31,7 +31,7 @@ $(SERVICE_STAMP): pyproject.toml
 $(OLDEST_STAMP): pyproject.toml $(OLDEST_CONSTRAINTS)
 	test -d $(OLDEST) || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST)/bin/python -m pip install --quiet --constraint $(OLDEST_CONSTRAINTS) -e '.[test]'
+	$(OLDEST)/bin/python -m pip install --quiet --constraint $(OLDEST_CONSTRAINTS) -e '.[test,service]'
 	touch $(OLDEST_STAMP)
 
 demo: $(SERVICE_STAMP)

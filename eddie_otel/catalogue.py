@@ -66,6 +66,9 @@ class Metric:
     labels: tuple[str, ...]
     description: str
     buckets: tuple[float, ...] | None = None
+    # A gauge that counts what is in progress (+1 at a start, -1 at the end): an up-down counter
+    # in OpenTelemetry, and a series the TTL keeps while it is not zero.
+    up_down: bool = False
 
     @property
     def key(self) -> str:
@@ -147,6 +150,7 @@ METRICS: tuple[Metric, ...] = (
         "{task}",
         ("agent",),
         "Tasks and chunks running on an agent now.",
+        up_down=True,
     ),
     Metric(
         "agent_tasks_executed_total",

@@ -39,6 +39,10 @@ DEFAULT_PORT = 8503
 MIN_PORT, MAX_PORT = 0, 65535
 EXPORTERS = ("prometheus", "otlp", "console", "none")
 TRACE_EXPORTERS = ("otlp", "console", "none")
+# The OTLP protocols an exporter can be chosen for (http/json has no exporter in OpenTelemetry Python).
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+# OTEL_METRICS_EXEMPLAR_FILTER: which measurements may carry an exemplar (trace_based: those in a sampled span).
+EXEMPLAR_FILTERS = ("trace_based", "always_on", "always_off")
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,18 @@ def _check_trace_exporters(name: str, value: Any) -> tuple[str, ...]:
     return _check_exporters(name, value, TRACE_EXPORTERS)
 
 
+def choice(variable: str, choices: tuple[str, ...]) -> Option:
+    """A setting that is one of `choices` (case-insensitive)."""
+
+    def check(name: str, value: Any) -> str:
+        chosen = str(value).strip().lower() if isinstance(value, str) else value
+        if chosen not in choices:
+            raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return str(chosen)
+
+    return Option(variable, _as_is, check)
+
+
 def _read_resource_attributes(name: str, raw: str) -> dict[str, str]:
     attributes: dict[str, str] = {}
     for pair in raw.split(","):
@@ -213,9 +229,15 @@ class Settings:
     trace_exporters: tuple[str, ...] = ()
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    serve: bool = True
+    # Whether to open the agent endpoint; None: yes, unless eddie borrows a MeterProvider.
+    serve: bool | None = None
     sdk_disabled: bool = False
     export_interval_millis: int = 60_000
+    otlp_protocol: str = "http/protobuf"
+    # The metrics' own protocol variable, which wins over OTEL_EXPORTER_OTLP_PROTOCOL (None: not set).
+    otlp_metrics_protocol: str | None = None
+    otlp_traces_protocol: str | None = None
+    exemplar_filter: str = "trace_based"
     max_fallback_depth: int = 3
     max_label_values: int = 100
     # Label combinations kept per metric. The per-label cap alone lets combinations multiply
@@ -240,6 +262,16 @@ class Settings:
         """Whether the Prometheus reader is wanted."""
         return "prometheus" in self.exporters
 
+    @property
+    def metrics_protocol(self) -> str:
+        """The OTLP protocol of the metric exporter: the metrics' variable, else the general one."""
+        return self.otlp_metrics_protocol or self.otlp_protocol
+
+    @property
+    def traces_protocol(self) -> str:
+        """The OTLP protocol of the span exporter: the traces' variable, else the general one."""
+        return self.otlp_traces_protocol or self.otlp_protocol
+
 
 _OPTIONS: dict[str, Option] = {
     "service_name": text(env.OTEL_SERVICE_NAME),
@@ -251,6 +283,10 @@ _OPTIONS: dict[str, Option] = {
     "serve": Option("", _read_bool, _check_bool),  # an argument only: no variable
     "sdk_disabled": Option(env.OTEL_SDK_DISABLED, _read_bool, _check_bool),
     "export_interval_millis": integer(env.OTEL_METRIC_EXPORT_INTERVAL, 1),
+    "otlp_protocol": choice(env.OTEL_EXPORTER_OTLP_PROTOCOL, OTLP_PROTOCOLS),
+    "otlp_metrics_protocol": choice(env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, OTLP_PROTOCOLS),
+    "otlp_traces_protocol": choice(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTLP_PROTOCOLS),
+    "exemplar_filter": choice(env.OTEL_METRICS_EXEMPLAR_FILTER, EXEMPLAR_FILTERS),
     "max_fallback_depth": integer(env.EDDIE_OTEL_MAX_FALLBACK_DEPTH, 0, 100),
     "max_label_values": integer(env.EDDIE_OTEL_MAX_LABEL_VALUES, 1, 10_000),
     "max_series_per_metric": integer(env.EDDIE_OTEL_MAX_SERIES_PER_METRIC, 1, 1_000_000),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
+from eddie_otel import environment as env
 from eddie_otel.config import Settings
 from eddie_otel.discovery import Announcement, advertised_host
 from eddie_otel.endpoint import MetricsServer
@@ -33,6 +34,8 @@ __all__ = [
     "configured",
     "current",
     "current_recorder",
+    "disable",
+    "enable",
     "instance_id",
     "reset",
     "shutdown",
@@ -102,15 +105,24 @@ def configure(
 
     Idempotent: a second call with the same settings returns the runtime already
     built; with other settings it replaces it. `serve=False` opens no port (for an
-    app that serves /metrics/prometheus itself). An SDK MeterProvider already
-    installed globally (for example by `opentelemetry-instrument`) is used rather
-    than replaced, unless `meter_provider` names another. Spans go through
-    `tracer_provider`, else the installed TracerProvider, else one built for
-    OTEL_TRACES_EXPORTER (none by default: no spans).
+    app that serves /metrics/prometheus itself).
+
+    An SDK MeterProvider already installed globally (by the application or
+    `opentelemetry-instrument`), or `meter_provider`, is borrowed: eddie's instruments
+    are made on it and its own exporters take them out, once; eddie adds no reader or
+    exporter to it and opens no port unless `serve=True` is given (then on `port`, else
+    8503: the OTEL_METRICS_EXPORTER and OTEL_EXPORTER_PROMETHEUS_* variables belong to
+    that provider's SDK). Spans go through `tracer_provider`, else the installed
+    TracerProvider, else one built for OTEL_TRACES_EXPORTER (none by default: no spans).
     """
     global _runtime
+    provider = meter_provider
+    if provider is None and not _sdk_disabled(environ, settings):
+        installed = metrics.get_meter_provider()
+        if isinstance(installed, MeterProvider):
+            provider = installed
     loaded = Settings.load(
-        environ,
+        environ if provider is None else _without_sdk_variables(environ),
         service_name=service_name,
         host=host,
         port=port,
@@ -126,21 +138,31 @@ def configure(
             if _runtime is not None:
                 return _runtime
         if _runtime is not None:
-            if (
-                _runtime.settings == loaded
-                and meter_provider in (None, _runtime.telemetry.provider)
-                and tracer_provider is None
-            ):
+            if _runtime.settings == loaded and provider is _runtime.telemetry.borrowed and tracer_provider is None:
                 return _runtime
             logger.info("eddie-otel: reconfiguring with new settings")
             _shutdown_locked()
-        provider = meter_provider
-        if provider is None and not loaded.sdk_disabled:
-            installed = metrics.get_meter_provider()
-            if isinstance(installed, MeterProvider):
-                provider = installed
-        _runtime = _build(loaded, provider, tracer_provider)
+        _runtime = _build(loaded, None if loaded.sdk_disabled else provider, tracer_provider)
         return _runtime
+
+
+# The variables that configure an SDK's own readers: when eddie borrows a provider they are that SDK's.
+_SDK_VARIABLES = frozenset(
+    {env.OTEL_METRICS_EXPORTER, env.OTEL_EXPORTER_PROMETHEUS_HOST, env.OTEL_EXPORTER_PROMETHEUS_PORT}
+)
+
+
+def _without_sdk_variables(environ: Mapping[str, str] | None) -> dict[str, str]:
+    given = os.environ if environ is None else environ
+    return {name: value for name, value in given.items() if name not in _SDK_VARIABLES}
+
+
+def _sdk_disabled(environ: Mapping[str, str] | None, settings: Mapping[str, Any]) -> bool:
+    """Whether OTEL_SDK_DISABLED (or `sdk_disabled=`) turns the SDK off: then nothing is borrowed."""
+    if settings.get("sdk_disabled") is not None:
+        return bool(settings["sdk_disabled"])
+    given = os.environ if environ is None else environ
+    return given.get(env.OTEL_SDK_DISABLED, "").strip().lower() in ("true", "1", "yes", "on")
 
 
 def _build(
@@ -157,7 +179,9 @@ def _build(
     server = announcement = tracing = None
     try:
         tracing = Tracing.install(loaded, telemetry, tracer_provider)
-        if loaded.serve and telemetry.enabled and loaded.prometheus_enabled:
+        # Beside a borrowed provider eddie serves only when told to: that provider's exporters take its series out.
+        serving = loaded.serve if loaded.serve is not None else provider is None
+        if serving and telemetry.enabled and loaded.prometheus_enabled:
 
             def read_summary() -> dict[str, Any] | None:
                 return dict(summary(built[0])) if built else None
@@ -262,7 +286,7 @@ def _rebuild_inherited() -> Runtime | None:
     if parent is None:
         return None
     threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start()
-    provider = None if parent.telemetry.owns_provider else parent.telemetry.provider
+    provider = parent.telemetry.borrowed
     # The same settings (configure() with them again is a no-op), but the parent keeps its port.
     return _build(parent.settings, provider, port=0 if parent.server is not None else None)
 
@@ -279,6 +303,10 @@ def current() -> Runtime:
                 _runtime = _rebuild_inherited()
             except Exception:
                 logger.exception("eddie-otel: could not set up recording in the forked child")
+        if _runtime is None and _switched_off():
+            # Off (disable(), or OTEL_PYTHON_DISABLED_INSTRUMENTATIONS): decorated calls run, nothing is recorded,
+            # and nothing counts as configured.
+            return _off()
         if _runtime is None:
             logger.info("eddie-otel: configure() was not called; configuring from the environment")
             try:
@@ -288,6 +316,46 @@ def current() -> Runtime:
                 logger.error("eddie-otel: %s; recording without serving metrics", error)
                 return configure(serve=False)
         return _runtime
+
+
+# Set by disable() (the instrumentor's uninstrument): recording configures nothing until enable().
+_disabled = False
+# The name opentelemetry-instrument knows eddie-otel's instrumentor by.
+INSTRUMENTATION_NAME = "eddie_otel"
+
+
+_off_runtime: Runtime | None = None
+
+
+def _off() -> Runtime:
+    global _off_runtime
+    if _off_runtime is None:
+        _off_runtime = _build(Settings(sdk_disabled=True, serve=False), None)
+    return _off_runtime
+
+
+def _switched_off() -> bool:
+    if _disabled:
+        return True
+    listed = os.environ.get(env.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "")
+    return INSTRUMENTATION_NAME in (name.strip() for name in listed.split(","))
+
+
+def disable() -> None:
+    """Stop recording: shut down, and let later calls run without recording or configuring until `enable()`."""
+    global _disabled
+    with _lock:
+        _disabled = True
+        _shutdown_locked()
+
+
+def enable() -> None:
+    """Undo `disable()`: the next recorded call (or `configure()`) sets eddie-otel up again."""
+    global _disabled
+    with _lock:
+        if _disabled:
+            _disabled = False
+            _shutdown_locked()
 
 
 def configured() -> Runtime | None:
@@ -324,6 +392,8 @@ def reset() -> None:
     Shuts down, and zeroes the series kept for borrowed providers, whose instruments
     outlive a shutdown (the SDK keeps them for the provider's life).
     """
+    global _disabled
     with _lock:
+        _disabled = False
         _shutdown_locked()
         forget_borrowed()

@@ -31,8 +31,6 @@ __all__ = ["Cell", "Exemplar", "HistogramCell", "HistogramSeries", "Series", "St
 
 # The self-metric that counts combinations folded into an overflow series.
 OVERFLOW_METRIC = "eddie_otel_series_overflow_total"
-# The gauge whose non-zero series the TTL keeps: tasks still running there.
-ACTIVE_METRIC = "agent_active_tasks"
 
 
 class Cell:
@@ -140,6 +138,12 @@ class Series(_Cells[Cell]):
         """A consistent snapshot of every series."""
         with self._lock:
             return {key: cell.value for key, cell in self._cells.items()}
+
+    def items(self) -> list[tuple[Mapping[str, str], float]]:
+        """A consistent snapshot of every series as (attributes, value)."""
+        with self._lock:
+            attributes = self.attributes
+            return [(attributes[key], cell.value) for key, cell in self._cells.items()]
 
     def total(self) -> float:
         """The sum over every series."""
@@ -316,15 +320,15 @@ class Store:
     def expire(self, ttl: float) -> int:
         """Drop gauge series not set for `ttl` seconds of the coarse clock; the number dropped.
 
-        A running-task count that is not zero stays: a long task does not touch its gauge.
+        A running count (an up-down metric) that is not zero stays: a long task does not touch its gauge.
         """
         horizon = self.now - ttl
         dropped = 0
         with self.lock:
-            for name, series in self.series.items():
+            for series in self.series.values():
                 if series.metric.kind is not Kind.GAUGE:
                     continue
-                keep_busy = name == ACTIVE_METRIC
+                keep_busy = series.metric.up_down
                 stale = [
                     key
                     for key, cell in series._cells.items()

@@ -1,13 +1,15 @@
-"""The MeterProvider, its readers, and the export of the store's exact series to every reader.
+"""The export boundary: the store, and the one adapter per kind of reader that takes its series out.
 
-The store is exported two ways. The Prometheus registry eddie-otel serves collects it
-directly (`StoreCollector`). Every other reader of the provider (OTLP, console, the
-readers of a borrowed provider, present and added later) gets it through the
-`StoreBridge`, in its own temporality. Recording then costs a few writes under the
-store's lock whatever the number of readers, instead of one SDK measurement per
-reader. The bridge leans on SDK internals (checked when it is installed); where they
-are missing, the store is exported through SDK instruments instead (observable
-counters and gauges, SDK histograms), with one warning, and stays exact.
+- eddie's own Prometheus registry (the endpoint it serves): `collector.StoreCollector`
+  reads the store directly, with the exact names and exemplars, plus `target_info`.
+- OpenTelemetry readers: `instruments.OtelInstruments` makes the store's series
+  instruments of a MeterProvider, which then exports them through its readers with
+  every setting its owner made. That provider is either one eddie builds for the
+  `otlp` and `console` exporters of OTEL_METRICS_EXPORTER, holding eddie's instruments
+  only, or an SDK provider someone else installed, which eddie *borrows*: it creates
+  its instruments there and nothing else (no reader, no exporter, no port).
+
+Only public OpenTelemetry API is used, and nothing eddie did not create is changed.
 """
 
 from __future__ import annotations
@@ -16,78 +18,33 @@ import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import Histogram as SdkHistogram
+from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
-from eddie_otel._version import __version__
-from eddie_otel.bridge import StoreBridge
-from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind
-from eddie_otel.collector import StoreCollector
+from eddie_otel.collector import ReaderCollector, StoreCollector, TargetInfoCollector
 from eddie_otel.config import Settings
 from eddie_otel.errors import ConfigurationError
 from eddie_otel.exposition import render
+from eddie_otel.instruments import ALL_METRICS, OtelInstruments
 from eddie_otel.labels import LabelCap
-from eddie_otel.store import Series, Store
+from eddie_otel.store import Store
 
-__all__ = ["SCOPE_NAME", "Telemetry", "after_fork_in_child", "forget_borrowed"]
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+
+__all__ = ["Telemetry", "after_fork_in_child", "forget_borrowed", "otlp_exporter"]
 
 logger = logging.getLogger("eddie_otel")
 
-SCOPE_NAME = "eddie_otel"
-ALL_METRICS = (*METRICS, *SELF_METRICS)
 
-
-def _observer(series: Series) -> Callable[[CallbackOptions], Iterable[Observation]]:
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        attributes = series.attributes
-        return [Observation(value, attributes[key]) for key, value in series.values().items()]
-
-    return observe
-
-
-class _Instruments:
-    """The store, and how it reaches one provider's readers: the bridge, or SDK instruments where it cannot."""
-
-    def __init__(self) -> None:
-        self.store = Store(ALL_METRICS)
-        self.bridge: StoreBridge | None = None
-        # Only when the bridge cannot be installed: SDK histograms, fed by the recorder.
-        self.sdk_histograms: dict[str, SdkHistogram] = {}
-
-    def register(self, provider: MeterProvider) -> None:
-        """Export the store to `provider`'s readers, through the bridge or else SDK instruments."""
-        self.bridge = StoreBridge.install(provider, self.store, SCOPE_NAME)
-        if self.bridge is not None:
-            return
-        meter = provider.get_meter(SCOPE_NAME, __version__)
-        for metric in ALL_METRICS:
-            options: dict[str, Any] = {"unit": metric.unit, "description": metric.description}
-            if metric.kind is Kind.HISTOGRAM:
-                self.sdk_histograms[metric.prometheus_name] = meter.create_histogram(  # type: ignore[assignment]
-                    metric.otel_name, explicit_bucket_boundaries_advisory=list(metric.buckets or ()), **options
-                )
-                continue
-            callbacks = [_observer(self.store.series[metric.prometheus_name])]
-            if metric.kind is Kind.COUNTER:
-                meter.create_observable_counter(metric.otel_name, callbacks=callbacks, **options)
-            elif metric.prometheus_name == "agent_active_tasks":
-                # An up-down count (exported as a gauge): the sum of tasks running on the agent.
-                meter.create_observable_up_down_counter(metric.otel_name, callbacks=callbacks, **options)
-            else:
-                meter.create_observable_gauge(metric.otel_name, callbacks=callbacks, **options)
-
-
-# The instruments made on each borrowed provider. A provider keeps its instruments for
-# its whole life, so configuring again on the same provider reuses them, and with them
-# their cumulative values: the provider's own readers never see a counter go back.
-_BORROWED: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+# The store and instruments made on each borrowed provider. A provider keeps its
+# instruments for its whole life, so configuring again on the same provider reuses them,
+# and with them their cumulative values: the provider's readers never see a counter go back.
+_BORROWED: weakref.WeakKeyDictionary[MeterProvider, OtelInstruments] = weakref.WeakKeyDictionary()
 _BORROWED_LOCK = threading.Lock()
 
 
@@ -106,8 +63,24 @@ def forget_borrowed() -> None:
             instruments.store.clear()
 
 
+def otlp_exporter(signal: str, protocol: str) -> Any:
+    """The OTLP exporter class of `signal` ("metric" or "trace") for `protocol`; a clear error when not installed."""
+    if protocol == "grpc":
+        extra, module = "grpc", f"opentelemetry.exporter.otlp.proto.grpc.{signal}_exporter"
+    else:
+        extra, module = "otlp", f"opentelemetry.exporter.otlp.proto.http.{signal}_exporter"
+    name = "OTLPMetricExporter" if signal == "metric" else "OTLPSpanExporter"
+    try:
+        found = __import__(module, fromlist=[name])
+    except ImportError:
+        raise ConfigurationError(
+            f"the OTLP exporter for {protocol} is not installed: pip install 'eddie-otel[{extra}]'"
+        ) from None
+    return getattr(found, name)
+
+
 class Telemetry:
-    """One MeterProvider (owned, or an installed SDK one borrowed), its readers, the store and the label cap."""
+    """The store, eddie's registry, and the MeterProvider eddie's series reach OpenTelemetry readers through."""
 
     def __init__(
         self, settings: Settings, meter_provider: MeterProvider | None = None, instance_id: str | None = None
@@ -115,68 +88,56 @@ class Telemetry:
         self.settings = settings
         self.instance_id = instance_id
         self.enabled = not settings.sdk_disabled
+        # An SDK provider someone else built, which gets eddie's instruments and nothing else.
+        self.borrowed = meter_provider
+        identity = {"service.name": settings.service_name}
+        if instance_id is not None:
+            identity["service.instance.id"] = instance_id
+        # OTEL_RESOURCE_ATTRIBUTES may name the instance itself: an explicit word wins.
+        self.resource = Resource.create({**identity, **settings.resource_attributes})
         instruments = None
         if meter_provider is not None:
             with _BORROWED_LOCK:
                 instruments = _BORROWED.get(meter_provider)
-        if instruments is None:
-            instruments = _Instruments()
-        self._instruments = instruments
-        self.store = instruments.store
+        self.store = instruments.store if instruments is not None else Store(ALL_METRICS)
         self.store.budget = settings.max_series_per_metric
         self.registry = CollectorRegistry(auto_describe=True)
-        self.readers: list[MetricReader] = []
-        self._prometheus_reader: MetricReader | None = None
+        # The provider eddie built for its OpenTelemetry exporters (None: none asked for, or one borrowed).
         self.provider: MeterProvider | None = None
-        self.owns_provider = False
+        self.readers: list[MetricReader] = []
+        self.instruments: OtelInstruments | None = instruments
+        self._service_provider: MeterProvider | None = None
         self.label_cap = LabelCap(settings.max_label_values, self._count_capped)
         if self.enabled:
-            self._build(meter_provider, instruments)
+            self._build()
 
     @property
-    def sdk_histograms(self) -> dict[str, SdkHistogram]:
-        """SDK histograms to record into, when the store cannot be bridged to the readers (else empty)."""
-        return self._instruments.sdk_histograms
+    def histograms(self) -> dict[str, Histogram]:
+        """The SDK histograms finished tasks and chunks record into as well (empty without OpenTelemetry readers)."""
+        return self.instruments.histograms if self.instruments is not None else {}
 
-    @property
-    def bridged(self) -> bool:
-        """Whether the store reaches the provider's readers through the bridge (not SDK instruments)."""
-        return self._instruments.bridge is not None
-
-    def _build(self, meter_provider: MeterProvider | None, instruments: _Instruments) -> None:
-        settings = self.settings
-        self.readers = self._make_readers()
-        if meter_provider is None:
-            identity = {"service.name": settings.service_name}
-            if self.instance_id is not None:
-                identity["service.instance.id"] = self.instance_id
-            # OTEL_RESOURCE_ATTRIBUTES may name the instance itself: an explicit word wins.
-            resource = Resource.create({**identity, **settings.resource_attributes})
-            self.provider = MeterProvider(resource=resource, metric_readers=self.readers)
-            self.owns_provider = True
-            instruments.register(self.provider)
-        else:
-            self.provider = meter_provider
-            for reader in self.readers:
-                meter_provider.add_metric_reader(reader)
+    def _build(self) -> None:
+        self.registry.register(StoreCollector(self.store))
+        self.registry.register(TargetInfoCollector(self.resource))
+        borrowed = self.borrowed
+        if borrowed is not None:
             with _BORROWED_LOCK:
-                if meter_provider not in _BORROWED:
-                    instruments.register(meter_provider)
-                    _BORROWED[meter_provider] = instruments
-        bridge = instruments.bridge
-        if bridge is not None and self._prometheus_reader is not None:
-            # The registry collects the store itself, faster and with exemplars: the reader adds only
-            # target_info and the instruments of other libraries (the service's HTTP metrics).
-            bridge.skip.add(self._prometheus_reader)
-            self.registry.register(StoreCollector(self.store))
+                instruments = _BORROWED.get(borrowed)
+                if instruments is None:
+                    instruments = _BORROWED[borrowed] = OtelInstruments(borrowed, self.store)
+            self.instruments = instruments
+            return
+        self.readers = self._make_readers()
+        if self.readers:
+            self.provider = MeterProvider(resource=self.resource, metric_readers=self.readers)
+            self.instruments = OtelInstruments(self.provider, self.store)
 
     def _limits(self, reader_class: type) -> dict[str, Any]:
         """`cardinality_limits=` above the store's series budget, where `reader_class` takes it (newer SDKs).
 
         The store keeps at most `max_series_per_metric` series and one overflow series per
-        metric. Through the bridge they never reach the SDK's aggregation; through the SDK
-        instruments (the fallback) they do, and the SDK's own limit (2 000 by default) must
-        not fold them into an `otel_metric_overflow` series.
+        metric; the SDK's own limit (2 000 by default) must not fold them into an
+        `otel_metric_overflow` series on the readers eddie builds.
         """
         if "cardinality_limits" not in inspect.signature(reader_class).parameters:
             return {}
@@ -192,47 +153,41 @@ class Telemetry:
         return {"cardinality_limits": dict.fromkeys(classes, limit)}
 
     def _make_readers(self) -> list[MetricReader]:
-        settings = self.settings
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
         readers: list[MetricReader] = []
-        for name in settings.exporters:
-            if name == "prometheus":
-                from opentelemetry.exporter.prometheus import PrometheusMetricReader
-
-                self._prometheus_reader = PrometheusMetricReader(
-                    scope_info_enabled=False, registry=self.registry, **self._limits(PrometheusMetricReader)
-                )
-                readers.append(self._prometheus_reader)
-            elif name == "otlp":
-                try:
-                    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-                except ImportError:
-                    raise ConfigurationError(
-                        "OTEL_METRICS_EXPORTER includes otlp, but the OTLP exporter is not installed: "
-                        "pip install 'eddie-otel[otlp]'"
-                    ) from None
-                from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
-                readers.append(
-                    PeriodicExportingMetricReader(
-                        OTLPMetricExporter(),
-                        export_interval_millis=settings.export_interval_millis,
-                        **self._limits(PeriodicExportingMetricReader),
-                    )
-                )
+        for name in self.settings.exporters:
+            exporter: MetricExporter
+            if name == "otlp":
+                # The exporter reads the OTEL_EXPORTER_OTLP_* variables itself (endpoint, headers,
+                # temporality preference, default histogram aggregation).
+                exporter = otlp_exporter("metric", self.settings.metrics_protocol)()
             elif name == "console":
-                from opentelemetry.sdk.metrics.export import (
-                    ConsoleMetricExporter,
-                    PeriodicExportingMetricReader,
+                exporter = ConsoleMetricExporter()
+            else:
+                continue
+            readers.append(
+                PeriodicExportingMetricReader(
+                    exporter,
+                    export_interval_millis=self.settings.export_interval_millis,
+                    **self._limits(PeriodicExportingMetricReader),
                 )
-
-                readers.append(
-                    PeriodicExportingMetricReader(
-                        ConsoleMetricExporter(),
-                        export_interval_millis=settings.export_interval_millis,
-                        **self._limits(PeriodicExportingMetricReader),
-                    )
-                )
+            )
         return readers
+
+    def service_meter_provider(self) -> MeterProvider:
+        """A provider of eddie's own for the service's HTTP metrics, served on eddie's endpoint.
+
+        Its one reader is an in-memory reader that eddie's registry renders at each scrape:
+        eddie's endpoint depends on no other library's exporter.
+        """
+        if self._service_provider is None:
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+            reader = InMemoryMetricReader()
+            self._service_provider = MeterProvider(resource=self.resource, metric_readers=[reader])
+            self.registry.register(ReaderCollector(reader))
+        return self._service_provider
 
     def _count_capped(self, label: str) -> None:
         store = self.store
@@ -243,16 +198,11 @@ class Telemetry:
         return render(self.registry, accept, accept_encoding)
 
     def shutdown(self) -> None:
-        """Flush and detach the readers, and shut an owned provider down."""
-        if self.provider is None:
-            return
-        if self.owns_provider:
-            self.provider.shutdown()
-        else:
-            for reader in self.readers:
+        """Flush and shut down the providers eddie built; a borrowed one is left as it is (it keeps the instruments)."""
+        for provider in (self.provider, self._service_provider):
+            if provider is not None:
                 try:
-                    # Removing a reader also shuts it down.
-                    self.provider.remove_metric_reader(reader)
+                    provider.shutdown()
                 except Exception:
-                    logger.exception("eddie-otel: could not detach a metric reader")
-        self.provider = None
+                    logger.exception("eddie-otel: could not shut a meter provider down")
+        self.provider = self._service_provider = None

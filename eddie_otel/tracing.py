@@ -27,7 +27,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eddie_otel._version import __version__
-from eddie_otel.errors import ConfigurationError
 from eddie_otel.store import Exemplar
 
 if TYPE_CHECKING:
@@ -89,9 +88,11 @@ def span_attributes(stage: str, agent: str | None) -> dict[str, str]:
 class Tracing:
     """The tracer eddie-otel's spans come from, and the provider it built (None when it borrowed one)."""
 
-    def __init__(self, tracer: Tracer, provider: Any = None) -> None:
+    def __init__(self, tracer: Tracer, provider: Any = None, exemplar_filter: str = "trace_based") -> None:
         self.tracer = tracer
         self.provider = provider
+        # OTEL_METRICS_EXEMPLAR_FILTER, for the exemplars of eddie's own endpoint.
+        self.exemplar_filter = exemplar_filter
 
     @classmethod
     def install(cls, settings: Settings, telemetry: Telemetry, tracer_provider: Any = None) -> Tracing | None:
@@ -99,18 +100,18 @@ class Tracing:
         if not telemetry.enabled:
             return None
         if tracer_provider is not None:
-            return cls(tracer_provider.get_tracer(SCOPE_NAME, __version__))
+            return cls(tracer_provider.get_tracer(SCOPE_NAME, __version__), None, settings.exemplar_filter)
         installed = trace.get_tracer_provider()
         borrowed = not isinstance(installed, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
         if borrowed and installed not in _BUILT:
-            return cls(installed.get_tracer(SCOPE_NAME, __version__))
+            return cls(installed.get_tracer(SCOPE_NAME, __version__), None, settings.exemplar_filter)
         if not settings.trace_exporters:
             return None
-        provider = _build_provider(settings.trace_exporters, _resource_of(telemetry, settings))
+        provider = _build_provider(settings.trace_exporters, telemetry.resource, settings.traces_protocol)
         if not borrowed:
             trace.set_tracer_provider(provider)
         _BUILT.add(provider)
-        return cls(provider.get_tracer(SCOPE_NAME, __version__), provider)
+        return cls(provider.get_tracer(SCOPE_NAME, __version__), provider, settings.exemplar_filter)
 
     def shutdown(self) -> None:
         """Flush and stop the provider built here (a borrowed one is left to its owner)."""
@@ -155,17 +156,22 @@ def fail(span: Span, error: BaseException, error_type: str) -> None:
     span.record_exception(error)
 
 
-def exemplar(span: Span, seconds: float) -> Exemplar | None:
-    """An exemplar of `seconds` pointing at `span`, when it is sampled; else None."""
+def exemplar(span: Span, seconds: float, exemplar_filter: str = "trace_based") -> Exemplar | None:
+    """An exemplar of `seconds` pointing at `span` when OTEL_METRICS_EXEMPLAR_FILTER lets it have one; else None.
+
+    trace_based (the default): a sampled span; always_on: any span; always_off: never.
+    """
+    if exemplar_filter == "always_off":
+        return None
     context = span.get_span_context()
-    if not context.trace_flags.sampled:
+    if not context.is_valid or (exemplar_filter == "trace_based" and not context.trace_flags.sampled):
         return None
     return Exemplar(seconds, time.time_ns(), context.trace_id, context.span_id)
 
 
-def current_exemplar(seconds: float) -> Exemplar | None:
-    """An exemplar of `seconds` pointing at the current span, when one is sampled; else None."""
-    return exemplar(trace.get_current_span(), seconds)
+def current_exemplar(seconds: float, exemplar_filter: str = "trace_based") -> Exemplar | None:
+    """An exemplar of `seconds` pointing at the current span, as `exemplar` decides; else None."""
+    return exemplar(trace.get_current_span(), seconds, exemplar_filter)
 
 
 def event(name: str, attributes: Mapping[str, Any]) -> None:
@@ -207,35 +213,16 @@ def extract(headers: Mapping[str, str] | None) -> Context | None:
     return found
 
 
-def _resource_of(telemetry: Telemetry, settings: Settings) -> Resource:
-    """The resource of the telemetry's MeterProvider, so traces and metrics name the same process."""
-    resource = getattr(telemetry, "resource", None)
-    if resource is not None:
-        return resource  # type: ignore[no-any-return]
-    sdk_config = getattr(telemetry.provider, "_sdk_config", None)
-    resource = getattr(sdk_config, "resource", None)
-    if resource is not None:
-        return resource  # type: ignore[no-any-return]
-    from opentelemetry.sdk.resources import Resource
-
-    return Resource.create({"service.name": settings.service_name, **settings.resource_attributes})
-
-
-def _build_provider(exporters: tuple[str, ...], resource: Resource) -> Any:
+def _build_provider(exporters: tuple[str, ...], resource: Resource, protocol: str) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+
+    from eddie_otel.telemetry import otlp_exporter
 
     provider = TracerProvider(resource=resource)
     for name in exporters:
         if name == "otlp":
-            try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            except ImportError:
-                raise ConfigurationError(
-                    "OTEL_TRACES_EXPORTER includes otlp, but the OTLP exporter is not installed: "
-                    "pip install 'eddie-otel[otlp]'"
-                ) from None
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(otlp_exporter("trace", protocol)()))
         elif name == "console":
             # Each span as it ends: the console exporter is for watching a run.
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))

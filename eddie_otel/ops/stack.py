@@ -165,7 +165,7 @@ FROM {BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/eddie-otel
 COPY {wheel_file} ./
-RUN pip install --no-cache-dir ./{wheel_file}
+RUN pip install --no-cache-dir './{wheel_file}[service]'
 USER nobody
 EXPOSE {PORT}
 CMD {json.dumps(agent_command())}

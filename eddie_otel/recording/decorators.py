@@ -199,13 +199,14 @@ class _Instrumentation:
 
     def _close(self, site: Site, seconds: float, now: float, traced: _Span, error: BaseException | None) -> None:
         span = traced.span
+        kept = site.tracing.exemplar_filter if site.tracing is not None else "always_off"
         try:
             if error is None:
-                site.end(seconds, None, False, True, now, traces.exemplar(span, seconds))
+                site.end(seconds, None, False, True, now, traces.exemplar(span, seconds, kept), traced.context)
             else:
                 reason, timed_out = reason_of(error)
                 traces.fail(span, error, reason if timed_out else type(error).__name__)
-                site.end(seconds, reason, timed_out, True, now, traces.exemplar(span, seconds))
+                site.end(seconds, reason, timed_out, True, now, traces.exemplar(span, seconds, kept), traced.context)
         finally:
             span.end()
             if traced.token is not None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
 from eddie_otel.store import Cell, Exemplar
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from eddie_otel.recording.recorder import Recorder
 
 __all__ = ["TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason", "is_timeout", "reason_of"]
@@ -113,9 +116,10 @@ class Site:
         self.succeeded: tuple[Cell, ...] | None = None
         self._failures: dict[tuple[str, bool], tuple[Cell, ...]] = {}
         name, key = ("task_execution_seconds", stage) if is_task else ("chunk_execution_seconds", agent or UNKNOWN)
-        self.sdk_histogram = telemetry.sdk_histograms.get(name)
+        # The same duration goes to OpenTelemetry readers through an SDK histogram, when there are any.
+        self.sdk_histogram = telemetry.histograms.get(name)
         self.sdk_attributes = dict(zip(store.histograms[name].metric.labels, (key,), strict=True))
-        self.histogram = store.histograms[name].cell((key,)) if self.sdk_histogram is None else None
+        self.histogram = store.histograms[name].cell((key,))
         self.sample = recorder.history.sample(stage) if is_task else None
         # None when there are no spans: the decorators then skip everything about traces.
         self.tracing = recorder.tracing
@@ -147,11 +151,13 @@ class Site:
         began: bool,
         now: float,
         exemplar: Exemplar | None = None,
+        context: Context | None = None,
     ) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
         `began` says whether `begin()` counted it as running; `now` is the history clock's reading;
-        `exemplar` is the sampled span the duration came from, kept by its histogram bucket.
+        `exemplar` is the sampled span the duration came from, kept by its histogram bucket;
+        `context` is the call's span context, where the SDK histogram takes its own exemplar.
         """
         history = self.history
         if now >= history.next_tick:
@@ -159,7 +165,7 @@ class Site:
         counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
         self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar)
         if self.sdk_histogram is not None:
-            self.sdk_histogram.record(seconds, self.sdk_attributes)
+            record(self.sdk_histogram, seconds, self.sdk_attributes, context)
         if self.sample is not None:
             self.sample.append(seconds)
 

@@ -137,7 +137,8 @@ class Recorder:
 
     def _exemplar(self, seconds: float) -> Exemplar | None:
         # Work measured elsewhere points at the span current when it is recorded (a webhook's span).
-        return None if self.tracing is None else traces.current_exemplar(seconds)
+        tracing = self.tracing
+        return None if tracing is None else traces.current_exemplar(seconds, tracing.exemplar_filter)
 
     def forget(self, label: str, value: str) -> None:
         """Drop every series whose `label` is `value`, and free its slot under the label's cap."""

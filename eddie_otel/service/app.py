@@ -66,8 +66,8 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
     if names is not None:
         # Added last, so outermost: a request to a foreign Host reaches no route, CORS included.
         app.add_middleware(HostCheck, names=names)
-    if runtime.telemetry.provider is not None:
-        instrument(app, runtime.telemetry.provider)
+    if runtime.telemetry.enabled:
+        instrument(app, runtime.telemetry.service_meter_provider())
     app.openapi = openapi_builder(  # type: ignore[method-assign]
         app, bearer=service.webhook_token is not None, host_check=names is not None
     )

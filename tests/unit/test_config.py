@@ -13,7 +13,8 @@ def test_defaults_with_an_empty_environment() -> None:
     assert settings.exporters == ("prometheus",)
     assert (settings.host, settings.port) == ("127.0.0.1", 8503)
     assert settings.max_fallback_depth == 3
-    assert settings.serve is True
+    # Not given: serve, unless a MeterProvider is borrowed (the runtime decides).
+    assert settings.serve is None
     assert settings.sdk_disabled is False
 
 

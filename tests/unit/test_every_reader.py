@@ -1,7 +1,6 @@
 """Every reader: readers of a borrowed SDK MeterProvider, present before configure() and added
-after, see eddie's histograms exactly; where the SDK internals the bridge needs are missing,
-eddie falls back to SDK instruments with one warning and stays exact; the declared SDK range
-is the tested one."""
+after, see eddie's histograms exactly through its instruments; eddie's own endpoint never shows
+the SDK's overflow series; the declared SDK range is the tested one."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import eddie_otel
-from eddie_otel import bridge, runtime
+from eddie_otel import runtime
 from eddie_otel.catalogue import DURATION_BUCKETS, by_prometheus_name
 from tests.support.boundaries import boundary_values, per_bucket, prometheus_histogram, sdk_histogram_points
 from tests.support.helpers import families
@@ -27,7 +26,6 @@ from tests.support.helpers import families
 ROOT = Path(__file__).resolve().parents[2]
 TASK = by_prometheus_name("task_execution_seconds")
 CHUNK = by_prometheus_name("chunk_execution_seconds")
-FALLBACK_WARNING = "does not allow exporting the exact series"
 
 
 @pytest.fixture
@@ -55,23 +53,25 @@ def assert_reader_exact(reader: InMemoryMetricReader, values: list[float]) -> No
         assert point.count == len(values)
 
 
-def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.levelno == logging.WARNING and FALLBACK_WARNING in r.getMessage()]
-
-
 def test_readers_of_a_borrowed_provider_before_and_after_configure_see_the_histograms(
     borrowed: tuple[MeterProvider, InMemoryMetricReader], caplog: pytest.LogCaptureFixture
 ) -> None:
     provider, before = borrowed
+    caplog.set_level(logging.WARNING)
     eddie_otel.configure(serve=False, meter_provider=provider)
-    assert runtime.current().telemetry.bridged
-    assert fallback_warnings(caplog) == []
-    after = InMemoryMetricReader()
-    provider.add_metric_reader(after)
+    assert runtime.current().telemetry.borrowed is provider
+    assert caplog.records == []
     values = boundary_values()
     record(values)
     assert_reader_exact(before, values)
-    assert_reader_exact(after, values)
+    if hasattr(provider, "add_metric_reader"):
+        # SDK 1.43 and later: a reader added after configure() gets what is recorded from then on.
+        after = InMemoryMetricReader()
+        provider.add_metric_reader(after)
+        record(values)
+        assert_reader_exact(after, values)
+        assert_reader_exact(before, values + values)
+        values = values + values
     text = runtime.current().telemetry.exposition()[0].decode()
     _, counts, count, _ = prometheus_histogram(text, TASK.prometheus_name, stage="exact")
     assert (counts, count) == (per_bucket(values), len(values))
@@ -93,20 +93,17 @@ def test_a_provider_installed_globally_is_borrowed_and_its_readers_see_the_histo
         provider = MeterProvider(metric_readers=[before])
         metrics.set_meter_provider(provider)
         eddie_otel.configure(serve=False)
-        after = InMemoryMetricReader()
-        provider.add_metric_reader(after)
         for value in (0.0, 0.01, 0.0100001, 60.0, 60.000001, 5000.0):
             eddie_otel.record_task(stage="exact", duration_seconds=value)
         seen = {}
-        for name, reader in (("before", before), ("after", after)):
+        for name, reader in (("before", before),):
             for rm in reader.get_metrics_data().resource_metrics:
                 for sm in rm.scope_metrics:
                     for m in sm.metrics:
                         if m.name == "task.execution":
                             seen[name] = [list(p.bucket_counts) for p in m.data.data_points]
         print(json.dumps({
-            "borrowed": runtime.current().telemetry.provider is provider,
-            "bridged": runtime.current().telemetry.bridged,
+            "borrowed": runtime.current().telemetry.borrowed is provider,
             "seen": seen,
         }))
         """
@@ -114,42 +111,16 @@ def test_a_provider_installed_globally_is_borrowed_and_its_readers_see_the_histo
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True
     )
-    assert FALLBACK_WARNING not in done.stderr
+    assert "WARNING" not in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     expected = per_bucket([0.0, 0.01, 0.0100001, 60.0, 60.000001, 5000.0])
-    assert result == {"borrowed": True, "bridged": True, "seen": {"before": [expected], "after": [expected]}}
+    assert result == {"borrowed": True, "seen": {"before": [expected]}}
 
 
-def test_without_the_sdk_internals_it_falls_back_with_one_warning_and_stays_exact(
-    borrowed: tuple[MeterProvider, InMemoryMetricReader],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    monkeypatch.setattr(bridge, "_instrument_classes", lambda: None)
-    provider, before = borrowed
-    caplog.set_level(logging.WARNING, logger="eddie_otel")
-    eddie_otel.configure(serve=False, meter_provider=provider)
-    eddie_otel.configure(serve=False, meter_provider=provider)
-    telemetry = runtime.current().telemetry
-    assert not telemetry.bridged
-    assert len(fallback_warnings(caplog)) == 1
-    after = InMemoryMetricReader()
-    provider.add_metric_reader(after)
-    values = boundary_values()
-    record(values)
-    assert_reader_exact(before, values)
-    assert_reader_exact(after, values)
-    text = telemetry.exposition()[0].decode()
-    for metric, labels in ((TASK, {"stage": "exact"}), (CHUNK, {"agent": "exact-agent"})):
-        bounds, counts, count, _ = prometheus_histogram(text, metric.prometheus_name, **labels)
-        assert (bounds, counts, count) == (list(DURATION_BUCKETS), per_bucket(values), len(values))
-    assert "otel_scope_" not in text
-
-
-def test_the_fallback_never_shows_the_sdk_overflow_series(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bridge, "_instrument_classes", lambda: None)
-    eddie_otel.configure(serve=False)
-    assert not runtime.current().telemetry.bridged
+def test_the_endpoint_never_shows_the_sdk_overflow_series_beside_an_otel_reader() -> None:
+    # An OpenTelemetry reader of eddie's own provider records the same series through the SDK.
+    eddie_otel.configure(serve=False, exporters="prometheus,console", export_interval_millis=3_600_000)
+    assert runtime.current().telemetry.instruments is not None
     # 2 500 label combinations: past eddie's budget of 2 000 series, and past the SDK's default limit.
     for agent in range(50):
         for stage in range(50):
@@ -175,27 +146,6 @@ def test_the_declared_minimum_versions_are_the_tested_ones() -> None:
     for name, version in pinned.items():
         # pyproject may write 1.43 for 1.43.0.
         assert version == minimums[name] or version == minimums[name] + ".0", name
-
-
-def test_a_failure_of_the_bridge_leaves_the_reader_its_other_data(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    provider.get_meter("other-library").create_counter("other.requests").add(3)
-    eddie_otel.configure(serve=False, meter_provider=provider)
-    eddie_otel.record_merge(chunks_combined=2, duplicates_removed=0)
-
-    def explode(*args: object) -> None:
-        raise RuntimeError("bridge on fire")
-
-    monkeypatch.setattr(bridge.StoreBridge, "extend", explode)
-    with caplog.at_level(logging.ERROR, logger="eddie_otel"):
-        data = reader.get_metrics_data()
-    assert data is not None
-    names = [metric.name for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics]
-    assert names == ["other.requests"]
-    assert "could not add the exact series" in caplog.text
 
 
 def test_a_delta_reader_keeps_the_bases_of_live_series_when_forgotten_ones_are_pruned() -> None:

@@ -56,7 +56,7 @@ def test_an_installed_sdk_provider_is_used_not_replaced() -> None:
     provider = MeterProvider(metric_readers=[other])
     eddie_otel.configure(serve=False, meter_provider=provider)
     record_every_metric()
-    assert runtime.current().telemetry.provider is provider
+    assert runtime.current().telemetry.borrowed is provider
     # The user's own reader sees eddie-otel's metrics too.
     data = other.get_metrics_data()
     assert data is not None

@@ -107,7 +107,8 @@ def test_dockerfile_installs_the_wheel_beside_it_and_runs_the_agent_command(stac
     instructions = [line for line in lines if line and not line.startswith("#")]
     assert instructions[0].startswith("FROM python:3")
     assert f"COPY {name} ./" in instructions
-    assert f"RUN pip install --no-cache-dir ./{name}" in instructions
+    # The image runs the service and the demo: the wheel with the service extra.
+    assert f"RUN pip install --no-cache-dir './{name}[service]'" in instructions
     assert json.loads(instructions[-1].removeprefix("CMD ")) == agent_command()
     assert zipfile.is_zipfile(stack / "image" / name)
 
