@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,54 @@ def test_an_unreachable_endpoint_is_logged_never_raised_and_memory_stays_bounded
     assert late < 1024 * 1024, (early, late)
     assert counter.count >= 20
     assert work() == 1
+
+
+def _metrics(receiver: OtlpReceiver, name: str) -> list[Any]:
+    return [
+        metric
+        for _, request in receiver.received
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == name
+    ]
+
+
+def test_the_default_histogram_aggregation_variable_applies_to_eddies_histograms(
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{otlp_receiver.port}/v1/metrics")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
+    eddie_otel.configure(serve=False, exporters="otlp")
+    for seconds in (0.2, 1.0, 30.0):
+        eddie_otel.record_task(stage="s", duration_seconds=seconds)
+    assert runtime.current().telemetry.provider is not None
+    runtime.current().telemetry.provider.force_flush()
+    (metric,) = _metrics(otlp_receiver, "task.execution")
+    assert metric.WhichOneof("data") == "exponential_histogram"
+    (point,) = metric.exponential_histogram.data_points
+    assert (point.count, point.sum) == (3, 31.2)
+
+
+def test_otlp_over_grpc_when_the_protocol_variable_says_so(
+    otlp_grpc_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{otlp_grpc_receiver.port}")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
+    eddie_otel.configure(serve=False, exporters="otlp")
+    eddie_otel.record_split(agent="a", chunks=3, depth=1)
+    assert runtime.current().telemetry.provider is not None
+    runtime.current().telemetry.provider.force_flush()
+    assert {path for path, _ in otlp_grpc_receiver.received} == {"/v1/metrics"}
+    assert otlp_grpc_receiver.metrics()["task.split"] == [{"agent": "a"}]
+    (metric,) = _metrics(otlp_grpc_receiver, "task.split")
+    (point,) = metric.sum.data_points
+    assert point.as_double + point.as_int == 1
+
+
+def test_an_unknown_otlp_protocol_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json")
+    with pytest.raises(eddie_otel.EddieOtelError, match=r"^OTEL_EXPORTER_OTLP_METRICS_PROTOCOL must be one of"):
+        eddie_otel.configure(serve=False, exporters="otlp")
