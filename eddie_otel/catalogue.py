@@ -11,9 +11,28 @@ from dataclasses import dataclass
 
 __all__ = [
     "ADJUSTMENT_TYPES",
+    "AGENT_ACTIVE_TASKS",
+    "AGENT_TASKS_EXECUTED",
+    "CHUNK_EXECUTION",
+    "CHUNK_FAILURE",
+    "DOCKER_CPU_LIMIT",
+    "DOCKER_ELASTIC_ADJUSTMENT",
+    "DOCKER_MEMORY_LIMIT",
     "DURATION_BUCKETS",
+    "EVENTS",
+    "FALLBACK_DEPTH_EXCEEDED",
+    "LABEL_VALUES_CAPPED",
+    "MERGE_CHUNKS_COMBINED",
+    "MERGE_DEDUPLICATION",
     "METRICS",
     "SELF_METRICS",
+    "SERIES_OVERFLOW",
+    "TASK_EXECUTION",
+    "TASK_FAILURE",
+    "TASK_SPLIT",
+    "TASK_SPLIT_CHUNKS",
+    "TASK_SUCCESS",
+    "TIMEOUT_EVENTS",
     "Kind",
     "Metric",
     "by_prometheus_name",
@@ -76,138 +95,170 @@ class Metric:
         return self.prometheus_name.removesuffix("_total")
 
 
+TASK_SPLIT = Metric(
+    "task_split_total",
+    "task.split",
+    Kind.COUNTER,
+    "{split}",
+    ("agent",),
+    "Tasks or chunks split into chunks after a timeout (fallback).",
+)
+
+TASK_SPLIT_CHUNKS = Metric(
+    "task_split_chunks_total",
+    "task.split.chunks",
+    Kind.COUNTER,
+    "{chunk}",
+    ("agent",),
+    "Chunks created by splits.",
+)
+
+TIMEOUT_EVENTS = Metric(
+    "timeout_events_total",
+    "timeout.events",
+    Kind.COUNTER,
+    "{timeout}",
+    ("agent", "stage", "reason"),
+    "Tasks or chunks that timed out.",
+)
+
+FALLBACK_DEPTH_EXCEEDED = Metric(
+    "fallback_depth_exceeded_total",
+    "fallback.depth_exceeded",
+    Kind.COUNTER,
+    "{split}",
+    ("agent",),
+    "Splits attempted deeper than the maximum fallback depth.",
+)
+
+TASK_EXECUTION = Metric(
+    "task_execution_seconds",
+    "task.execution",
+    Kind.HISTOGRAM,
+    "s",
+    ("stage",),
+    "Duration of finished tasks, successful or not.",
+    DURATION_BUCKETS,
+)
+
+CHUNK_EXECUTION = Metric(
+    "chunk_execution_seconds",
+    "chunk.execution",
+    Kind.HISTOGRAM,
+    "s",
+    ("agent",),
+    "Duration of finished chunks.",
+    DURATION_BUCKETS,
+)
+
+TASK_SUCCESS = Metric(
+    "task_success_total",
+    "task.success",
+    Kind.COUNTER,
+    "{task}",
+    ("stage",),
+    "Tasks that succeeded.",
+)
+
+TASK_FAILURE = Metric(
+    "task_failure_total",
+    "task.failure",
+    Kind.COUNTER,
+    "{task}",
+    ("stage", "reason"),
+    "Tasks that failed; reason is the exception class name or the given reason.",
+)
+
+AGENT_ACTIVE_TASKS = Metric(
+    "agent_active_tasks",
+    "agent.active_tasks",
+    Kind.GAUGE,
+    "{task}",
+    ("agent",),
+    "Tasks and chunks running on an agent now.",
+    up_down=True,
+)
+
+AGENT_TASKS_EXECUTED = Metric(
+    "agent_tasks_executed_total",
+    "agent.tasks_executed",
+    Kind.COUNTER,
+    "{task}",
+    ("agent",),
+    "Tasks and chunks finished on an agent.",
+)
+
+DOCKER_CPU_LIMIT = Metric(
+    "docker_container_cpu_limit",
+    "docker.container.cpu_limit",
+    Kind.GAUGE,
+    "{millicore}",
+    ("container",),
+    "CPU limit of an agent container, in millicores.",
+)
+
+DOCKER_MEMORY_LIMIT = Metric(
+    "docker_container_memory_limit_bytes",
+    "docker.container.memory_limit",
+    Kind.GAUGE,
+    "By",
+    ("container",),
+    "Memory limit of an agent container, in bytes.",
+)
+
+DOCKER_ELASTIC_ADJUSTMENT = Metric(
+    "docker_elastic_adjustment_total",
+    "docker.elastic_adjustment",
+    Kind.COUNTER,
+    "{adjustment}",
+    ("container", "type"),
+    "Elastic adjustments of container limits; type is cpu_up, cpu_down, memory_up or memory_down.",
+)
+
+MERGE_DEDUPLICATION = Metric(
+    "merge_deduplication_total",
+    "merge.deduplication",
+    Kind.COUNTER,
+    "{result}",
+    (),
+    "Duplicate chunk results removed when merging.",
+)
+
+MERGE_CHUNKS_COMBINED = Metric(
+    "merge_chunks_combined_total",
+    "merge.chunks_combined",
+    Kind.COUNTER,
+    "{chunk}",
+    (),
+    "Chunk results combined when merging.",
+)
+
+CHUNK_FAILURE = Metric(
+    "chunk_failure_total",
+    "chunk.failure",
+    Kind.COUNTER,
+    "{chunk}",
+    ("agent", "reason"),
+    "Chunks that failed; reason is the exception class name or the given reason.",
+)
+
 METRICS: tuple[Metric, ...] = (
-    Metric(
-        "task_split_total",
-        "task.split",
-        Kind.COUNTER,
-        "{split}",
-        ("agent",),
-        "Tasks or chunks split into chunks after a timeout (fallback).",
-    ),
-    Metric(
-        "task_split_chunks_total",
-        "task.split.chunks",
-        Kind.COUNTER,
-        "{chunk}",
-        ("agent",),
-        "Chunks created by splits.",
-    ),
-    Metric(
-        "timeout_events_total",
-        "timeout.events",
-        Kind.COUNTER,
-        "{timeout}",
-        ("agent", "stage", "reason"),
-        "Tasks or chunks that timed out.",
-    ),
-    Metric(
-        "fallback_depth_exceeded_total",
-        "fallback.depth_exceeded",
-        Kind.COUNTER,
-        "{split}",
-        ("agent",),
-        "Splits attempted deeper than the maximum fallback depth.",
-    ),
-    Metric(
-        "task_execution_seconds",
-        "task.execution",
-        Kind.HISTOGRAM,
-        "s",
-        ("stage",),
-        "Duration of finished tasks, successful or not.",
-        DURATION_BUCKETS,
-    ),
-    Metric(
-        "chunk_execution_seconds",
-        "chunk.execution",
-        Kind.HISTOGRAM,
-        "s",
-        ("agent",),
-        "Duration of finished chunks.",
-        DURATION_BUCKETS,
-    ),
-    Metric(
-        "task_success_total",
-        "task.success",
-        Kind.COUNTER,
-        "{task}",
-        ("stage",),
-        "Tasks that succeeded.",
-    ),
-    Metric(
-        "task_failure_total",
-        "task.failure",
-        Kind.COUNTER,
-        "{task}",
-        ("stage", "reason"),
-        "Tasks that failed; reason is the exception class name or the given reason.",
-    ),
-    Metric(
-        "agent_active_tasks",
-        "agent.active_tasks",
-        Kind.GAUGE,
-        "{task}",
-        ("agent",),
-        "Tasks and chunks running on an agent now.",
-        up_down=True,
-    ),
-    Metric(
-        "agent_tasks_executed_total",
-        "agent.tasks_executed",
-        Kind.COUNTER,
-        "{task}",
-        ("agent",),
-        "Tasks and chunks finished on an agent.",
-    ),
-    Metric(
-        "docker_container_cpu_limit",
-        "docker.container.cpu_limit",
-        Kind.GAUGE,
-        "{millicore}",
-        ("container",),
-        "CPU limit of an agent container, in millicores.",
-    ),
-    Metric(
-        "docker_container_memory_limit_bytes",
-        "docker.container.memory_limit",
-        Kind.GAUGE,
-        "By",
-        ("container",),
-        "Memory limit of an agent container, in bytes.",
-    ),
-    Metric(
-        "docker_elastic_adjustment_total",
-        "docker.elastic_adjustment",
-        Kind.COUNTER,
-        "{adjustment}",
-        ("container", "type"),
-        "Elastic adjustments of container limits; type is cpu_up, cpu_down, memory_up or memory_down.",
-    ),
-    Metric(
-        "merge_deduplication_total",
-        "merge.deduplication",
-        Kind.COUNTER,
-        "{result}",
-        (),
-        "Duplicate chunk results removed when merging.",
-    ),
-    Metric(
-        "merge_chunks_combined_total",
-        "merge.chunks_combined",
-        Kind.COUNTER,
-        "{chunk}",
-        (),
-        "Chunk results combined when merging.",
-    ),
-    Metric(
-        "chunk_failure_total",
-        "chunk.failure",
-        Kind.COUNTER,
-        "{chunk}",
-        ("agent", "reason"),
-        "Chunks that failed; reason is the exception class name or the given reason.",
-    ),
+    TASK_SPLIT,
+    TASK_SPLIT_CHUNKS,
+    TIMEOUT_EVENTS,
+    FALLBACK_DEPTH_EXCEEDED,
+    TASK_EXECUTION,
+    CHUNK_EXECUTION,
+    TASK_SUCCESS,
+    TASK_FAILURE,
+    AGENT_ACTIVE_TASKS,
+    AGENT_TASKS_EXECUTED,
+    DOCKER_CPU_LIMIT,
+    DOCKER_MEMORY_LIMIT,
+    DOCKER_ELASTIC_ADJUSTMENT,
+    MERGE_DEDUPLICATION,
+    MERGE_CHUNKS_COMBINED,
+    CHUNK_FAILURE,
 )
 
 _BY_PROMETHEUS_NAME = {metric.prometheus_name: metric for metric in METRICS}
@@ -220,30 +271,36 @@ def by_prometheus_name(name: str) -> Metric:
 
 # Metrics about eddie-otel itself, exported beside the catalogue so operators can
 # see when label values are being folded into `other` or webhook events rejected.
+LABEL_VALUES_CAPPED = Metric(
+    "eddie_otel_label_values_capped_total",
+    "eddie_otel.label_values_capped",
+    Kind.COUNTER,
+    "{value}",
+    ("label",),
+    "Label values recorded as `other` because their label reached its cap of distinct values.",
+)
+
+SERIES_OVERFLOW = Metric(
+    "eddie_otel_series_overflow_total",
+    "eddie_otel.series_overflow",
+    Kind.COUNTER,
+    "{series}",
+    ("metric",),
+    "New label combinations recorded into a metric's overflow series (every label `other`) "
+    "because the metric reached its series budget.",
+)
+
+EVENTS = Metric(
+    "eddie_otel_events_total",
+    "eddie_otel.events",
+    Kind.COUNTER,
+    "{event}",
+    ("type", "outcome"),
+    "Webhook events by type and outcome (accepted or rejected).",
+)
+
 SELF_METRICS: tuple[Metric, ...] = (
-    Metric(
-        "eddie_otel_label_values_capped_total",
-        "eddie_otel.label_values_capped",
-        Kind.COUNTER,
-        "{value}",
-        ("label",),
-        "Label values recorded as `other` because their label reached its cap of distinct values.",
-    ),
-    Metric(
-        "eddie_otel_series_overflow_total",
-        "eddie_otel.series_overflow",
-        Kind.COUNTER,
-        "{series}",
-        ("metric",),
-        "New label combinations recorded into a metric's overflow series (every label `other`) "
-        "because the metric reached its series budget.",
-    ),
-    Metric(
-        "eddie_otel_events_total",
-        "eddie_otel.events",
-        Kind.COUNTER,
-        "{event}",
-        ("type", "outcome"),
-        "Webhook events by type and outcome (accepted or rejected).",
-    ),
+    LABEL_VALUES_CAPPED,
+    SERIES_OVERFLOW,
+    EVENTS,
 )

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.catalogue import AGENT_TASKS_EXECUTED, METRICS, Kind
 from eddie_otel.store import Store
 
 __all__ = ["BUCKET_SECONDS", "HOUR_SECONDS", "SAMPLE_SIZE", "History"]
@@ -29,7 +29,7 @@ _SNAPSHOTS = int(HOUR_SECONDS // BUCKET_SECONDS) + 1
 # Recent durations kept per stage: enough for an exact p99 over the last
 # thousand tasks, 32 KiB a stage.
 SAMPLE_SIZE = 1024
-_COUNTERS = tuple(metric.prometheus_name for metric in METRICS if metric.kind is Kind.COUNTER)
+_COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
 
 
 class _Snapshot:
@@ -44,38 +44,38 @@ class _Snapshot:
 class History:
     """Snapshots of the counters per 10-second bucket, and recent durations per stage."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter, ttl_seconds: float = 0) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
         # The clock reading when the history began: no window covers more than the time since.
         self.started = clock()
         self._store = store
-        self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._snapshots: deque[_Snapshot] = deque(maxlen=_SNAPSHOTS)
         self._samples: dict[str, deque[float]] = {}
         # The clock reading from which the next snapshot is due; read unlocked on the hot path.
         self.next_tick = -1.0
 
-    def tick(self, now: float) -> None:
-        """Snapshot the counters if `now` is in a bucket that has none yet; call before counting."""
+    def tick(self, now: float) -> bool:
+        """Snapshot the counters if `now` is in a bucket that has none yet (then True); call before counting.
+
+        It only reads the store: the recorder, whose clock this is, moves the store's own.
+        """
         epoch = int(now // BUCKET_SECONDS)
         with self._lock:
             if self._snapshots and self._snapshots[-1].epoch >= epoch:
-                return
-            self._store.tick(now)
-            if self._ttl:
-                self._store.expire(self._ttl)
+                return False
             self._snapshots.append(_Snapshot(epoch, self._totals(), self._executed()))
             self.next_tick = (epoch + 1) * BUCKET_SECONDS
+            return True
 
     def _totals(self) -> dict[str, float]:
         """Every counter's total now, by key without `_total`."""
-        series = self._store.series
-        return {name.removesuffix("_total"): series[name].total() for name in _COUNTERS}
+        store = self._store
+        return {metric.key: store.of(metric).total() for metric in _COUNTERS}
 
     def _executed(self) -> dict[str, float]:
         """Tasks and chunks finished so far, per agent."""
-        return {key[0]: value for key, value in self._store.series["agent_tasks_executed_total"].values().items()}
+        return {key[0]: value for key, value in self._store.of(AGENT_TASKS_EXECUTED).values().items()}
 
     def sample(self, stage: str) -> deque[float]:
         """The ring of recent durations of `stage`; append to it to record one."""

@@ -57,7 +57,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.telemetry = telemetry
-        self.history = History(telemetry.store, ttl_seconds=settings.series_ttl_seconds)
+        self.history = History(telemetry.store)
         self.tracing = tracing
         self.recorder = Recorder(settings, telemetry, self.history, tracing)
         self.server = server

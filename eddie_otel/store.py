@@ -24,13 +24,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-from eddie_otel.catalogue import Kind, Metric
+from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
 from eddie_otel.labels import OTHER
 
 __all__ = ["Cell", "Exemplar", "HistogramCell", "HistogramSeries", "Series", "Store"]
 
 # The self-metric that counts combinations folded into an overflow series.
-OVERFLOW_METRIC = "eddie_otel_series_overflow_total"
+OVERFLOW_METRIC = SERIES_OVERFLOW.prometheus_name
 
 
 class Cell:
@@ -199,6 +199,14 @@ class Store:
                 self.histograms[metric.prometheus_name] = HistogramSeries(metric, self)
             else:
                 self.series[metric.prometheus_name] = Series(metric, self)
+
+    def of(self, metric: Metric) -> Series:
+        """The cells of the counter or gauge `metric` (a catalogue constant, such as `TASK_SPLIT`)."""
+        return self.series[metric.prometheus_name]
+
+    def histogram(self, metric: Metric) -> HistogramSeries:
+        """The cells of the histogram `metric` (a catalogue constant, such as `TASK_EXECUTION`)."""
+        return self.histograms[metric.prometheus_name]
 
     def _overflowed(self, metric_name: str) -> None:
         # Called with the lock held: counts into the self-metric without taking it again.

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 
 from typing_extensions import Protocol, TypedDict
 
-from eddie_otel.catalogue import METRICS, Kind
+from eddie_otel.catalogue import AGENT_ACTIVE_TASKS, AGENT_TASKS_EXECUTED, METRICS, Kind
 from eddie_otel.history import History
 from eddie_otel.objectives import target
 from eddie_otel.telemetry import Telemetry
@@ -147,13 +147,13 @@ class Summarised(Protocol):
 def summary(runtime: Summarised) -> Summary:
     """The summary of `runtime`, the dict GET /metrics/summary answers (`eddie_otel.summary()`: the configured one)."""
     rt = runtime
-    series = rt.telemetry.store.series
+    store = rt.telemetry.store
     history = rt.history
 
-    totals = {metric.key: whole(series[metric.prometheus_name].total()) for metric in _COUNTERS}
+    totals = {metric.key: whole(store.of(metric).total()) for metric in _COUNTERS}
 
-    active = {key[0]: value for key, value in series["agent_active_tasks"].values().items()}
-    executed = {key[0]: value for key, value in series["agent_tasks_executed_total"].values().items()}
+    active = {key[0]: value for key, value in store.of(AGENT_ACTIVE_TASKS).values().items()}
+    executed = {key[0]: value for key, value in store.of(AGENT_TASKS_EXECUTED).values().items()}
     agents: dict[str, AgentLoad] = {
         agent: {"active": whole(active.get(agent, 0)), "executed": whole(executed.get(agent, 0))}
         for agent in sorted(active.keys() | executed.keys())

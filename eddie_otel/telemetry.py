@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
+from eddie_otel.catalogue import LABEL_VALUES_CAPPED
 from eddie_otel.collector import ReaderCollector, StoreCollector, TargetInfoCollector
 from eddie_otel.config import Settings
 from eddie_otel.errors import ConfigurationError
@@ -191,7 +192,7 @@ class Telemetry:
 
     def _count_capped(self, label: str) -> None:
         store = self.store
-        store.add(store.series["eddie_otel_label_values_capped_total"].cell((label,)))
+        store.add(store.of(LABEL_VALUES_CAPPED).cell((label,)))
 
     def exposition(self, accept: str | None = None, accept_encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
         """The registry's exposition negotiated from Accept and Accept-Encoding, and its headers."""

@@ -1,4 +1,11 @@
-"""Checks of the record calls' arguments: each failure is a ValueError that names the argument."""
+"""The one validation of each operation: what the record calls check, and the webhook models too.
+
+Each failure is a ValueError that names the argument. The bounds are the same for a
+record call and a webhook event: no real split makes 10 000 chunks or runs a week, and
+staying far below 2**53 keeps sums of counts exact in the float cells of the exporters.
+The webhook models state the same bounds in their JSON Schema and call the rules between
+fields (`merge_counts`, `reason_on_failure`) from here.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +14,67 @@ import math
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
 from eddie_otel.labels import check_label_value
 
-__all__ = ["INITIAL", "adjustment", "count", "flag", "label", "seconds"]
+__all__ = [
+    "INITIAL",
+    "MAX_CHUNKS",
+    "MAX_CHUNKS_COMBINED",
+    "MAX_CPU_MILLICORES",
+    "MAX_DEPTH",
+    "MAX_DURATION_SECONDS",
+    "MAX_MEMORY_BYTES",
+    "adjustment",
+    "count",
+    "flag",
+    "label",
+    "merge_counts",
+    "reason_on_failure",
+    "seconds",
+]
 
 # The `adjustment` of a first allocation, which counts no elastic adjustment.
 INITIAL = "initial"
+MAX_CHUNKS = 10_000
+MAX_DEPTH = 1_000
+MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+MAX_CPU_MILLICORES = 10_000_000
+MAX_MEMORY_BYTES = 2**50
+MAX_CHUNKS_COMBINED = 1_000_000
 
 label = check_label_value
 
 
-def count(argument: str, value: object, minimum: int = 0) -> int:
-    """`value` when it is an integer ≥ `minimum`."""
+def count(argument: str, value: object, minimum: int, maximum: int) -> int:
+    """`value` when it is an integer in [`minimum`, `maximum`]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{argument} must be an integer, not {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{argument} must be at least {minimum}, not {value}")
+    if value > maximum:
+        raise ValueError(f"{argument} must be at most {maximum}, not {value}")
     return value
 
 
 def seconds(argument: str, value: object) -> float:
-    """`value` as float when it is a finite number of seconds ≥ 0."""
+    """`value` as float when it is a finite number of seconds in [0, a week]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{argument} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{argument} must be a finite number of seconds ≥ 0, not {value}")
+    if not math.isfinite(value) or value < 0 or value > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"{argument} must be a finite number of seconds from 0 to {MAX_DURATION_SECONDS:g}, not {value}"
+        )
     return float(value)
+
+
+def merge_counts(chunks_combined: int, duplicates_removed: int) -> None:
+    """A merge removes at most as many duplicates as the chunks it combined."""
+    if duplicates_removed > chunks_combined:
+        raise ValueError(f"duplicates_removed ({duplicates_removed}) cannot exceed chunks_combined ({chunks_combined})")
+
+
+def reason_on_failure(success: bool, reason: str | None, what: str) -> None:
+    """Only a failure has a reason: `reason` with `success` true is a contradiction."""
+    if success and reason is not None:
+        raise ValueError(f"reason is only for failed {what} (success false)")
 
 
 def flag(argument: str, value: object) -> bool:

@@ -13,15 +13,30 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from eddie_otel.catalogue import (
+    AGENT_ACTIVE_TASKS,
+    AGENT_TASKS_EXECUTED,
+    CHUNK_EXECUTION,
+    CHUNK_FAILURE,
+    TASK_EXECUTION,
+    TASK_FAILURE,
+    TASK_SUCCESS,
+    TIMEOUT_EVENTS,
+)
 from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
 from eddie_otel.store import Cell, Exemplar
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
+    from collections.abc import Callable, Mapping
 
-    from eddie_otel.recording.recorder import Recorder
+    from opentelemetry.context import Context
+    from opentelemetry.metrics import Histogram
+
+    from eddie_otel.history import History
+    from eddie_otel.store import Store
+    from eddie_otel.tracing import Tracing
 
 __all__ = ["TIMEOUT_REASONS", "UNKNOWN", "Site", "given_reason", "is_timeout", "reason_of"]
 
@@ -76,6 +91,7 @@ class Site:
         "_bound",
         "_failures",
         "active",
+        "advance",
         "agent",
         "executed",
         "histogram",
@@ -94,35 +110,47 @@ class Site:
         "tracing",
     )
 
-    def __init__(self, recorder: Recorder, is_task: bool, stage: str, agent: str | None) -> None:
-        telemetry = recorder.telemetry
-        # Set to None when the site's series are forgotten: whoever holds it then asks for a new one.
-        self.recorder: Recorder | None
-        store = telemetry.store
-        series = store.series
-        self.recorder = recorder
+    def __init__(
+        self,
+        owner: object,
+        *,
+        store: Store,
+        history: History,
+        advance: Callable[[float], None],
+        bound: Callable[[str, str], str],
+        sdk_histograms: Mapping[str, Histogram],
+        tracing: Tracing | None,
+        is_task: bool,
+        stage: str,
+        agent: str | None,
+    ) -> None:
+        # The recorder that made the site; None once the site's series are forgotten: whoever holds
+        # it then asks its recorder for a new one.
+        self.recorder: object | None = owner
         # False once retired: whoever holds the site resolves a fresh one (read on every decorated call).
         self.live = True
-        self._bound = telemetry.label_cap.bound
+        self._bound = bound
         self.store = store
-        self.history = recorder.history
+        self.history = history
+        # What a new 10-second bucket of the history clock sets off (the recorder's `advance`).
+        self.advance = advance
         self.is_task = is_task
         self.stage = stage
         self.agent = agent
-        self.executed = series["agent_tasks_executed_total"].cell((agent,)) if agent is not None else None
+        self.executed = store.of(AGENT_TASKS_EXECUTED).cell((agent,)) if agent is not None else None
         # Created by the first begin() (a decorated call) or the first success: a task recorded
         # after the fact has no running count, and its success series appears with its first success.
         self.active: Cell | None = None
         self.succeeded: tuple[Cell, ...] | None = None
         self._failures: dict[tuple[str, bool], tuple[Cell, ...]] = {}
-        name, key = ("task_execution_seconds", stage) if is_task else ("chunk_execution_seconds", agent or UNKNOWN)
+        metric, key = (TASK_EXECUTION, stage) if is_task else (CHUNK_EXECUTION, agent or UNKNOWN)
         # The same duration goes to OpenTelemetry readers through an SDK histogram, when there are any.
-        self.sdk_histogram = telemetry.histograms.get(name)
-        self.sdk_attributes = dict(zip(store.histograms[name].metric.labels, (key,), strict=True))
-        self.histogram = store.histograms[name].cell((key,))
-        self.sample = recorder.history.sample(stage) if is_task else None
+        self.sdk_histogram = sdk_histograms.get(metric.prometheus_name)
+        self.sdk_attributes = dict(zip(metric.labels, (key,), strict=True))
+        self.histogram = store.histogram(metric).cell((key,))
+        self.sample = history.sample(stage) if is_task else None
         # None when there are no spans: the decorators then skip everything about traces.
-        self.tracing = recorder.tracing
+        self.tracing = tracing
         self.span_name = span_name(agent)
         self.span_attributes = span_attributes(stage, agent)
 
@@ -131,7 +159,7 @@ class Site:
         if self.succeeded is None:
             self._succeeded()
         if self.agent is not None and self.active is None:
-            self.active = self.store.series["agent_active_tasks"].cell((self.agent,))
+            self.active = self.store.of(AGENT_ACTIVE_TASKS).cell((self.agent,))
 
     def begin(self) -> None:
         """The call started: one more task running on the agent (after `prepare()`)."""
@@ -161,7 +189,7 @@ class Site:
         """
         history = self.history
         if now >= history.next_tick:
-            history.tick(now)
+            self.advance(now)
         counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
         self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar)
         if self.sdk_histogram is not None:
@@ -172,7 +200,7 @@ class Site:
     def _succeeded(self) -> tuple[Cell, ...]:
         cells: list[Cell] = [] if self.executed is None else [self.executed]
         if self.is_task:
-            cells.append(self.store.series["task_success_total"].cell((self.stage,)))
+            cells.append(self.store.of(TASK_SUCCESS).cell((self.stage,)))
         self.succeeded = tuple(cells)
         return self.succeeded
 
@@ -180,13 +208,13 @@ class Site:
         label = self._bound("reason", reason)
         cells = self._failures.get((label, timed_out))
         if cells is None:
-            series = self.store.series
+            store = self.store
             found: list[Cell] = [] if self.executed is None else [self.executed]
             if self.is_task:
-                found.append(series["task_failure_total"].cell((self.stage, label)))
+                found.append(store.of(TASK_FAILURE).cell((self.stage, label)))
             else:
-                found.append(series["chunk_failure_total"].cell((self.agent or UNKNOWN, label)))
+                found.append(store.of(CHUNK_FAILURE).cell((self.agent or UNKNOWN, label)))
             if timed_out:
-                found.append(series["timeout_events_total"].cell((self.agent or UNKNOWN, self.stage, label)))
+                found.append(store.of(TIMEOUT_EVENTS).cell((self.agent or UNKNOWN, self.stage, label)))
             cells = self._failures[(label, timed_out)] = tuple(found)
         return cells

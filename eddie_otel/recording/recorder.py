@@ -13,6 +13,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eddie_otel import tracing as traces
+from eddie_otel.catalogue import (
+    DOCKER_CPU_LIMIT,
+    DOCKER_ELASTIC_ADJUSTMENT,
+    DOCKER_MEMORY_LIMIT,
+    EVENTS,
+    FALLBACK_DEPTH_EXCEEDED,
+    MERGE_CHUNKS_COMBINED,
+    MERGE_DEDUPLICATION,
+    TASK_SPLIT,
+    TASK_SPLIT_CHUNKS,
+    TIMEOUT_EVENTS,
+)
 from eddie_otel.history import History
 from eddie_otel.recording import checks
 from eddie_otel.recording.decorators import Carrier, Depth, Label, decorator
@@ -56,7 +68,19 @@ class Recorder:
         if site is None:
             if len(self._sites) >= MAX_SITES:
                 self._retire(lambda site: True)
-            site = self._sites[key] = Site(self, is_task, stage, agent)
+            telemetry = self.telemetry
+            site = self._sites[key] = Site(
+                self,
+                store=self._store,
+                history=self.history,
+                advance=self.advance,
+                bound=self._bound,
+                sdk_histograms=telemetry.histograms,
+                tracing=self.tracing,
+                is_task=is_task,
+                stage=stage,
+                agent=agent,
+            )
         return site
 
     def close(self) -> None:
@@ -79,8 +103,18 @@ class Recorder:
         history = self.history
         now = history.clock()
         if now >= history.next_tick:
-            history.tick(now)
+            self.advance(now)
         return now
+
+    def advance(self, now: float) -> None:
+        """A reading of the history clock: at each new 10-second bucket, a history snapshot, and the
+        store's coarse clock moved on and its expired gauge series dropped (EDDIE_OTEL_SERIES_TTL_SECONDS)."""
+        if self.history.tick(now):
+            store = self._store
+            store.tick(now)
+            ttl = self.settings.series_ttl_seconds
+            if ttl:
+                store.expire(ttl)
 
     # -------------------------------------------------------------- trusted: values already valid
 
@@ -90,7 +124,7 @@ class Recorder:
         if not self.enabled:
             return allowed
         self._tick()
-        series = self._store.series
+        store = self._store
         key = (self._bound("agent", agent),)
         if self.tracing is not None:
             attributes = {traces.AGENT: agent, "eddie.split.chunks": chunks, traces.DEPTH: depth}
@@ -100,11 +134,9 @@ class Recorder:
                 attributes["eddie.fallback.max_depth"] = self.settings.max_fallback_depth
                 traces.event("eddie.fallback_depth_exceeded", attributes)
         if not allowed:
-            self._store.add(series["fallback_depth_exceeded_total"].cell(key))
+            store.add(store.of(FALLBACK_DEPTH_EXCEEDED).cell(key))
             return False
-        self._store.add_all(
-            ((series["task_split_total"].cell(key), 1), (series["task_split_chunks_total"].cell(key), chunks))
-        )
+        store.add_all(((store.of(TASK_SPLIT).cell(key), 1), (store.of(TASK_SPLIT_CHUNKS).cell(key), chunks)))
         return True
 
     def timeout(self, agent: str, stage: str, reason: str) -> None:
@@ -115,7 +147,7 @@ class Recorder:
         if self.tracing is not None:
             traces.event("eddie.timeout", {traces.AGENT: agent, traces.STAGE: stage, "eddie.timeout.reason": reason})
         key = (self._bound("agent", agent), self._bound("stage", stage), self._bound("reason", reason))
-        self._store.add(self._store.series["timeout_events_total"].cell(key))
+        self._store.add(self._store.of(TIMEOUT_EVENTS).cell(key))
 
     def task_finished(self, stage: str, seconds: float, success: bool, reason: str | None, agent: str | None) -> None:
         """A task measured elsewhere finished: what @task records for one call (agent load but no active count)."""
@@ -157,11 +189,11 @@ class Recorder:
                 "eddie.merge",
                 {"eddie.merge.chunks_combined": chunks_combined, "eddie.merge.duplicates_removed": duplicates_removed},
             )
-        series = self._store.series
+        store = self._store
         self._store.add_all(
             (
-                (series["merge_chunks_combined_total"].cell(()), chunks_combined),
-                (series["merge_deduplication_total"].cell(()), duplicates_removed),
+                (store.of(MERGE_CHUNKS_COMBINED).cell(()), chunks_combined),
+                (store.of(MERGE_DEDUPLICATION).cell(()), duplicates_removed),
             )
         )
 
@@ -172,10 +204,10 @@ class Recorder:
         self._tick()
         store = self._store
         key = (self._bound("container", container),)
-        store.set(store.series["docker_container_cpu_limit"].cell(key), cpu_millicores)
-        store.set(store.series["docker_container_memory_limit_bytes"].cell(key), memory_bytes)
+        store.set(store.of(DOCKER_CPU_LIMIT).cell(key), cpu_millicores)
+        store.set(store.of(DOCKER_MEMORY_LIMIT).cell(key), memory_bytes)
         if adjustment != checks.INITIAL:
-            store.add(store.series["docker_elastic_adjustment_total"].cell((*key, adjustment)))
+            store.add(store.of(DOCKER_ELASTIC_ADJUSTMENT).cell((*key, adjustment)))
 
     def adjustment(self, container: str, type: str) -> None:
         """Count an elastic adjustment of `container`'s limits."""
@@ -183,12 +215,12 @@ class Recorder:
             return
         self._tick()
         key = (self._bound("container", container), type)
-        self._store.add(self._store.series["docker_elastic_adjustment_total"].cell(key))
+        self._store.add(self._store.of(DOCKER_ELASTIC_ADJUSTMENT).cell(key))
 
     def count_events(self, type_name: str, outcome: str, count: int) -> None:
         """Count `count` webhook events of `type_name` with `outcome` (accepted or rejected)."""
         store = self._store
-        store.add(store.series["eddie_otel_events_total"].cell((type_name, outcome)), count)
+        store.add(store.of(EVENTS).cell((type_name, outcome)), count)
 
     # -------------------------------------------------------------- the public record calls
 
@@ -200,8 +232,8 @@ class Recorder:
         caller should not split.
         """
         checks.label("agent", agent)
-        checks.count("chunks", chunks, 1)
-        checks.count("depth", depth, 0)
+        checks.count("chunks", chunks, 1, checks.MAX_CHUNKS)
+        checks.count("depth", depth, 0, checks.MAX_DEPTH)
         return self.split(agent, chunks, depth)
 
     def record_timeout(self, agent: str, stage: str, reason: str = "timeout") -> None:
@@ -213,12 +245,9 @@ class Recorder:
 
     def record_merge(self, chunks_combined: int, duplicates_removed: int) -> None:
         """Record a merge of `chunks_combined` chunk results that removed `duplicates_removed` duplicates."""
-        checks.count("chunks_combined", chunks_combined)
-        checks.count("duplicates_removed", duplicates_removed)
-        if duplicates_removed > chunks_combined:
-            raise ValueError(
-                f"duplicates_removed ({duplicates_removed}) cannot exceed chunks_combined ({chunks_combined})"
-            )
+        checks.count("chunks_combined", chunks_combined, 0, checks.MAX_CHUNKS_COMBINED)
+        checks.count("duplicates_removed", duplicates_removed, 0, checks.MAX_CHUNKS_COMBINED)
+        checks.merge_counts(chunks_combined, duplicates_removed)
         self.merge(chunks_combined, duplicates_removed)
 
     def record_docker_allocation(
@@ -231,8 +260,8 @@ class Recorder:
         then counted too.
         """
         checks.label("container", container)
-        checks.count("cpu_millicores", cpu_millicores, 1)
-        checks.count("memory_bytes", memory_bytes, 1)
+        checks.count("cpu_millicores", cpu_millicores, 1, checks.MAX_CPU_MILLICORES)
+        checks.count("memory_bytes", memory_bytes, 1, checks.MAX_MEMORY_BYTES)
         checks.adjustment("adjustment", adjustment, initial=True)
         self.allocation(container, cpu_millicores, memory_bytes, adjustment)
 
@@ -253,15 +282,16 @@ class Recorder:
         """Record a finished task measured elsewhere: what @task records for one call.
 
         A failure's `reason` defaults to "error"; a reason of "timeout" or "TimeoutError"
-        also counts a timeout event.
+        also counts a timeout event. A success has no reason.
         """
+        checks.flag("success", success)
+        checks.reason_on_failure(success, reason, "tasks")
         checks.label("stage", stage)
         if not success:
             checks.label("reason", "error" if reason is None else reason)
         if agent is not None:
             checks.label("agent", agent)
         seconds = checks.seconds("duration_seconds", duration_seconds)
-        checks.flag("success", success)
         self.task_finished(stage, seconds, success, None if success else reason, agent)
 
     def record_chunk(
@@ -270,12 +300,14 @@ class Recorder:
         """Record a finished chunk measured elsewhere: what @chunk records for one call.
 
         A failure's `reason` defaults to "error"; "timeout" (or "TimeoutError") also counts a timeout.
+        A success has no reason.
         """
+        checks.flag("success", success)
+        checks.reason_on_failure(success, reason, "chunks")
         checks.label("agent", agent)
         if not success:
             checks.label("reason", "error" if reason is None else reason)
         seconds = checks.seconds("duration_seconds", duration_seconds)
-        checks.flag("success", success)
         self.chunk_finished(agent, seconds, success, None if success else reason)
 
     def forget_agent(self, name: str) -> None:

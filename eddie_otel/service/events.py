@@ -31,7 +31,15 @@ from pydantic import (
 from eddie_otel.catalogue import ADJUSTMENT_TYPES
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.labels import LABEL_VALUE_RE, MAX_LABEL_VALUE_LENGTH, check_label_value
-from eddie_otel.recording import Recorder
+from eddie_otel.recording import Recorder, checks
+from eddie_otel.recording.checks import (
+    MAX_CHUNKS,
+    MAX_CHUNKS_COMBINED,
+    MAX_CPU_MILLICORES,
+    MAX_DEPTH,
+    MAX_DURATION_SECONDS,
+    MAX_MEMORY_BYTES,
+)
 
 __all__ = [
     "ADJUSTMENTS",
@@ -54,14 +62,7 @@ __all__ = [
     "parse_event",
 ]
 
-# Bounds beyond the contract's lower ones: no real split makes 10 000 chunks or runs a
-# week, and staying far below 2**53 keeps sums of counts exact in float cells.
-MAX_CHUNKS = 10_000
-MAX_DEPTH = 1_000
-MAX_DURATION_SECONDS = 7 * 24 * 3600.0
-MAX_CPU_MILLICORES = 10_000_000
-MAX_MEMORY_BYTES = 2**50
-MAX_CHUNKS_COMBINED = 1_000_000
+# Never a label, only for the sender's logs: any text up to this length.
 MAX_TASK_ID_LENGTH = 256
 
 
@@ -162,8 +163,7 @@ def _reason_only_on_failure(what: str) -> Any:
     """A validator of `reason`: only a failure (success false) of `what` has one."""
 
     def check(reason: str | None, info: ValidationInfo) -> str | None:
-        if reason is not None and info.data.get("success", False) is True:
-            raise ValueError(f"reason is only for failed {what} (success false)")
+        checks.reason_on_failure(info.data.get("success", False) is True, reason, what)
         return reason
 
     return field_validator("reason")(check)
@@ -249,8 +249,8 @@ class MergeEvent(BaseEvent):
     @classmethod
     def _at_most_combined(cls, duplicates: int, info: ValidationInfo) -> int:
         combined = info.data.get("chunks_combined")
-        if combined is not None and duplicates > combined:
-            raise ValueError(f"duplicates_removed ({duplicates}) cannot exceed chunks_combined ({combined})")
+        if combined is not None:
+            checks.merge_counts(combined, duplicates)
         return duplicates
 
     def record(self, recorder: Recorder) -> bool:

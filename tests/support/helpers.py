@@ -72,8 +72,8 @@ def wait_until(condition: Callable[[], object], timeout: float, message: str, in
 
 
 def drive_history(runtime: Runtime, clock: Callable[[], float]) -> None:
-    """Give `runtime` a fresh history read with `clock` (and the runtime's series TTL), and a recorder that feeds it."""
-    runtime.history = History(runtime.telemetry.store, clock=clock, ttl_seconds=runtime.settings.series_ttl_seconds)
+    """Give `runtime` a fresh history read with `clock`, and a recorder that feeds it (and sweeps the store by it)."""
+    runtime.history = History(runtime.telemetry.store, clock=clock)
     # Decorated functions holding the old recorder's sites resolve them again, from the new one.
     runtime.recorder.close()
     runtime.recorder = Recorder(runtime.settings, runtime.telemetry, runtime.history, runtime.tracing)

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -451,3 +452,33 @@ def test_label_values_past_the_cap_become_other_and_are_counted() -> None:
     assert sample_value(text, "timeout_events_total", agent="other", stage="s", reason="r") == 2
     assert sample_value(text, "eddie_otel_label_values_capped_total", label="agent") == 2
     assert "agent-3" not in text
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: eddie_otel.record_split(agent="a", chunks=10_001, depth=1), "chunks must be at most 10000, not 10001"),
+        (lambda: eddie_otel.record_split(agent="a", chunks=2, depth=1_001), "depth must be at most 1000, not 1001"),
+        (
+            lambda: eddie_otel.record_task(stage="s", duration_seconds=1.0, success=True, reason="timeout"),
+            "reason is only for failed tasks (success false)",
+        ),
+        (
+            lambda: eddie_otel.record_chunk(agent="a", duration_seconds=1.0, reason="x"),
+            "reason is only for failed chunks (success false)",
+        ),
+        (
+            lambda: eddie_otel.record_task(stage="s", duration_seconds=8 * 24 * 3600.0),
+            "duration_seconds must be a finite number of seconds from 0 to 604800",
+        ),
+        (
+            lambda: eddie_otel.record_merge(chunks_combined=2, duplicates_removed=3),
+            "duplicates_removed (3) cannot exceed chunks_combined (2)",
+        ),
+    ],
+)
+def test_a_record_call_refuses_what_the_webhook_refuses_with_the_same_words(call: Any, message: str) -> None:
+    eddie_otel.configure(serve=False)
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        call()
+    assert runtime.current().telemetry.store.size() == 0
