@@ -1,12 +1,15 @@
 """Per-call overhead of @eddie_otel.task against hand-written equivalents, in one interleaved run.
 
 Overhead = time of a decorated call minus time of the bare call, for a sync function
-and for a coroutine function (awaited in a running event loop). eddie-otel is
-configured with exporters="prometheus,otlp"; the OTLP endpoint is a loopback sink
-answering 200 (export interval one hour, so the periodic export stays out of the
-timings; the final flush at shutdown shows that the exporter reached it).
+and for a coroutine function (awaited in a running event loop). eddie-otel runs twice,
+interleaved: with its Prometheus endpoint alone (exporters="prometheus", what an agent
+process runs by default), and with an OTLP reader too (exporters="prometheus,otlp"; the
+endpoint is a loopback sink answering 200, export interval one hour, so the periodic export
+stays out of the timings; the final flush at close shows that the exporter reached it).
 Compared against:
-  eddie_otel.task, callable    the same decorator with a callable `agent` label;
+  eddie_otel.task, callable    the same decorator (endpoint alone) with a callable `agent` label;
+  eddie_otel.task, +OTLP       the same decorator with the OTLP reader too: the duration also goes
+                               into an SDK histogram, the floor of any OpenTelemetry reader;
   prometheus_client, .labels() the same four updates written by hand (active gauge inc/dec,
                                histogram observe, success counter, executed counter) with
                                `.labels(...)` per call, the style of the system eddie-otel replaces;
@@ -55,6 +58,7 @@ EXPORT_INTERVAL_MILLIS = 3_600_000
 BARE = "bare call"
 EDDIE = "eddie_otel.task"
 EDDIE_CALLABLE = "eddie_otel.task, callable"
+EDDIE_OTLP = "eddie_otel.task, +OTLP"
 PROM = "prometheus_client, .labels()"
 PROM_BOUND = "prometheus_client, bound"
 NAIVE = "naive OpenTelemetry"
@@ -64,6 +68,7 @@ TARGETS = (
     (EDDIE, PROM_BOUND, 0.5),
     (EDDIE, PROM, 0.2),
     (EDDIE_CALLABLE, PROM_BOUND, 0.8),
+    (EDDIE_OTLP, PROM, 1.5),
 )
 
 
@@ -271,14 +276,17 @@ def _print_ratios(kind: str, overhead: dict[str, float]) -> None:
 
 
 def measure_readers() -> dict[int, float]:
-    """Median overhead (ns/call) of the static-label decorator with 1, 2 and 4 readers, interleaved."""
+    """Median overhead (ns/call) of the static-label decorator on a borrowed provider with 1, 2 and 4 readers.
+
+    Each reader of the provider aggregates the duration in the SDK: the cost grows with the readers.
+    """
     decorated = eddie_otel.task(stage="s", agent="a")(bare)
     samples: dict[int, list[float]] = {count: [] for count in READER_COUNTS}
     bare_samples: list[float] = []
     for repeat in range(REPEATS + 1):  # the first round is a warm-up
         for count in READER_COUNTS:
             eddie_otel.reset()
-            provider = MeterProvider(metric_readers=[InMemoryMetricReader() for _ in range(count - 1)])
+            provider = MeterProvider(metric_readers=[InMemoryMetricReader() for _ in range(count)])
             eddie_otel.configure(serve=False, exporters="prometheus", meter_provider=provider)
             try:
                 _time_sync(decorated, CALLS // 10)  # the series exist before timing
@@ -349,32 +357,41 @@ def main() -> None:
     saved = {name: os.environ.get(name) for name in variables}
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
     os.environ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = f"{sink.endpoint}/v1/metrics"
+    alone_settings = Settings.load(serve=False, exporters="prometheus")
+    otlp_settings = Settings.load(
+        serve=False, exporters="prometheus,otlp", export_interval_millis=EXPORT_INTERVAL_MILLIS
+    )
+    alone = otlp = None
     try:
         eddie_otel.reset()
-        eddie_otel.configure(serve=False, exporters="prometheus,otlp", export_interval_millis=EXPORT_INTERVAL_MILLIS)
+        alone = Runtime(alone_settings, Telemetry(alone_settings))
+        otlp = Runtime(otlp_settings, Telemetry(otlp_settings))
 
         def agent(*args: Any, **kwargs: Any) -> str:
             return "python-agent"
 
         sync_variants = {
             BARE: bare,
-            EDDIE: eddie_otel.task(stage="s", agent="python-agent")(bare),
-            EDDIE_CALLABLE: eddie_otel.task(stage="s", agent=lambda *a, **k: "python-agent")(bare),
+            EDDIE: alone.recorder.task(stage="s", agent="python-agent")(bare),
+            EDDIE_CALLABLE: alone.recorder.task(stage="s", agent=lambda *a, **k: "python-agent")(bare),
+            EDDIE_OTLP: otlp.recorder.task(stage="s", agent="python-agent")(bare),
             PROM: prometheus_decorator(bind_once=False)(bare),
             PROM_BOUND: prometheus_decorator(bind_once=True)(bare),
             NAIVE: naive_otel_decorator()(bare),
         }
         async_variants = {
             BARE: abare,
-            EDDIE: eddie_otel.task(stage="s", agent="python-agent")(abare),
-            EDDIE_CALLABLE: eddie_otel.task(stage="s", agent=agent)(abare),
+            EDDIE: alone.recorder.task(stage="s", agent="python-agent")(abare),
+            EDDIE_CALLABLE: alone.recorder.task(stage="s", agent=agent)(abare),
+            EDDIE_OTLP: otlp.recorder.task(stage="s", agent="python-agent")(abare),
             PROM: prometheus_async_decorator(bind_once=False)(abare),
             PROM_BOUND: prometheus_async_decorator(bind_once=True)(abare),
             NAIVE: naive_otel_decorator(is_async=True)(abare),
         }
         sync_medians, async_medians = measure(sync_variants, async_variants)
-        eddie_otel.shutdown()  # flushes the OTLP reader once into the sink
-        print(f"{CALLS} calls x {REPEATS} interleaved repetitions, medians; eddie exporters=prometheus,otlp")
+        otlp.close()  # flushes the OTLP reader once into the sink
+        otlp = None
+        print(f"{CALLS} calls x {REPEATS} interleaved repetitions, medians")
         sync_overhead = _print_table("sync function:", sync_medians)
         async_overhead = _print_table("coroutine function (awaited in a running event loop):", async_medians)
         print("overhead ratios:")
@@ -382,6 +399,9 @@ def main() -> None:
         _print_ratios("async", async_overhead)
         print(f"OTLP sink: {sink.posts} POST /v1/metrics received (the flush at shutdown)")
     finally:
+        for built in (alone, otlp):
+            if built is not None:
+                built.close()
         eddie_otel.reset()
         sink.close()
         for name, value in saved.items():
@@ -391,7 +411,7 @@ def main() -> None:
                 os.environ[name] = value
 
     readers = measure_readers()
-    print("readers: static-label eddie_otel.task (sync), exporters=prometheus plus in-memory readers on the provider")
+    print("readers: static-label eddie_otel.task (sync) on a borrowed provider with in-memory readers")
     print(f"  {'readers':>7} {'overhead ns':>12} {'vs 1 reader':>12}")
     for count, value in readers.items():
         print(f"  {count:7} {value:12.0f} {value / readers[READER_COUNTS[0]]:11.2f}x")
