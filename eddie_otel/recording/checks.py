@@ -72,7 +72,10 @@ def merge_counts(chunks_combined: int, duplicates_removed: int) -> None:
 
 
 def reason_on_failure(success: bool, reason: str | None, what: str) -> None:
-    """Only a failure has a reason: `reason` with `success` true is a contradiction."""
+    """Only a failure has a reason: a webhook event with `reason` and `success` true is refused.
+
+    (The record calls leave such a reason out instead: `success=ok, reason=why` is natural in Python.)
+    """
     if success and reason is not None:
         raise ValueError(f"reason is only for failed {what} (success false)")
 

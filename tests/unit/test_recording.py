@@ -460,14 +460,6 @@ def test_label_values_past_the_cap_become_other_and_are_counted() -> None:
         (lambda: eddie_otel.record_split(agent="a", chunks=10_001, depth=1), "chunks must be at most 10000, not 10001"),
         (lambda: eddie_otel.record_split(agent="a", chunks=2, depth=1_001), "depth must be at most 1000, not 1001"),
         (
-            lambda: eddie_otel.record_task(stage="s", duration_seconds=1.0, success=True, reason="timeout"),
-            "reason is only for failed tasks (success false)",
-        ),
-        (
-            lambda: eddie_otel.record_chunk(agent="a", duration_seconds=1.0, reason="x"),
-            "reason is only for failed chunks (success false)",
-        ),
-        (
             lambda: eddie_otel.record_task(stage="s", duration_seconds=8 * 24 * 3600.0),
             "duration_seconds must be a finite number of seconds from 0 to 604800",
         ),
@@ -482,3 +474,13 @@ def test_a_record_call_refuses_what_the_webhook_refuses_with_the_same_words(call
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         call()
     assert runtime.current().telemetry.store.size() == 0
+
+
+def test_a_successs_reason_is_left_out_by_the_record_calls() -> None:
+    eddie_otel.configure(serve=False)
+    eddie_otel.record_task(stage="s", duration_seconds=1.0, success=True, reason="timeout")
+    eddie_otel.record_chunk(agent="a", duration_seconds=1.0, success=True, reason="x")
+    text = runtime.current().telemetry.exposition()[0].decode()
+    assert sample_value(text, "task_success_total", stage="s") == 1
+    assert "timeout_events_total" not in text
+    assert "chunk_failure_total" not in text
