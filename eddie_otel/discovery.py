@@ -2,10 +2,11 @@
 
 A process that serves metrics writes `DIR/<service.name>-<service.instance.id>.json` in
 Prometheus `file_sd` format once its port is bound, atomically (a temporary file renamed
-into place), and removes it when it shuts down or the interpreter exits. The file also
-carries the writer's host name and process id as `__meta_eddie_*` labels, which
-Prometheus drops after relabelling: they only let the next process on the same host
-recognise a file whose process is gone (killed, crashed) and remove it.
+into place), and removes it when it shuts down or the process ends (`runtime` arranges
+that). The file also carries the writer's host name and process id as `__meta_eddie_*`
+labels, which Prometheus drops after relabelling: they only let the next process on the
+same host, or `eddie-otel doctor`, recognise a file whose process is gone (killed,
+crashed) and remove it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Announcement", "advertised_host", "is_stale", "read_target", "remove_stale"]
+from eddie_otel.environment import EDDIE_OTEL_DISCOVERY_DIR
+from eddie_otel.errors import EddieOtelError
+
+__all__ = ["Announcement", "DiscoveryError", "advertised_host", "is_stale", "read_target", "remove_stale"]
 
 logger = logging.getLogger("eddie_otel")
 
 HOST_LABEL = "__meta_eddie_hostname"
 PID_LABEL = "__meta_eddie_pid"
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+class DiscoveryError(EddieOtelError):
+    """The discovery directory cannot be written (missing permission, full, not a directory)."""
 
 
 def advertised_host(bound_host: str, advertise: str | None) -> str:
@@ -81,11 +89,20 @@ def remove_stale(directory: Path) -> list[Path]:
     removed = []
     for path in sorted(directory.glob("*.json")):
         if is_stale(path):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 path.unlink()
-                removed.append(path)
-                logger.info("eddie-otel: removed the stale discovery file %s", path)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                logger.warning("eddie-otel: could not remove the stale discovery file %s: %s", path, _reason(error))
+                continue
+            removed.append(path)
+            logger.info("eddie-otel: removed the stale discovery file %s", path)
     return removed
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
 
 
 class Announcement:
@@ -99,7 +116,20 @@ class Announcement:
         self._pid = os.getpid()
 
     def write(self, host: str, port: int) -> None:
-        """Announce host:port, replacing any earlier announcement atomically."""
+        """Announce host:port, replacing any earlier announcement atomically.
+
+        DiscoveryError, naming EDDIE_OTEL_DISCOVERY_DIR, when the directory cannot be written.
+        """
+        try:
+            self._write(host, port)
+        except OSError as error:
+            if isinstance(error, FileExistsError):
+                problem = "is not a directory"
+            else:
+                problem = f"is not writable: {_reason(error)}"
+            raise DiscoveryError(f"{EDDIE_OTEL_DISCOVERY_DIR}={self._directory} {problem}") from None
+
+    def _write(self, host: str, port: int) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
         remove_stale(self._directory)
         group = {
@@ -122,8 +152,12 @@ class Announcement:
             raise
 
     def remove(self) -> None:
-        """Withdraw the announcement (only from the process that made it)."""
+        """Withdraw the announcement (only from the process that made it); never raises.
+
+        It runs at exit and from signal handlers, where an error has nowhere to go: a file
+        that cannot be removed is left for `remove_stale` to find once this process is gone.
+        """
         if os.getpid() != self._pid:
             return
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self.path.unlink()

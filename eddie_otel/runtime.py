@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel import environment as env
 from eddie_otel.config import Settings
-from eddie_otel.discovery import Announcement, advertised_host
+from eddie_otel.discovery import Announcement, DiscoveryError, advertised_host
 from eddie_otel.endpoint import MetricsServer
-from eddie_otel.errors import EddieOtelError
+from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.history import History
 from eddie_otel.recording.recorder import Recorder
 from eddie_otel.summary import summary
@@ -61,6 +62,19 @@ class Runtime:
         self.tracing = tracing
         self.recorder = Recorder(settings, telemetry, self.history, tracing)
         self.server = server
+        self.announcement = announcement
+
+    def announce(self, port: int) -> None:
+        """Announce this process's endpoint on `port` in the discovery directory, when one is set.
+
+        The file is withdrawn when this runtime closes and at exit. DiscoveryError, naming
+        the variable, when the directory cannot be written.
+        """
+        directory = self.settings.discovery_dir
+        if directory is None:
+            return
+        announcement = Announcement(Path(directory), self.settings.service_name, instance_id())
+        announcement.write(advertised_host(self.settings.host, self.settings.advertise_host), port)
         self.announcement = announcement
 
     def close_in_child(self) -> None:
@@ -115,12 +129,8 @@ def configure(
     that provider's SDK). Spans go through `tracer_provider`, else the installed
     TracerProvider, else one built for OTEL_TRACES_EXPORTER (none by default: no spans).
     """
-    global _runtime
-    provider = meter_provider
-    if provider is None and not _sdk_disabled(environ, settings):
-        installed = metrics.get_meter_provider()
-        if isinstance(installed, MeterProvider):
-            provider = installed
+    global _runtime, _gave_up
+    provider = _provider_to_borrow(meter_provider, environ, settings)
     loaded = Settings.load(
         environ if provider is None else _without_sdk_variables(environ),
         service_name=service_name,
@@ -143,7 +153,18 @@ def configure(
             logger.info("eddie-otel: reconfiguring with new settings")
             _shutdown_locked()
         _runtime = _build(loaded, None if loaded.sdk_disabled else provider, tracer_provider)
+        _gave_up = False
         return _runtime
+
+
+def _provider_to_borrow(
+    meter_provider: MeterProvider | None, environ: Mapping[str, str] | None, settings: Mapping[str, Any]
+) -> MeterProvider | None:
+    """`meter_provider`, else the SDK MeterProvider installed globally (unless the SDK is disabled), else None."""
+    if meter_provider is not None or _sdk_disabled(environ, settings):
+        return meter_provider
+    installed = metrics.get_meter_provider()
+    return installed if isinstance(installed, MeterProvider) else None
 
 
 # The variables that configure an SDK's own readers: when eddie borrows a provider they are that SDK's.
@@ -176,7 +197,7 @@ def _build(
     telemetry = Telemetry(loaded, provider, instance_id())
     # The endpoint starts before the runtime exists: its summary reads the runtime once built.
     built: list[Runtime] = []
-    server = announcement = tracing = None
+    server = tracing = None
     try:
         tracing = Tracing.install(loaded, telemetry, tracer_provider)
         # Beside a borrowed provider eddie serves only when told to: that provider's exporters take its series out.
@@ -187,9 +208,6 @@ def _build(
                 return dict(summary(built[0])) if built else None
 
             server = _serve(loaded, telemetry, read_summary, loaded.port if port is None else port)
-            if loaded.discovery_dir is not None:
-                announcement = Announcement(Path(loaded.discovery_dir), loaded.service_name, instance_id())
-                announcement.write(advertised_host(loaded.host, loaded.advertise_host), int(server.port))
     except Exception:
         if server is not None:
             server.close()
@@ -197,8 +215,14 @@ def _build(
         if tracing is not None:
             tracing.shutdown()
         raise
-    runtime = Runtime(loaded, telemetry, server, announcement, tracing)
+    runtime = Runtime(loaded, telemetry, server, None, tracing)
     built.append(runtime)
+    if server is not None:
+        try:
+            runtime.announce(int(server.port))
+        except Exception:
+            runtime.close()
+            raise
     return runtime
 
 
@@ -279,8 +303,11 @@ def _after_fork_in_child() -> None:
     _inherited = parent
 
 
-def _rebuild_inherited() -> Runtime | None:
-    """The forked child's own runtime, from the parent's settings (a free port if the parent served)."""
+def _rebuild_inherited(*, quietly: bool = False) -> Runtime | None:
+    """The forked child's own runtime, from the parent's settings (a free port if the parent served).
+
+    `quietly` (a recorded call, not configure()): what fails is left out and said in one line.
+    """
     global _inherited
     parent, _inherited = _inherited, None
     if parent is None:
@@ -288,34 +315,149 @@ def _rebuild_inherited() -> Runtime | None:
     threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start()
     provider = parent.telemetry.borrowed
     # The same settings (configure() with them again is a no-op), but the parent keeps its port.
-    return _build(parent.settings, provider, port=0 if parent.server is not None else None)
+    port = 0 if parent.server is not None else None
+    if not quietly:
+        return _build(parent.settings, provider, port=port)
+
+    def build(announce: bool, serve: bool) -> Runtime:
+        settings = parent.settings
+        if not announce:
+            settings = dataclasses.replace(settings, discovery_dir=None)
+        if not serve:
+            settings = dataclasses.replace(settings, serve=False, discovery_dir=None)
+        return _build(settings, provider, port=port)
+
+    return _degrading(build, "setting up recording in this forked child with its parent's settings")
 
 
 def current() -> Runtime:
-    """The configured runtime; configures from the environment on first use if nobody did."""
+    """The configured runtime; configures from the environment on first use if nobody did.
+
+    Never raises into the recorded call: see `_configure_from_environment`.
+    """
     global _runtime
     runtime = _runtime
     if runtime is not None:
         return runtime
     with _lock:
         if _runtime is None and _inherited is not None:
-            try:
-                _runtime = _rebuild_inherited()
-            except Exception:
-                logger.exception("eddie-otel: could not set up recording in the forked child")
-        if _runtime is None and _switched_off():
-            # Off (disable(), or OTEL_PYTHON_DISABLED_INSTRUMENTATIONS): decorated calls run, nothing is recorded,
-            # and nothing counts as configured.
+            _runtime = _rebuild_inherited(quietly=True)
+        if _runtime is None and (_gave_up or _switched_off()):
+            # Off (disable(), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, or configuring from the environment
+            # failed): decorated calls run, nothing is recorded, and nothing counts as configured.
             return _off()
         if _runtime is None:
             logger.info("eddie-otel: configure() was not called; configuring from the environment")
-            try:
-                return configure()
-            except EddieOtelError as error:
-                # Recording must not break the caller: keep counting, without the port.
-                logger.error("eddie-otel: %s; recording without serving metrics", error)
-                return configure(serve=False)
+            return _configure_from_environment()
         return _runtime
+
+
+# Whether configuring from the environment failed even without serving: recording stays off, not retried.
+_gave_up = False
+# The lines already said about configuring from the environment (each is said once per process).
+_said: set[str] = set()
+
+
+def _configure_from_environment() -> Runtime:
+    """configure() for a recorded call when nobody called it: never raises, never leaves anything to retry.
+
+    What cannot work is left out, and said once in one line (logger "eddie_otel", error level):
+    a variable whose value cannot be read is ignored (its default is used, as OpenTelemetry SDKs
+    do); a discovery directory that cannot be written, then a port that cannot be served, are done
+    without; if recording still cannot be set up it stays off until configure() is called.
+    """
+    try:
+        return configure()
+    except Exception as error:
+        failure: Exception = error
+    environ = dict(os.environ)
+    borrowing = _provider_to_borrow(None, environ, {}) is not None
+    invalid = _invalid_variables(environ, skip=_SDK_VARIABLES if borrowing else frozenset())
+    for name in invalid:
+        del environ[name]
+    without_discovery = {name: value for name, value in environ.items() if name != env.EDDIE_OTEL_DISCOVERY_DIR}
+
+    def build(announce: bool, serve: bool) -> Runtime:
+        return configure(environ=environ if announce else without_discovery, serve=None if serve else False)
+
+    # With every variable readable, the first build is the configure() that just failed.
+    doing = "configuring from the environment (configure() was not called)"
+    return _degrading(build, doing, invalid, None if invalid else failure)
+
+
+def _invalid_variables(environ: Mapping[str, str], skip: frozenset[str]) -> dict[str, str]:
+    """Each OTEL_*/EDDIE_OTEL_* variable of `environ` whose value eddie-otel cannot read, with the reason."""
+    found = {}
+    for name, value in sorted(environ.items()):
+        if name.startswith(("OTEL_", "EDDIE_OTEL_")) and name not in skip:
+            try:
+                Settings.load({name: value})
+            except ConfigurationError as error:
+                found[name] = str(error)
+    return found
+
+
+def _degrading(
+    build: Callable[[bool, bool], Runtime],
+    doing: str,
+    invalid: Mapping[str, str] | None = None,
+    failure: Exception | None = None,
+) -> Runtime:
+    """build(announce=True, serve=True), else without what fails; one error line says what, and what is left.
+
+    `invalid`: the variables already left out (their defaults used), with why. `failure`: the
+    error of the full build when it was already tried. Without announcing is tried when
+    announcing failed, then without serving (nor announcing); else recording stays off.
+    """
+    global _gave_up
+    problems = list((invalid or {}).values())
+    defaults = ""
+    if invalid:
+        *others, last = invalid
+        defaults = f"the defaults for {', '.join(others)} and {last}" if others else f"the default for {last}"
+    if failure is None:
+        try:
+            runtime = build(True, True)
+        except Exception as error:
+            failure = error
+        else:
+            _say_once(doing, problems, f"recording with {defaults}")
+            return runtime
+    _note(problems, failure)
+    fallbacks = ((False, True), (False, False)) if isinstance(failure, DiscoveryError) else ((False, False),)
+    for announce, serve in fallbacks:
+        try:
+            runtime = build(announce, serve)
+        except Exception as error:
+            _note(problems, error)
+            continue
+        outcome = "serving metrics without announcing them" if serve else "recording without serving metrics"
+        _say_once(doing, problems, f"{outcome}, with {defaults}" if defaults else outcome)
+        return runtime
+    _gave_up = True
+    _say_once(doing, problems, "recording is off until configure() is called")
+    return _off()
+
+
+def _note(problems: list[str], error: Exception) -> None:
+    reason = _one_line(error)
+    if reason not in problems:
+        problems.append(reason)
+
+
+def _one_line(error: Exception) -> str:
+    """An error as one line: eddie's own by their message, others by their type too."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, EddieOtelError) else f"{type(error).__name__}: {text}"
+
+
+def _say_once(doing: str, problems: list[str], outcome: str) -> None:
+    if not problems:
+        return
+    line = f"eddie-otel: {doing}: {'; '.join(problems)}; {outcome}"
+    if line not in _said:
+        _said.add(line)
+        logger.error("%s", line)
 
 
 # Set by disable() (the instrumentor's uninstrument): recording configures nothing until enable().
@@ -378,10 +520,11 @@ def shutdown() -> None:
 
 
 def _shutdown_locked() -> None:
-    global _runtime, _inherited
+    global _runtime, _inherited, _gave_up
     runtime, _runtime = _runtime, None
     # A forked child that never recorded has only its parent's runtime, which is not its to stop.
     _inherited = None
+    _gave_up = False
     if runtime is not None:
         runtime.close()
 
@@ -396,4 +539,5 @@ def reset() -> None:
     with _lock:
         _disabled = False
         _shutdown_locked()
+        _said.clear()
         forget_borrowed()
