@@ -6,10 +6,13 @@ import atexit
 import dataclasses
 import logging
 import os
+import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
@@ -67,8 +70,9 @@ class Runtime:
     def announce(self, port: int) -> None:
         """Announce this process's endpoint on `port` in the discovery directory, when one is set.
 
-        The file is withdrawn when this runtime closes and at exit. DiscoveryError, naming
-        the variable, when the directory cannot be written.
+        The file is withdrawn when this runtime closes and when the process ends (see
+        `_withdraw_when_ending`). DiscoveryError, naming the variable, when the directory
+        cannot be written.
         """
         directory = self.settings.discovery_dir
         if directory is None:
@@ -76,6 +80,7 @@ class Runtime:
         announcement = Announcement(Path(directory), self.settings.service_name, instance_id())
         announcement.write(advertised_host(self.settings.host, self.settings.advertise_host), port)
         self.announcement = announcement
+        _withdraw_when_ending()
 
     def close_in_child(self) -> None:
         """In a forked child, stop what the parent's runtime left here (its endpoint is already abandoned)."""
@@ -270,14 +275,79 @@ def _watch_forks() -> None:
     global _watching
     if not _watching and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
-        atexit.register(_withdraw_at_exit)
+        atexit.register(_withdraw_announcement)
         _watching = True
 
 
-def _withdraw_at_exit() -> None:
+def _withdraw_announcement() -> None:
+    """Remove this process's discovery file, if it announced one (at exit, at a signal, never raising)."""
     runtime = _runtime
     if runtime is not None and runtime.announcement is not None:
         runtime.announcement.remove()
+
+
+# ------------------------------------------------------------------ withdrawing when the process ends
+#
+# A normal exit runs atexit. Two other ends of a process would leave its discovery file behind
+# (Prometheus would then scrape a dead target until the next process or `doctor` removes it):
+#
+# - A multiprocessing child (fork and forkserver start methods) leaves with os._exit() once
+#   Process.run() returns or raises: no atexit. Process._bootstrap runs multiprocessing's own
+#   exit function first, though, which calls the finalizers registered in that child with an
+#   exit priority (it clears those inherited from the parent before run()).
+# - A signal whose action is the default one (SIGTERM, unless the application handles it; SIGINT
+#   when set back to SIG_DFL) ends the process without running any Python code. Where the
+#   application (or Python, for SIGINT's KeyboardInterrupt) has a handler, the process ends
+#   through that handler's exit path, where atexit or the finalizer removes the file; removing it
+#   at the signal would withdraw a process that may go on (a caught KeyboardInterrupt, a graceful
+#   shutdown still serving), so such a handler is left alone.
+
+_WITHDRAWN_ON = (signal.SIGTERM, signal.SIGINT)
+# The disposition each signal had when eddie's handler replaced it (always SIG_DFL: see above).
+_previous_handlers: dict[int, Any] = {}
+_finalizer_pid: int | None = None
+
+
+def _withdraw_when_ending() -> None:
+    """Make sure this process's announcement is removed however it ends: called when announcing."""
+    _finalize_in_multiprocessing_child()
+    if threading.current_thread() is not threading.main_thread():
+        return  # Python lets only the main thread set signal handlers.
+    for signum in _WITHDRAWN_ON:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            _previous_handlers[signum] = signal.signal(signum, _withdraw_on_signal)
+
+
+def _finalize_in_multiprocessing_child() -> None:
+    global _finalizer_pid
+    # A multiprocessing child has imported multiprocessing.util before its target runs; others need atexit only.
+    if _finalizer_pid == os.getpid() or "multiprocessing.util" not in sys.modules:
+        return
+    from multiprocessing import util
+
+    util.Finalize(None, _withdraw_announcement, exitpriority=0)
+    _finalizer_pid = os.getpid()
+
+
+def _withdraw_on_signal(signum: int, frame: FrameType | None) -> None:
+    """Remove the announcement, then let the signal do what it did before: end the process, with its status."""
+    _withdraw_announcement()
+    previous = _previous_handlers.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signum, previous)
+    signal.raise_signal(signum)
+
+
+def _restore_signals() -> None:
+    """Give the signals eddie handles back their earlier disposition, unless the application has replaced it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in list(_previous_handlers.items()):
+        if signal.getsignal(signum) is _withdraw_on_signal:
+            signal.signal(signum, previous)
+        del _previous_handlers[signum]
 
 
 def _after_fork_in_child() -> None:
@@ -527,6 +597,7 @@ def _shutdown_locked() -> None:
     _gave_up = False
     if runtime is not None:
         runtime.close()
+        _restore_signals()
 
 
 def reset() -> None:
