@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eddie_otel import runtime as _rt
 from eddie_otel._version import __version__
 from eddie_otel.config import Settings
 from eddie_otel.service.docs import add_docs_routes
+from eddie_otel.service.events import FieldError
 from eddie_otel.service.hosts import HostCheck, allowed_names
 from eddie_otel.service.instrumentation import instrument
 from eddie_otel.service.metrics import add_metrics_routes
 from eddie_otel.service.openapi import openapi_builder
 from eddie_otel.service.page import PageSettings, add_page_routes
+from eddie_otel.service.schema import problem
 from eddie_otel.service.settings import ServiceSettings
 from eddie_otel.service.webhooks import add_event_routes
 
@@ -30,6 +35,9 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
     `ServiceSettings.load()`, from the environment. Bound to a loopback address
     (`runtime.settings.host`), the app answers only requests whose Host is a loopback
     name or one of `service.allowed_hosts`. Starts no server.
+
+    Every refusal, a bad query parameter's included, is the `{"detail", "errors"}` of
+    `schema.problem`. HEAD is answered on every GET route: the GET's status and headers, no body.
     """
     runtime = _runtime_for(runtime)
     service = ServiceSettings.load() if service is None else service
@@ -48,6 +56,7 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     # Event routes first: routing (and the instrumentation's route lookup) tries routes in order,
     # and webhook posts are the bulk of the traffic.
     add_event_routes(app, runtime, service)
@@ -62,6 +71,7 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(HeadAsGet)
     names = allowed_names(runtime.settings.host, service.allowed_hosts)
     if names is not None:
         # Added last, so outermost: a request to a foreign Host reaches no route, CORS included.
@@ -72,6 +82,40 @@ def create_app(runtime: _rt.Runtime | Settings | None = None, service: ServiceSe
         app, bearer=service.webhook_token is not None, host_check=names is not None
     )
     return app
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A query parameter FastAPI refused (`?scope=bad`), answered like every other refusal."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        FieldError(
+            field=".".join(str(part) for part in item.get("loc", ())[1:]) or "request",
+            message=str(item.get("msg", "invalid")),
+        )
+        for item in exc.errors()
+    ]
+    return problem(422, errors or [FieldError(field="request", message="invalid")])
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD on a GET route answers the GET's status and headers without a body (RFC 9110)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def _runtime_for(given: _rt.Runtime | Settings | None) -> _rt.Runtime:

@@ -59,6 +59,7 @@ def openapi_builder(app: FastAPI, bearer: bool = False, host_check: bool = False
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_component_schemas())
+            _problem_for_invalid_parameters(schema)
             if bearer:
                 _require_bearer(schema)
             if host_check:
@@ -67,6 +68,23 @@ def openapi_builder(app: FastAPI, bearer: bool = False, host_check: bool = False
         return app.openapi_schema
 
     return build
+
+
+def _problem_for_invalid_parameters(schema: dict[str, Any]) -> None:
+    # FastAPI declares its own 422 body for a bad parameter; the app answers the `{detail, errors}` of every refusal.
+    fastapi_own = schema_ref("HTTPValidationError")
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            content = answer.get("content", {}).get("application/json", {}) if answer else {}
+            if content.get("schema") == fastapi_own:
+                content["schema"] = schema_ref(PROBLEM_SCHEMA_NAME)
+                answer["description"] = "A query parameter is invalid; `errors` name it"
+    schemas = schema["components"]["schemas"]
+    text = repr(schema["paths"])
+    for name in ("HTTPValidationError", "ValidationError"):
+        if schema_ref(name)["$ref"] not in text:
+            schemas.pop(name, None)
 
 
 def _require_bearer(schema: dict[str, Any]) -> None:
