@@ -10,10 +10,17 @@ says so too), while `472.5` is refused, unknown fields are refused, and label va
 `eddie_otel.labels` (letters, digits and `_.:/-`, 1 to 64 characters). Upper bounds
 keep every count exactly representable in the float cells of the exporter. An event
 that parses can always be recorded: the record calls see nothing they would refuse.
+A duration of `-0.0` is read as `0.0`. `task_completed` must say whether it succeeded.
+
+What a refusal costs is bounded whatever the body: a batch holds at most
+MAX_BATCH_EVENTS events (a longer one is refused before any event is read), a body
+whose JSON repeats a key in one object is refused naming the key, and InvalidEvents
+keeps the first MAX_ERRORS errors and the count of all of them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -46,7 +53,10 @@ __all__ = [
     "EVENT_CLASSES",
     "EVENT_MODELS",
     "EVENT_TYPES",
+    "MAX_BATCH_EVENTS",
+    "MAX_ERRORS",
     "BaseEvent",
+    "BatchTooLarge",
     "ChunkExecutedEvent",
     "ContainerRemovedEvent",
     "DockerAllocatedEvent",
@@ -64,6 +74,10 @@ __all__ = [
 
 # Never a label, only for the sender's logs: any text up to this length.
 MAX_TASK_ID_LENGTH = 256
+# Events in one POST /events: far more than one agent reports at once, and a bound on the work of one refusal.
+MAX_BATCH_EVENTS = 1_000
+# Errors an answer lists; the refusal still counts them all.
+MAX_ERRORS = 20
 
 
 def _check_label(value: str, info: ValidationInfo) -> str:
@@ -98,7 +112,18 @@ if TYPE_CHECKING:
 else:
     # A Literal built from the catalogue: the schema's enum and the 422 message list the same values.
     Adjustment = Literal[ADJUSTMENTS]
-Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, description="duration in seconds (finite, ≥ 0)")]
+
+
+def _no_negative_zero(value: float) -> float:
+    # -0.0 passes `ge=0` (it equals 0): record it as the 0.0 it is, never as a negative-signed value.
+    return value + 0.0
+
+
+Seconds = Annotated[
+    float,
+    Field(ge=0, le=MAX_DURATION_SECONDS, description="duration in seconds (finite, ≥ 0; -0.0 is read as 0.0)"),
+    AfterValidator(_no_negative_zero),
+]
 
 
 class BaseEvent(BaseModel):
@@ -222,7 +247,7 @@ class TaskCompletedEvent(BaseEvent):
     type: Literal["task_completed"] = "task_completed"
     stage: LabelValue
     duration_seconds: Seconds
-    success: bool = True
+    success: bool = Field(description="whether the task succeeded; required: a missing value is never a success")
     reason: LabelValue | None = Field(default=None, description="why the task failed; only with success false")
     agent: LabelValue | None = None
 
@@ -311,7 +336,8 @@ class EventBatch(BaseModel):
         json_schema_extra=_type_required_in_batch,
     )
 
-    events: list[Event]
+    # pydantic checks a JSON array's length before it reads any element: a longer batch costs one error.
+    events: list[Event] = Field(max_length=MAX_BATCH_EVENTS, description=f"at most {MAX_BATCH_EVENTS} events")
 
 
 class FieldError(BaseModel):
@@ -322,32 +348,98 @@ class FieldError(BaseModel):
 
 
 class InvalidEvents(EddieOtelError, ValueError):
-    """The body does not hold valid events; `errors` name each bad field."""
+    """The body does not hold valid events; `errors` name the first MAX_ERRORS bad fields, `total` counts all."""
 
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors = list(errors)
+    def __init__(self, errors: Sequence[FieldError], total: int | None = None) -> None:
+        self.errors = list(errors)[:MAX_ERRORS]
+        self.total = max(len(errors) if total is None else total, len(self.errors))
         super().__init__("; ".join(f"{error.field}: {error.message}" for error in self.errors))
+
+
+class BatchTooLarge(InvalidEvents):
+    """A batch of more than MAX_BATCH_EVENTS events, refused before any of them was read."""
 
 
 def parse_event(type_name: str, body: bytes) -> BaseEvent:
     """The event of type `type_name` in the JSON `body`; InvalidEvents naming the bad fields otherwise."""
     try:
-        return EVENT_MODELS[type_name].model_validate_json(body)
+        event = EVENT_MODELS[type_name].model_validate_json(body)
     except ValidationError as error:
-        raise InvalidEvents(_field_errors(error)) from None
+        _refuse_duplicate_keys(body, failed=True)
+        raise InvalidEvents(*_field_errors(error)) from None
+    _refuse_duplicate_keys(body)
+    return event
 
 
 def parse_batch(body: bytes) -> list[BaseEvent]:
-    """The events of a JSON batch `{"events": [...]}`; InvalidEvents naming the bad fields otherwise."""
+    """The events of a JSON batch `{"events": [...]}`; InvalidEvents naming the bad fields otherwise.
+
+    BatchTooLarge when it holds more than MAX_BATCH_EVENTS events: their contents are never validated.
+    """
     try:
-        return list(EventBatch.model_validate_json(body).events)
+        events = list(EventBatch.model_validate_json(body).events)
     except ValidationError as error:
-        raise InvalidEvents(_field_errors(error)) from None
+        for item in error.errors(include_url=False, include_input=False) if error.error_count() <= 2 else ():
+            if item["type"] == "too_long" and tuple(item["loc"]) == ("events",):
+                given = item.get("ctx", {}).get("actual_length", "more")
+                message = f"the batch has {given} events; the limit is {MAX_BATCH_EVENTS} per batch"
+                raise BatchTooLarge([FieldError(field="events", message=message)]) from None
+        _refuse_duplicate_keys(body, failed=True)
+        raise InvalidEvents(*_field_errors(error)) from None
+    _refuse_duplicate_keys(body)
+    return events
 
 
-def _field_errors(error: ValidationError) -> list[FieldError]:
+# Keys a valid body can hold: `events`, and each event's fields. More means unknown fields, each one an
+# error pydantic would list: such a body is refused as a whole, without building an error per key.
+_MAX_FIELDS = max(len(model.model_fields) for model in EVENT_CLASSES)
+MAX_KEYS = 1 + MAX_BATCH_EVENTS * _MAX_FIELDS
+
+
+class _KeyCheck:
+    """An object_pairs_hook that refuses a repeated key and counts the keys of the whole body."""
+
+    def __init__(self) -> None:
+        self.keys = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        self.keys += len(pairs)
+        if len(found) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    message = f"duplicate key {key[:64]!r}: each key may appear once in an object"
+                    raise InvalidEvents([FieldError(field="body", message=message)])
+                seen.add(key)
+        return found
+
+
+def _refuse_duplicate_keys(body: bytes, failed: bool = False) -> None:
+    """InvalidEvents when an object of `body` repeats a key (a JSON parser would silently keep the last one).
+
+    With `failed` (pydantic refused the body), also when the body holds more keys than valid events can.
+    """
+    check = _KeyCheck()
+    try:
+        json.loads(body, object_pairs_hook=check)
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, InvalidEvents):
+            raise
+        # Not JSON stdlib reads (or too deep for it): pydantic's own answer says what is wrong.
+        return
+    if failed and check.keys > MAX_KEYS:
+        message = (
+            f"the body holds {check.keys} keys; valid events hold at most {MAX_KEYS} "
+            f"({_MAX_FIELDS} fields per event): unknown fields"
+        )
+        raise InvalidEvents([FieldError(field="body", message=message)])
+
+
+def _field_errors(error: ValidationError) -> tuple[list[FieldError], int]:
+    """The first MAX_ERRORS errors of `error` as FieldErrors, and how many there are in all."""
     found = []
-    for item in error.errors(include_url=False, include_input=False):
+    for item in error.errors(include_url=False, include_input=False)[:MAX_ERRORS]:
         loc: list[Any] = list(item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
         kind = item["type"]
@@ -359,10 +451,10 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
             message = f"Field required; one of {', '.join(EVENT_TYPES)}"
         elif kind == "union_tag_invalid":
             loc.append("type")
-            tag = item.get("ctx", {}).get("tag")
-            message = f"unknown event type {tag!r}; one of {', '.join(EVENT_TYPES)}"
+            tag = str(item.get("ctx", {}).get("tag"))
+            message = f"unknown event type {tag[:64]!r}; one of {', '.join(EVENT_TYPES)}"
         found.append(FieldError(field=_path(loc), message=message))
-    return found
+    return found, error.error_count()
 
 
 def _path(loc: Sequence[Any]) -> str:

@@ -33,7 +33,7 @@ GOOD = {
     "timeout": {"agent": "a1", "stage": "codegen"},
     "chunk_executed": {"agent": "a1", "duration_seconds": 0.25},
     "docker_allocated": {"container": "c1", "cpu_millicores": 500, "memory_bytes": 1048576},
-    "task_completed": {"stage": "codegen", "duration_seconds": 1.5},
+    "task_completed": {"stage": "codegen", "duration_seconds": 1.5, "success": True},
     "merge": {"chunks_combined": 3, "duplicates_removed": 1},
 }
 EDDIE_NAMES = {metric.prometheus_name for metric in METRICS} | {
@@ -132,14 +132,14 @@ CASES: dict[str, Case] = {
     ),
     "infinite duration": Case(
         "/events/task_completed",
-        b'{"stage": "s", "duration_seconds": Infinity}',
+        b'{"stage": "s", "duration_seconds": Infinity, "success": true}',
         422,
         "duration_seconds",
         {"task_completed": 1},
     ),
     "overflowing duration": Case(
         "/events/task_completed",
-        b'{"stage": "s", "duration_seconds": 1e400}',
+        b'{"stage": "s", "duration_seconds": 1e400, "success": true}',
         422,
         "duration_seconds",
         {"task_completed": 1},

@@ -67,7 +67,7 @@ def test_eight_clients_post_batches_of_mixed_events(base_url: str) -> None:
     batch = {
         "events": [
             {"type": "merge", "chunks_combined": 3, "duplicates_removed": 1},
-            {"type": "task_completed", "stage": "codegen", "duration_seconds": 0.5},
+            {"type": "task_completed", "stage": "codegen", "duration_seconds": 0.5, "success": True},
             {"type": "chunk_executed", "agent": "a1", "duration_seconds": 0.25},
             {"type": "timeout", "agent": "a1", "stage": "codegen"},
             {"type": "task_completed", "stage": "review", "duration_seconds": 2.0, "success": False},

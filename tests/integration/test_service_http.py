@@ -80,7 +80,7 @@ def test_events_of_every_type_reach_the_exposition(service: httpx.Client) -> Non
             "docker_allocated",
             {"container": "c1", "cpu_millicores": 750, "memory_bytes": 536870912, "adjustment": "cpu_up"},
         ),
-        ("task_completed", {"stage": "codegen", "duration_seconds": 1.5, "agent": "a2"}),
+        ("task_completed", {"stage": "codegen", "duration_seconds": 1.5, "success": True, "agent": "a2"}),
         ("task_completed", {"stage": "codegen", "duration_seconds": 61, "success": False, "reason": "timeout"}),
         ("merge", {"chunks_combined": 3, "duplicates_removed": 1}),
     ]
@@ -173,7 +173,10 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
     assert all(value is None for value in (item["value"] for item in empty.json()["indicators"]))
 
     for seconds in (1.0, 2.0, 3.0):
-        service.post("/events/task_completed", json={"stage": "review", "duration_seconds": seconds, "agent": "a1"})
+        service.post(
+            "/events/task_completed",
+            json={"stage": "review", "duration_seconds": seconds, "success": True, "agent": "a1"},
+        )
     service.post("/events/chunk_executed", json={"agent": "a2", "duration_seconds": 0.5})
 
     body = service.get("/metrics/summary").json()
@@ -201,7 +204,7 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
 
 def test_prometheus_text_format_by_default(service: httpx.Client) -> None:
     service.post("/events/merge", json={"chunks_combined": 5, "duplicates_removed": 1})
-    service.post("/events/task_completed", json={"stage": "test", "duration_seconds": 0.75})
+    service.post("/events/task_completed", json={"stage": "test", "duration_seconds": 0.75, "success": True})
 
     response = service.get("/metrics/prometheus")
 

@@ -30,7 +30,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "timeout": {"agent": "a1", "stage": "review"},
     "chunk_executed": {"agent": "a1", "duration_seconds": 0.0},
     "docker_allocated": {"container": "c1", "cpu_millicores": 1, "memory_bytes": 1},
-    "task_completed": {"stage": "review", "duration_seconds": 0.0},
+    "task_completed": {"stage": "review", "duration_seconds": 0.0, "success": True},
     "merge": {"chunks_combined": 0, "duplicates_removed": 0},
     "container_removed": {"container": "c1"},
 }
@@ -204,7 +204,7 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
         ),
         (
             "task_completed",
-            {"stage": "test", "duration_seconds": 2.0},
+            {"stage": "test", "duration_seconds": 2.0, "success": True},
             ("task_finished", ("test", 2.0, True, None, None)),
         ),
         ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
