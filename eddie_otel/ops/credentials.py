@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "Located", "basic_authorization", "redactor", "shown"]
+__all__ = ["REDACTED", "Located", "basic_authorization", "redactor", "shown", "url_redactor"]
 
 REDACTED = "<redacted>"
 
@@ -44,6 +44,12 @@ def redactor(secrets: Iterable[str | None]) -> Callable[[str], str]:
         return _AUTHORIZATION.sub(lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{REDACTED}", text)
 
     return redact
+
+
+def url_redactor(urls: Iterable[str | None], others: Iterable[str | None] = ()) -> Callable[[str], str]:
+    """`redactor` of every secret the user info of `urls` carries, and of `others` (an API key, a token)."""
+    found = [secret for url in urls if url for secret in Located.parse(url).secrets()]
+    return redactor([*found, *others])
 
 
 def shown(url: str) -> str:

@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.ops import promql
+from eddie_otel.ops.credentials import url_redactor
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
 from eddie_otel.summary import WINDOWS, AgentLoad, Latency, Summary, Window, generated_at, indicator, whole
 
@@ -197,7 +198,8 @@ def summary_command(*, prometheus_url: str, job: str | None) -> int:
     try:
         result: Any = fleet_summary(prometheus_url, job)
     except EddieOtelError as exc:
-        print(f"eddie-otel summary: error: {exc}", file=sys.stderr)
+        # PrometheusAPI hides the credentials already; this also covers any other error that quotes the URL.
+        print(url_redactor([prometheus_url])(f"eddie-otel summary: error: {exc}"), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0

@@ -1,7 +1,9 @@
 """Talking to Prometheus' HTTP API with the standard library: URLs checked first, every failure one line.
 
 `fleet` (the fleet summary) and `doctor` share it. A user and password in a URL
-authenticate its requests (HTTP Basic) and never appear in a message.
+authenticate its requests (HTTP Basic) and never appear in a message: every error
+raised by `PrometheusAPI` goes through the redactor of `eddie_otel.ops.credentials`,
+so a server that echoes the request's Authorization header back cannot show it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import urllib.request
 from typing import Any
 
 from eddie_otel.errors import ConfigurationError, EddieOtelError
-from eddie_otel.ops.credentials import Located
+from eddie_otel.ops.credentials import Located, redactor
 
 __all__ = [
     "TIMEOUT_SECONDS",
@@ -91,13 +93,17 @@ class PrometheusAPI:
         self._located = url if isinstance(url, Located) else parse_url(url, "the Prometheus URL")
         self.url = self._located.url.rstrip("/")
         self._timeout = timeout
+        self._redact = redactor(self._located.secrets())
 
     def get(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path> with `params`: the answer's `data`."""
         url = f"{self.url}/api/v1/{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        status, body = http_get(url, self._located.authorization, self._timeout)
+        try:
+            status, body = http_get(url, self._located.authorization, self._timeout)
+        except Unreachable as exc:
+            raise Unreachable(self._redact(str(exc))) from None
         try:
             answer = json.loads(body)
         except ValueError:
@@ -106,7 +112,10 @@ class PrometheusAPI:
             ) from None
         if status != 200 or not isinstance(answer, dict) or answer.get("status") != "success":
             error = answer.get("error") if isinstance(answer, dict) else None
-            raise PrometheusError(f"{self.url}/api/v1/{path} answered HTTP {status}" + (f": {error}" if error else ""))
+            # Prometheus (or a proxy before it) may echo the request, Authorization header included.
+            shown = " ".join(str(error).split())[:500] if error else ""
+            message = f"{self.url}/api/v1/{path} answered HTTP {status}" + (f": {shown}" if shown else "")
+            raise PrometheusError(self._redact(message))
         return answer.get("data")
 
     def query(self, expr: str) -> Vector:

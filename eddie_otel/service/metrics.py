@@ -12,6 +12,7 @@ from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH, health_
 from eddie_otel.environment import EDDIE_OTEL_PROMETHEUS_URL
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.exposition import render
+from eddie_otel.ops.credentials import url_redactor
 from eddie_otel.runtime import Runtime
 from eddie_otel.service.events import FieldError
 from eddie_otel.service.openapi import PROBLEM_SCHEMA_NAME, SUMMARY_SCHEMA_NAME, schema_ref
@@ -28,6 +29,7 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings 
     `/metrics/summary?scope=fleet` asks the Prometheus of `service.prometheus_url` for the fleet's summary.
     """
     prometheus_url = service.prometheus_url if service is not None else None
+    redact = url_redactor([prometheus_url])
     started = time.monotonic()
     registry = runtime.telemetry.registry
 
@@ -91,7 +93,8 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings 
         try:
             return JSONResponse(dict(fleet_summary(prometheus_url)))
         except EddieOtelError as exc:
-            return problem(502, [FieldError(field="scope", message=str(exc).splitlines()[0])])
+            message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return problem(502, [FieldError(field="scope", message=message)])
 
     @app.get(HEALTH_PATH, response_model=Health, summary="Health check", tags=["metrics"])
     async def health() -> Health:

@@ -23,6 +23,7 @@ from eddie_otel import environment as env
 from eddie_otel.config import Option, load_options
 from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH, SUMMARY_PATH
 from eddie_otel.errors import ConfigurationError
+from eddie_otel.ops.credentials import Located
 from eddie_otel.ops.dashboard.render import UID as DASHBOARD_UID
 
 __all__ = [
@@ -57,7 +58,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-F
 class PageSettings:
     """What the status page can be told; build it with `PageSettings.load()`."""
 
-    # Grafana's base URL; the page then links to the eddie dashboard there.
+    # Grafana's base URL, without any user info; the page then links to the eddie dashboard there.
     grafana_url: str | None = None
     # Origins allowed to show the page in a frame besides the service itself (a Streamlit app, say).
     frame_ancestors: tuple[str, ...] = ()
@@ -74,9 +75,11 @@ class PageSettings:
 
 
 def _check_grafana_url(name: str, value: Any) -> str:
-    url = str(value).strip().rstrip("/")
-    if not re.fullmatch(r"https?://[^\s\"'<>]+", url):
-        raise ConfigurationError(f"{name} must be a URL like http://localhost:3000, not {value!r}")
+    # A user and password in the URL are for the ops commands (grafana-setup, doctor): the page is read by
+    # anyone who can reach the service, so its link points at Grafana without them.
+    url = Located.parse(str(value).strip()).url.rstrip("/")
+    if not re.fullmatch(r"https?://[^\s\"'<>@]+", url):
+        raise ConfigurationError(f"{name} must be a URL like http://localhost:3000, not {url!r}")
     return url
 
 

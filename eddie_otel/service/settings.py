@@ -6,12 +6,13 @@ the app, never the MeterProvider.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from eddie_otel import environment as env
-from eddie_otel.config import Option, integer, load_options, origins, text
+from eddie_otel.config import Option, integer, load_options, origins
 from eddie_otel.errors import ConfigurationError
 from eddie_otel.ops.prometheus_api import parse_url
 
@@ -33,8 +34,16 @@ class ServiceSettings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> ServiceSettings:
-        """Service settings from `arguments` (None means "not given"), then `environ`, then defaults."""
-        return load_options(cls, _OPTIONS, environ, arguments)
+        """Service settings from `arguments` (None means "not given"), then `environ`, then defaults.
+
+        EDDIE_OTEL_WEBHOOK_TOKEN set to nothing or only spaces is a ConfigurationError, not "no token":
+        it must never turn authentication off by accident.
+        """
+        environment = os.environ if environ is None else environ
+        variable = env.EDDIE_OTEL_WEBHOOK_TOKEN
+        if arguments.get("webhook_token") is None and variable in environment:
+            _check_token(variable, environment[variable])
+        return load_options(cls, _OPTIONS, environment, arguments)
 
 
 def _check_hosts(name: str, value: Any) -> tuple[str, ...]:
@@ -50,6 +59,13 @@ def _check_hosts(name: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
+def _check_token(name: str, value: Any) -> str:
+    # An empty token would silently turn authentication off: a set variable must hold a real token.
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} is set but empty; give a token, or unset it to accept unauthenticated events")
+    return value
+
+
 def _check_url(name: str, value: Any) -> str:
     url = str(value).strip()
     parse_url(url, name)
@@ -57,7 +73,7 @@ def _check_url(name: str, value: Any) -> str:
 
 
 _OPTIONS: dict[str, Option] = {
-    "webhook_token": text(env.EDDIE_OTEL_WEBHOOK_TOKEN),
+    "webhook_token": Option(env.EDDIE_OTEL_WEBHOOK_TOKEN, lambda name, raw: raw, _check_token),
     "cors_origins": origins(env.EDDIE_OTEL_CORS_ORIGINS),
     "max_body_bytes": integer(env.EDDIE_OTEL_MAX_BODY_BYTES, 64, 2**31),
     "allowed_hosts": Option(env.EDDIE_OTEL_ALLOWED_HOSTS, lambda name, raw: raw, _check_hosts),
