@@ -43,6 +43,8 @@ def demo_command(
         print(f"  metrics  {where['metrics']}", flush=True)
         print(f"  summary  {where['summary']}", flush=True)
         print(f"  health   {where['health']}", flush=True)
+        if runtime.announcement is not None:
+            print(f"  announced in {runtime.announcement.path}", flush=True)
         if runtime.tracing is not None:
             exporters = ", ".join(runtime.settings.trace_exporters) or "the installed TracerProvider"
             print(f"  traces   {exporters}", flush=True)

@@ -3,8 +3,9 @@
 The listening socket is bound before uvicorn starts, so a port already taken is a
 one-line error rather than a traceback, and port 0 picks a free port whose number
 is known. Connections whose request does not arrive whole in time are closed
-(`eddie_otel.service.slow_clients`). The command's main thread only waits for SIGINT or SIGTERM, then stops
-the server gracefully.
+(`eddie_otel.service.slow_clients`). With EDDIE_OTEL_DISCOVERY_DIR set, the service announces
+itself there like an agent process, once its port is bound. The command's main thread only waits for
+SIGINT or SIGTERM, then stops the server gracefully (which withdraws the announcement).
 """
 
 from __future__ import annotations
@@ -152,16 +153,24 @@ def start_service(
 ) -> tuple[Runtime, BackgroundServer]:
     """Configure from `host` and `port` (None: the environment) and start the service; EddieOtelError if it cannot.
 
-    `trace_exporters` (otlp, console, none; None: OTEL_TRACES_EXPORTER) says where spans go.
+    `trace_exporters` (otlp, console, none; None: OTEL_TRACES_EXPORTER) says where spans go. With a
+    discovery directory the bound port is announced there; `shutdown()` withdraws it.
     """
     runtime = configure(host=host, port=port, serve=False, trace_exporters=trace_exporters)
     server = BackgroundServer(create_app(runtime), runtime.settings.host, runtime.settings.port)
     try:
         server.start()
+        runtime.announce(server.port)
     except EddieOtelError:
+        server.stop()
         shutdown()
         raise
     return runtime, server
+
+
+def _announced(runtime: Runtime) -> str:
+    """Where the runtime's endpoint is announced, as a clause for the start-up line ("" when nowhere)."""
+    return f"; announced in {runtime.announcement.path}" if runtime.announcement is not None else ""
 
 
 def serve_command(*, host: str | None, port: int | None) -> int:
@@ -169,14 +178,14 @@ def serve_command(*, host: str | None, port: int | None) -> int:
     stop = threading.Event()
     with stop_signals(stop):
         try:
-            _, server = start_service(host, port)
+            runtime, server = start_service(host, port)
         except EddieOtelError as error:
             print(f"eddie-otel serve: {error}", file=sys.stderr)
             return 1
         where = urls(server.url)
         print(
             f"eddie-otel: serving on {server.url} (metrics {where['metrics']}, "
-            f"summary {where['summary']}, health {where['health']}); Ctrl-C stops",
+            f"summary {where['summary']}, health {where['health']}){_announced(runtime)}; Ctrl-C stops",
             flush=True,
         )
         while not stop.wait(0.5):
