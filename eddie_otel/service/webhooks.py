@@ -5,9 +5,10 @@ Answers to bad input, in the order they are checked on a POST:
 - 401 when EDDIE_OTEL_WEBHOOK_TOKEN is set and `Authorization: Bearer <token>` is missing or wrong;
 - 404 for an event type that does not exist, listing the known ones;
 - 415 when Content-Type is not application/json, or names a charset other than UTF-8 (the body is not read);
-- 413 when the body is larger than EDDIE_OTEL_MAX_BODY_BYTES (by Content-Length, or counted as it arrives),
-  or a batch holds more than MAX_BATCH_EVENTS events (refused before any event is validated);
-- 422 when the body is not valid JSON, repeats a key in an object, or is not valid events.
+- 413 when the body is larger than EDDIE_OTEL_MAX_BODY_BYTES (by Content-Length, or counted as it arrives);
+- 422 when a batch holds more than MAX_BATCH_EVENTS events (refused before any event is validated: the
+  schema's maxItems, so 422 like every other schema violation), when the body is not valid JSON, repeats
+  a key in an object, or is not valid events.
 
 Every error is `{"detail": "<field>: <what is wrong>", "errors": [{"field", "message"}]}`, with at
 most MAX_ERRORS errors listed (`detail` then says how many there were), and an error records
@@ -70,16 +71,13 @@ BATCH_TYPE = "batch"
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing or wrong bearer token (when EDDIE_OTEL_WEBHOOK_TOKEN is set)"},
-    413: {
-        "model": Problem,
-        "description": f"Body larger than EDDIE_OTEL_MAX_BODY_BYTES, or a batch of more than {MAX_BATCH_EVENTS} events",
-    },
+    413: {"model": Problem, "description": "Body larger than EDDIE_OTEL_MAX_BODY_BYTES"},
     415: {"model": Problem, "description": "Content-Type is not application/json, or its charset is not UTF-8"},
     422: {
         "model": Problem,
         "description": (
-            "Invalid JSON, a key repeated in an object, or an invalid event; `errors` name the fields "
-            "(the first 20; `detail` then says how many there were)"
+            f"Invalid JSON, a key repeated in an object, a batch of more than {MAX_BATCH_EVENTS} events, or an "
+            "invalid event; `errors` name the fields (the first 20; `detail` then says how many there were)"
         ),
     },
 }
@@ -162,7 +160,7 @@ def add_event_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings) -
         summary="Record a batch of events, all or none",
         description=(
             f"Every event carries its `type`. A batch holds at most {MAX_BATCH_EVENTS} events: a longer one is "
-            "refused with 413 before any event is read. The batch is validated whole before anything is "
+            "refused with 422 naming the cap before any event is read. The batch is validated whole before anything is "
             "recorded; errors name the index and field, like `events[3].chunks` (the first 20 of them, and "
             "`detail` says how many there were)."
         ),
@@ -287,7 +285,7 @@ def _parse(body: bytes, type_name: str | None) -> list[BaseEvent]:
     try:
         return parse_batch(body) if type_name is None else [parse_event(type_name, body)]
     except BatchTooLarge as too_large:
-        raise _Refused(413, too_large.errors, {BATCH_TYPE: 1}) from None
+        raise _Refused(422, too_large.errors, {BATCH_TYPE: 1}) from None
     except InvalidEvents as invalid:
         rejected = _batch_types(body) if type_name is None else {type_name: 1}
         raise _Refused(422, invalid.errors, rejected, total=invalid.total) from None

@@ -50,7 +50,7 @@ def test_a_one_megabyte_batch_of_empty_events_gets_a_small_answer_naming_the_cap
 
     answer = client.post("/events", content=body, headers=JSON)
 
-    assert answer.status_code == 413
+    assert answer.status_code == 422
     assert len(answer.content) < SMALL_ANSWER_BYTES
     problem = answer.json()
     assert set(problem) == {"detail", "errors"}
@@ -120,7 +120,7 @@ def test_health_answers_while_four_worst_requests_are_in_flight(client: httpx.Cl
     for thread in attackers:
         thread.join()
 
-    assert statuses == [413] * 4
+    assert statuses == [422] * 4
     assert all(status == 200 for status, _ in health)
     slowest = max(seconds for _, seconds in health)
     assert slowest < GENEROUS_SECONDS, f"health took {slowest:.2f} s"
