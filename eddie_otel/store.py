@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
 from eddie_otel.labels import OTHER
 
-__all__ = ["Cell", "Exemplar", "HistogramCell", "HistogramSeries", "Series", "Store"]
+__all__ = ["Cell", "Counted", "Exemplar", "HistogramCell", "HistogramSeries", "Receipt", "Series", "Store"]
 
 # The self-metric that counts combinations folded into an overflow series.
 OVERFLOW_METRIC = SERIES_OVERFLOW.prometheus_name
@@ -72,27 +72,52 @@ class HistogramCell:
         self.start_unix_nano = time.time_ns()
 
 
+class Receipt:
+    """What one recorded call has changed in the store, set under the store's lock with the change.
+
+    A caller interrupted by an exception (a signal handler's) reads it to know, without
+    doubt, whether its start and its finish were counted.
+    """
+
+    __slots__ = ("began", "done")
+
+    def __init__(self) -> None:
+        self.began = False
+        self.done = False
+
+
+# The cells one finished call adds one to: up to three, None where there is none, so that
+# `Store.finish` updates them with no loop.
+Counted = tuple[Cell | None, Cell | None, Cell | None]
+
 C = TypeVar("C", Cell, HistogramCell)
+# Folded combinations remembered per metric, so that each is counted once in the overflow self-metric.
+_MAX_FOLDED = 10_000
 
 
 class _Cells(Generic[C]):
     """The cells of one metric, one per label-value tuple (in catalogue label order), created on first use."""
 
-    __slots__ = ("_cells", "_lock", "_store", "attributes", "metric")
+    __slots__ = ("_cells", "_folded", "_lock", "_store", "attributes", "metric")
 
     def __init__(self, metric: Metric, store: Store) -> None:
         self.metric: Metric = metric
         self._store: Store = store
         self._lock = store.lock
         self._cells: dict[tuple[str, ...], C] = {}
+        # Combinations folded into the overflow series, each counted once in the overflow self-metric
+        # (at most `_MAX_FOLDED` remembered: past that, the memory starts over).
+        self._folded: dict[tuple[str, ...], C] = {}
         self.attributes: dict[tuple[str, ...], Mapping[str, str]] = {}
 
     def cell(self, key: tuple[str, ...]) -> C:
         """The cell for label values `key`; past the store's series budget, the metric's overflow cell."""
         cell = self._cells.get(key)
         if cell is None:
-            with self._lock:
-                cell = self._cell_locked(key)
+            cell = self._folded.get(key)
+            if cell is None:
+                with self._lock:
+                    cell = self._cell_locked(key)
         return cell
 
     def _new(self) -> C:
@@ -103,11 +128,19 @@ class _Cells(Generic[C]):
         if cell is not None:
             return cell
         if len(self._cells) >= self._store.budget and key:
+            folded = self._folded.get(key)
+            if folded is not None:
+                return folded
             self._store._overflowed(self.metric.prometheus_name)
-            key = (OTHER,) * len(key)
-            cell = self._cells.get(key)
-            if cell is not None:
-                return cell
+            if len(self._folded) >= _MAX_FOLDED:
+                self._folded.clear()
+            overflow = (OTHER,) * len(key)
+            cell = self._cells.get(overflow)
+            if cell is None:
+                self.attributes[overflow] = dict(zip(self.metric.labels, overflow, strict=True))
+                cell = self._cells[overflow] = self._new()
+            self._folded[key] = cell
+            return cell
         self.attributes[key] = dict(zip(self.metric.labels, key, strict=True))
         cell = self._cells[key] = self._new()
         return cell
@@ -115,9 +148,14 @@ class _Cells(Generic[C]):
     def _drop_locked(self, keys: Iterable[tuple[str, ...]]) -> int:
         dropped = 0
         for key in list(keys):
+            # A folded combination of a forgotten value counts anew if it comes back.
+            self._folded.pop(key, None)
             if self._cells.pop(key, None) is not None:
                 self.attributes.pop(key, None)
                 dropped += 1
+                if key and all(value == OTHER for value in key):
+                    # The overflow series itself went: no folded combination may point at it.
+                    self._folded.clear()
         return dropped
 
     def __len__(self) -> int:
@@ -216,70 +254,85 @@ class Store:
 
     # -------------------------------------------------------------- changes
 
-    # Every change takes the lock with acquire()/release() rather than `with`: on the hot path
-    # the context-manager protocol costs twice as much as the lock itself (`make bench`).
+    # Every change is one `with self.lock:` around straight-line code: no call and no loop
+    # inside. A Python signal handler runs only where the interpreter checks for one (calls,
+    # backward jumps), so an exception it raises (a SIGALRM deadline, Ctrl-C) arrives before
+    # the lock is taken or after it is released, never in the middle: no lock is left held
+    # and no change is half-made. (`lock.acquire()` then `try:` has such a check in between.)
+    # What can be computed without the lock (a bucket's index) is computed before.
 
     def add(self, cell: Cell, amount: float = 1.0) -> None:
         """Add `amount` to one cell."""
-        lock = self.lock
-        lock.acquire()
-        try:
+        with self.lock:
             cell.value += amount
-        finally:
-            lock.release()
 
-    def add_all(self, changes: Iterable[tuple[Cell, float]]) -> None:
-        """Add each amount to its cell, all under one acquisition of the lock."""
-        lock = self.lock
-        lock.acquire()
-        try:
-            for cell, amount in changes:
-                cell.value += amount
-        finally:
-            lock.release()
+    def add_pair(self, first: Cell, first_amount: float, second: Cell, second_amount: float) -> None:
+        """Add to two cells at once (a split: splits and chunks; a merge: chunks and duplicates)."""
+        with self.lock:
+            first.value += first_amount
+            second.value += second_amount
 
     def set(self, cell: Cell, value: float) -> None:
         """Set one gauge cell to `value`."""
-        lock = self.lock
-        lock.acquire()
-        try:
+        with self.lock:
             cell.value = value
             cell.touched = self.now
-        finally:
-            lock.release()
 
-    def start(self, active: Cell) -> None:
-        """A task or chunk started on an agent: one more active.
+    def set_pair(
+        self, first: Cell, first_value: float, second: Cell, second_value: float, counted: Cell | None = None
+    ) -> None:
+        """Set two gauge cells at once (a container's CPU and memory limits), and add one to `counted`."""
+        with self.lock:
+            first.value = first_value
+            first.touched = self.now
+            second.value = second_value
+            second.touched = self.now
+            if counted is not None:
+                counted.value += 1
+
+    def start(self, active: Cell, receipt: Receipt | None = None) -> None:
+        """A task or chunk started on an agent: one more active; `receipt.began` says it happened.
 
         Not stamped for the TTL: a running count is never dropped while it is not zero,
         and `finish` stamps it when it may become zero.
         """
-        lock = self.lock
-        lock.acquire()
-        try:
+        with self.lock:
             active.value += 1
-        finally:
-            lock.release()
+            if receipt is not None:
+                receipt.began = True
 
     def finish(
         self,
         active: Cell | None,
-        counted: Sequence[Cell],
+        counted: Counted,
         histogram: HistogramCell | None,
         seconds: float,
         exemplar: Exemplar | None = None,
+        receipt: Receipt | None = None,
     ) -> None:
-        """A task or chunk finished: one less `active`, one more in each `counted`, `seconds` into `histogram`."""
-        lock = self.lock
-        lock.acquire()
-        try:
+        """A task or chunk finished: one less `active`, one more in each `counted`, `seconds` into `histogram`.
+
+        `receipt.done` says, under the same lock, that all of it happened.
+        """
+        first, second, third = counted
+        index = -1
+        if histogram is not None:
+            index = bisect.bisect_left(histogram.bounds, seconds)
+            if exemplar is not None and histogram.exemplars is None:
+                fresh: list[Exemplar | None] = [None] * len(histogram.counts)
+            else:
+                fresh = []
+        with self.lock:
             if active is not None:
                 active.value -= 1
                 active.touched = self.now
-            for cell in counted:
-                cell.value += 1
+            if first is not None:
+                first.value += 1
+            if second is not None:
+                second.value += 1
+            if third is not None:
+                third.value += 1
             if histogram is not None:
-                index = bisect.bisect_left(histogram.bounds, seconds)
                 histogram.counts[index] += 1
                 histogram.count += 1
                 histogram.total += seconds
@@ -288,12 +341,11 @@ class Store:
                 if seconds > histogram.maximum:
                     histogram.maximum = seconds
                 if exemplar is not None:
-                    exemplars = histogram.exemplars
-                    if exemplars is None:
-                        exemplars = histogram.exemplars = [None] * len(histogram.counts)
-                    exemplars[index] = exemplar
-        finally:
-            lock.release()
+                    if histogram.exemplars is None:
+                        histogram.exemplars = fresh
+                    histogram.exemplars[index] = exemplar
+            if receipt is not None:
+                receipt.done = True
 
     # -------------------------------------------------------------- removals
 
@@ -318,7 +370,8 @@ class Store:
             for family in self._families():
                 if label in family.metric.labels:
                     index = family.metric.labels.index(label)
-                    dropped += family._drop_locked(key for key in family._cells if key[index] == value)
+                    keys = [key for key in (*family._cells, *family._folded) if key[index] == value]
+                    dropped += family._drop_locked(keys)
         return dropped
 
     def tick(self, now: float) -> None:
@@ -356,4 +409,5 @@ class Store:
         """Forget every series (what `reset()` does for instruments a borrowed provider keeps)."""
         with self.lock:
             for family in self._families():
+                family._folded.clear()
                 family._drop_locked(family._cells)

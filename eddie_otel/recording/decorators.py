@@ -2,8 +2,11 @@
 
 `decorator(is_task, stage, agent, recorder)` makes @task or @chunk; `recorder` is
 called on each call to find the Recorder to record into (the configured runtime's
-for `eddie_otel.task`, a fixed one for `Recorder.task`). A failure inside the
-instrumentation is logged and never reaches the caller.
+for `eddie_otel.task`, a fixed one for `Recorder.task`). A failure of the
+instrumentation is logged (once with its traceback) and never reaches the caller; an
+exception raised into the wrapper from outside, such as a signal handler's deadline,
+reaches the caller unchanged and is recorded as the function's own would be
+(`interrupts.raised_into` tells the two apart).
 
 When the runtime has tracing (`Site.tracing`), each call is also a span, current while
 the function runs (a generator's, while each of its steps runs), its parent the
@@ -24,7 +27,9 @@ from opentelemetry import context as otel_context
 
 from eddie_otel import tracing as traces
 from eddie_otel.labels import check_label_value
+from eddie_otel.recording.interrupts import raised_into
 from eddie_otel.recording.outcome import UNKNOWN, Site, reason_of
+from eddie_otel.store import Receipt
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -58,13 +63,41 @@ class _Span:
         self.token = token
 
 
-Token = tuple[Site, float, _Span | None]
+class _Call(Receipt):
+    """One decorated call: its site, when it started, its span; `began` and `done` as the store set them."""
+
+    __slots__ = ("site", "started", "traced")
+
+    def __init__(self) -> None:
+        self.began = False
+        self.done = False
+        self.site: Site | None = None
+        self.started = 0.0
+        self.traced: _Span | None = None
+
+    @property
+    def context(self) -> Context | None:
+        """The context a generator's steps run in when the call is traced; None otherwise."""
+        traced = self.traced
+        return None if traced is None else traced.context
 
 
 class _Instrumentation:
     """The start/finish logic shared by every wrapper of one decorated function."""
 
-    __slots__ = ("agent", "carrier", "depth", "is_task", "name", "recorder", "site", "sites", "stage", "static")
+    __slots__ = (
+        "agent",
+        "carrier",
+        "depth",
+        "is_task",
+        "logged",
+        "name",
+        "recorder",
+        "site",
+        "sites",
+        "stage",
+        "static",
+    )
 
     def __init__(
         self,
@@ -89,6 +122,8 @@ class _Instrumentation:
         # With callable labels, the site of each pair of values the callables gave, checked and
         # capped once: a call then pays the callables and one lookup.
         self.sites: dict[tuple[object, object], Site] = {}
+        # Whether a failure of the instrumentation was logged with its traceback (later ones are debug lines).
+        self.logged = False
 
     def _value(self, name: str, label: Label | None, args: Any, kwargs: Any) -> object:
         """What a label is for this call: the string, or what its callable returns (None if it fails)."""
@@ -97,6 +132,8 @@ class _Instrumentation:
         try:
             return label(*args, **kwargs)
         except Exception as error:
+            if raised_into(error):
+                raise
             logger.warning("eddie-otel: %s label of %s: %s; recorded as %r", name, self.name, error, UNKNOWN)
             return None
 
@@ -137,24 +174,38 @@ class _Instrumentation:
                 self.sites[(stage, agent)] = site
         return site
 
-    def start(self, args: Any, kwargs: Any, attach: bool = True) -> Token | None:
-        """Count the call as running, open its span when tracing (current when `attach`); the token for finish."""
+    def start(self, call: _Call, args: Any, kwargs: Any, attach: bool = True) -> None:
+        """Count `call` as running and open its span when tracing (current when `attach`).
+
+        An exception raised into it from outside (a signal handler's) goes to the caller, who
+        finishes the call with it; eddie's own failure is logged and the call goes on.
+        """
         try:
             site = self.site
             # A site stays live until its runtime closes (or its agent is forgotten): no lookup per call.
             if site is None or not site.live:
                 site = self._resolve(args, kwargs)
                 if site is None:
-                    return None
+                    return
+            call.started = _perf_counter()
+            call.site = site
             active = site.active
             if active is not None:
-                site.store.start(active)
-            if site.tracing is None:
-                return site, _perf_counter(), None
-            return site, _perf_counter(), self._open(site, args, kwargs, attach)
-        except Exception:
-            logger.exception("eddie-otel: could not start recording %s", self.name)
-            return None
+                site.store.start(active, call)
+            if site.tracing is not None:
+                call.traced = self._open(site, args, kwargs, attach)
+        except Exception as error:
+            if raised_into(error):
+                raise
+            self._failed("start", error)
+
+    def _failed(self, what: str, error: Exception) -> None:
+        """Log a failure of the instrumentation: the first with its traceback, the others as debug lines."""
+        if self.logged:
+            logger.debug("eddie-otel: could not %s recording %s: %r", what, self.name, error)
+            return
+        self.logged = True
+        logger.error("eddie-otel: could not %s recording %s", what, self.name, exc_info=error)
 
     def _open(self, site: Site, args: Any, kwargs: Any, attach: bool) -> _Span | None:
         tracing = site.tracing
@@ -165,6 +216,8 @@ class _Instrumentation:
             try:
                 parent = traces.extract(self.carrier(*args, **kwargs))
             except Exception as error:
+                if raised_into(error):
+                    raise
                 logger.warning("eddie-otel: carrier of %s: %s; the span's parent is the current one", self.name, error)
         attributes: dict[str, Any] = site.span_attributes
         if self.depth is not None:
@@ -172,76 +225,86 @@ class _Instrumentation:
                 depth = self.depth(*args, **kwargs) if callable(self.depth) else self.depth
                 attributes = {**attributes, traces.DEPTH: int(depth)}
             except Exception as error:
+                if raised_into(error):
+                    raise
                 logger.warning("eddie-otel: depth of %s: %s; the span has no depth", self.name, error)
         try:
             span, context = tracing.start(site.span_name, attributes, parent)
-        except Exception:
+        except Exception as error:
+            if raised_into(error):
+                raise
             logger.exception("eddie-otel: could not start the span of %s", self.name)
             return None
         return _Span(span, context, otel_context.attach(context) if attach else None)
 
-    def finish(self, token: Token | None, error: BaseException | None) -> None:
-        """Record the end of the call `token` started: success when `error` is None; its span ends too."""
-        if token is None:
+    def finish(self, call: _Call | None, error: BaseException | None) -> None:
+        """Record the end of `call`: a success when `error` is None; its span ends too.
+
+        Recorded once: `call.done` is set by the store with the counts. An exception raised
+        into this from outside (a signal handler's) reaches the caller, and the call is
+        recorded as ending with it unless its counts were already made. One raised into the
+        wrapper before the call had its site (None: before its record was even made) is
+        recorded too where the labels are static.
+        """
+        if call is None:
+            call = _Call()
+        site = call.site
+        if site is None:
+            site = self._interrupted_early(call, error)
+        if site is None or call.done:
             return
         try:
-            site, started, traced = token
             now = _perf_counter()
+            traced = call.traced
             if traced is not None:
-                self._close(site, now - started, now, traced, error)
+                self._close(site, call, now, traced, error)
             elif error is None:
-                site.end(now - started, None, False, True, now)
+                site.end(now - call.started, None, False, call.began, now, None, None, call)
             else:
                 reason, timed_out = reason_of(error)
-                site.end(now - started, reason, timed_out, True, now)
-        except Exception:
-            logger.exception("eddie-otel: could not finish recording %s", self.name)
+                site.end(now - call.started, reason, timed_out, call.began, now, None, None, call)
+        except Exception as raised:
+            if not raised_into(raised):
+                self._failed("finish", raised)
+                return
+            if not call.done:
+                now = _perf_counter()
+                reason, timed_out = reason_of(raised)
+                site.end(now - call.started, reason, timed_out, call.began, now, None, None, call)
+            raise
 
-    def _close(self, site: Site, seconds: float, now: float, traced: _Span, error: BaseException | None) -> None:
+    def _interrupted_early(self, call: _Call, error: BaseException | None) -> Site | None:
+        """The site of a call interrupted from outside before `start` gave it one (static labels only)."""
+        if error is None or not self.static or not raised_into(error):
+            return None
+        site = self.site
+        if site is None or not site.live:
+            try:
+                site = self._resolve((), {})
+            except Exception:
+                return None
+        if site is not None:
+            call.started = call.started or _perf_counter()
+            call.site = site
+        return site
+
+    def _close(self, site: Site, call: _Call, now: float, traced: _Span, error: BaseException | None) -> None:
         span = traced.span
+        seconds = now - call.started
         kept = site.tracing.exemplar_filter if site.tracing is not None else "always_off"
         try:
             if error is None:
-                site.end(seconds, None, False, True, now, traces.exemplar(span, seconds, kept), traced.context)
+                exemplar = traces.exemplar(span, seconds, kept)
+                site.end(seconds, None, False, call.began, now, exemplar, traced.context, call)
             else:
                 reason, timed_out = reason_of(error)
                 traces.fail(span, error, reason if timed_out else type(error).__name__)
-                site.end(seconds, reason, timed_out, True, now, traces.exemplar(span, seconds, kept), traced.context)
+                exemplar = traces.exemplar(span, seconds, kept)
+                site.end(seconds, reason, timed_out, call.began, now, exemplar, traced.context, call)
         finally:
             span.end()
             if traced.token is not None:
                 otel_context.detach(traced.token)  # type: ignore[arg-type]
-
-
-class _Recording:
-    """One call being recorded: started on creation, finished on exit.
-
-    The generator wrappers run inside one of these; the plain wrappers inline the same
-    start/finish. An early close of a generator (GeneratorExit) ends it as a success.
-    """
-
-    __slots__ = ("instrumentation", "token")
-
-    def __init__(self, instrumentation: _Instrumentation, args: Any, kwargs: Any) -> None:
-        self.instrumentation = instrumentation
-        # Not current across yields: the caller's code runs there. Each step is run in `context`.
-        self.token = instrumentation.start(args, kwargs, attach=False)
-
-    @property
-    def context(self) -> Context | None:
-        """The context the generator's steps run in when the call is traced; None otherwise."""
-        token = self.token
-        if token is None or token[2] is None:
-            return None
-        return token[2].context
-
-    def __enter__(self) -> _Recording:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
-        if error is not None and isinstance(error, GeneratorExit):
-            error = None
-        self.instrumentation.finish(self.token, error)
 
 
 def _stepped(inner: Generator[Any, Any, Any], context: Context) -> Generator[Any, Any, Any]:
@@ -267,14 +330,23 @@ def _stepped(inner: Generator[Any, Any, Any], context: Context) -> Generator[Any
 
 
 def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
+    # Each wrapper makes its call record, starts and finishes it inside one `try`: an exception
+    # raised into the wrapper at any point (a signal handler's), the start and finish included,
+    # reaches the caller, and `finish` in the handler records the call once, as it ended for the
+    # caller (a call whose counts were made is not counted again).
+    # An early close of a generator (GeneratorExit) ends it as a success.
     start, finish = instrumentation.start, instrumentation.finish
 
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            with _Recording(instrumentation, args, kwargs) as recording:
-                context = recording.context
+            call = None
+            try:
+                call = _Call()
+                # Not current across yields: the caller's code runs there. Each step is run in the context.
+                start(call, args, kwargs, False)
+                context = call.context
                 inner = fn(*args, **kwargs)
                 # Delegate as `yield from` would: values sent and exceptions thrown reach `inner`.
                 step: Callable[[Any], Any] = inner.asend
@@ -284,7 +356,7 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
                     try:
                         item = await step(argument)
                     except StopAsyncIteration:
-                        return
+                        break
                     finally:
                         if attached is not None:
                             otel_context.detach(attached)
@@ -296,6 +368,13 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
                         raise
                     except BaseException as thrown:
                         step, argument = inner.athrow, thrown
+                finish(call, None)
+            except GeneratorExit:
+                finish(call, None)
+                raise
+            except BaseException as error:
+                finish(call, error)
+                raise
 
         return cast(F, async_gen_wrapper)
 
@@ -303,11 +382,23 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            with _Recording(instrumentation, args, kwargs) as recording:
-                context = recording.context
+            call = None
+            try:
+                call = _Call()
+                start(call, args, kwargs, False)
+                context = call.context
                 if context is None:
-                    return (yield from fn(*args, **kwargs))
-                return (yield from _stepped(fn(*args, **kwargs), context))
+                    result = yield from fn(*args, **kwargs)
+                else:
+                    result = yield from _stepped(fn(*args, **kwargs), context)
+                finish(call, None)
+            except GeneratorExit:
+                finish(call, None)
+                raise
+            except BaseException as error:
+                finish(call, error)
+                raise
+            return result
 
         return cast(F, gen_wrapper)
 
@@ -315,28 +406,31 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = start(args, kwargs)
+            call = None
             try:
+                call = _Call()
+                start(call, args, kwargs)
                 result = await fn(*args, **kwargs)
+                finish(call, None)
             except BaseException as error:
-                finish(token, error)
+                finish(call, error)
                 raise
-            finish(token, None)
             return result
 
         return cast(F, async_wrapper)
 
-    # The plain call is the hot path: the same start/finish as _Recording, without
-    # the cost of a context manager object (a tenth of the overhead, `make bench`).
+    # The plain call is the hot path: no context manager object (a tenth of the overhead, `make bench`).
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        token = start(args, kwargs)
+        call = None
         try:
+            call = _Call()
+            start(call, args, kwargs)
             result = fn(*args, **kwargs)
+            finish(call, None)
         except BaseException as error:
-            finish(token, error)
+            finish(call, error)
             raise
-        finish(token, None)
         return result
 
     return cast(F, wrapper)

@@ -25,7 +25,7 @@ from eddie_otel.catalogue import (
 )
 from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
-from eddie_otel.store import Cell, Exemplar
+from eddie_otel.store import Cell, Counted, Exemplar, Receipt
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
@@ -141,8 +141,8 @@ class Site:
         # Created by the first begin() (a decorated call) or the first success: a task recorded
         # after the fact has no running count, and its success series appears with its first success.
         self.active: Cell | None = None
-        self.succeeded: tuple[Cell, ...] | None = None
-        self._failures: dict[tuple[str, bool], tuple[Cell, ...]] = {}
+        self.succeeded: Counted | None = None
+        self._failures: dict[tuple[str, bool], Counted] = {}
         metric, key = (TASK_EXECUTION, stage) if is_task else (CHUNK_EXECUTION, agent or UNKNOWN)
         # The same duration goes to OpenTelemetry readers through an SDK histogram, when there are any.
         self.sdk_histogram = sdk_histograms.get(metric.prometheus_name)
@@ -161,10 +161,10 @@ class Site:
         if self.agent is not None and self.active is None:
             self.active = self.store.of(AGENT_ACTIVE_TASKS).cell((self.agent,))
 
-    def begin(self) -> None:
-        """The call started: one more task running on the agent (after `prepare()`)."""
+    def begin(self, receipt: Receipt | None = None) -> None:
+        """The call started: one more task running on the agent (after `prepare()`); `receipt.began` says so."""
         if self.active is not None:
-            self.store.start(self.active)
+            self.store.start(self.active, receipt)
 
     def retire(self) -> None:
         """The site's series were forgotten, or its runtime closed: it must not be used again."""
@@ -180,41 +180,39 @@ class Site:
         now: float,
         exemplar: Exemplar | None = None,
         context: Context | None = None,
+        receipt: Receipt | None = None,
     ) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
         `began` says whether `begin()` counted it as running; `now` is the history clock's reading;
         `exemplar` is the sampled span the duration came from, kept by its histogram bucket;
-        `context` is the call's span context, where the SDK histogram takes its own exemplar.
+        `context` is the call's span context, where the SDK histogram takes its own exemplar;
+        `receipt.done` is set with the store's change (a decorated call reads it when interrupted).
         """
         history = self.history
         if now >= history.next_tick:
             self.advance(now)
         counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
-        self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar)
+        self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar, receipt)
         if self.sdk_histogram is not None:
             record(self.sdk_histogram, seconds, self.sdk_attributes, context)
         if self.sample is not None:
             self.sample.append(seconds)
 
-    def _succeeded(self) -> tuple[Cell, ...]:
-        cells: list[Cell] = [] if self.executed is None else [self.executed]
-        if self.is_task:
-            cells.append(self.store.of(TASK_SUCCESS).cell((self.stage,)))
-        self.succeeded = tuple(cells)
+    def _succeeded(self) -> Counted:
+        success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
+        self.succeeded = (self.executed, success, None)
         return self.succeeded
 
-    def _failed(self, reason: str, timed_out: bool) -> tuple[Cell, ...]:
+    def _failed(self, reason: str, timed_out: bool) -> Counted:
         label = self._bound("reason", reason)
         cells = self._failures.get((label, timed_out))
         if cells is None:
             store = self.store
-            found: list[Cell] = [] if self.executed is None else [self.executed]
             if self.is_task:
-                found.append(store.of(TASK_FAILURE).cell((self.stage, label)))
+                failure = store.of(TASK_FAILURE).cell((self.stage, label))
             else:
-                found.append(store.of(CHUNK_FAILURE).cell((self.agent or UNKNOWN, label)))
-            if timed_out:
-                found.append(store.of(TIMEOUT_EVENTS).cell((self.agent or UNKNOWN, self.stage, label)))
-            cells = self._failures[(label, timed_out)] = tuple(found)
+                failure = store.of(CHUNK_FAILURE).cell((self.agent or UNKNOWN, label))
+            timeout = store.of(TIMEOUT_EVENTS).cell((self.agent or UNKNOWN, self.stage, label)) if timed_out else None
+            cells = self._failures[(label, timed_out)] = (self.executed, failure, timeout)
         return cells

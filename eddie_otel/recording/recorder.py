@@ -136,7 +136,7 @@ class Recorder:
         if not allowed:
             store.add(store.of(FALLBACK_DEPTH_EXCEEDED).cell(key))
             return False
-        store.add_all(((store.of(TASK_SPLIT).cell(key), 1), (store.of(TASK_SPLIT_CHUNKS).cell(key), chunks)))
+        store.add_pair(store.of(TASK_SPLIT).cell(key), 1, store.of(TASK_SPLIT_CHUNKS).cell(key), chunks)
         return True
 
     def timeout(self, agent: str, stage: str, reason: str) -> None:
@@ -190,11 +190,11 @@ class Recorder:
                 {"eddie.merge.chunks_combined": chunks_combined, "eddie.merge.duplicates_removed": duplicates_removed},
             )
         store = self._store
-        self._store.add_all(
-            (
-                (store.of(MERGE_CHUNKS_COMBINED).cell(()), chunks_combined),
-                (store.of(MERGE_DEDUPLICATION).cell(()), duplicates_removed),
-            )
+        store.add_pair(
+            store.of(MERGE_CHUNKS_COMBINED).cell(()),
+            chunks_combined,
+            store.of(MERGE_DEDUPLICATION).cell(()),
+            duplicates_removed,
         )
 
     def allocation(self, container: str, cpu_millicores: int, memory_bytes: int, adjustment: str) -> None:
@@ -204,10 +204,16 @@ class Recorder:
         self._tick()
         store = self._store
         key = (self._bound("container", container),)
-        store.set(store.of(DOCKER_CPU_LIMIT).cell(key), cpu_millicores)
-        store.set(store.of(DOCKER_MEMORY_LIMIT).cell(key), memory_bytes)
+        counted = None
         if adjustment != checks.INITIAL:
-            store.add(store.of(DOCKER_ELASTIC_ADJUSTMENT).cell((*key, adjustment)))
+            counted = store.of(DOCKER_ELASTIC_ADJUSTMENT).cell((*key, adjustment))
+        store.set_pair(
+            store.of(DOCKER_CPU_LIMIT).cell(key),
+            cpu_millicores,
+            store.of(DOCKER_MEMORY_LIMIT).cell(key),
+            memory_bytes,
+            counted,
+        )
 
     def adjustment(self, container: str, type: str) -> None:
         """Count an elastic adjustment of `container`'s limits."""

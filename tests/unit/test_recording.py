@@ -484,3 +484,70 @@ def test_a_successs_reason_is_left_out_by_the_record_calls() -> None:
     assert sample_value(text, "task_success_total", stage="s") == 1
     assert "timeout_events_total" not in text
     assert "chunk_failure_total" not in text
+
+
+def test_an_own_failure_is_kept_from_the_caller_and_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from eddie_otel.recording.outcome import Site
+
+    eddie_otel.configure(serve=False)
+
+    @eddie_otel.task(stage="s", agent="a")
+    def work() -> int:
+        return 7
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the instrumentation is broken")
+
+    monkeypatch.setattr(Site, "end", broken)
+    with caplog.at_level(logging.DEBUG, logger="eddie_otel"):
+        assert [work(), work(), work()] == [7, 7, 7]
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+
+
+def test_an_exception_a_signal_handler_raises_inside_the_recording_reaches_the_caller_as_a_timeout(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import signal
+
+    from eddie_otel.recording.outcome import Site
+
+    class Deadline(TimeoutError):
+        pass
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise Deadline("the agent's deadline")
+
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    eddie_otel.configure(serve=False)
+
+    @eddie_otel.task(stage="s", agent="a")
+    def work() -> int:
+        return 7
+
+    real_end = Site.end
+    signalled = []
+
+    def end_with_a_signal(self: Site, *args: Any, **kwargs: Any) -> None:
+        if not signalled:
+            signalled.append(True)
+            # The signal arrives while eddie records the call's end, before the counts are made.
+            signal.raise_signal(signal.SIGUSR1)
+        real_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(Site, "end", end_with_a_signal)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="eddie_otel"), pytest.raises(Deadline):
+            work()
+        assert work() == 7
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    text = runtime.current().telemetry.exposition()[0].decode()
+    assert sample_value(text, "timeout_events_total", agent="a", stage="s", reason="timeout") == 1
+    assert sample_value(text, "task_success_total", stage="s") == 1
+    assert sample_value(text, "agent_tasks_executed_total", agent="a") == 2
+    assert sample_value(text, "agent_active_tasks", agent="a") == 0
+    assert caplog.records == []

@@ -255,6 +255,32 @@ def test_past_the_series_budget_a_combination_goes_to_the_all_other_series() -> 
     assert len(series) == 6  # the budget's five, and the overflow series
 
 
+def test_the_overflow_self_metric_counts_each_new_combination_once_on_every_path() -> None:
+    eddie_otel.configure(serve=False, max_series_per_metric=3)
+
+    @eddie_otel.task(stage="decorated", agent="d")
+    def work() -> None:
+        return None
+
+    for index in range(3):  # the budget's three series
+        eddie_otel.record_timeout(agent=f"a{index}", stage="s", reason="deadline")
+    for stage in ("x", "y"):
+        eddie_otel.record_task(stage=stage, duration_seconds=1.0)
+    for _ in range(1000):
+        eddie_otel.record_timeout(agent="a3", stage="s", reason="deadline")  # one new combination
+        work()  # the third task_success_total series: within the budget
+    text = exposition()
+    other = {"agent": "other", "stage": "other", "reason": "other"}
+    assert sample_value(text, "timeout_events_total", **other) == 1000
+    assert sample_value(text, "eddie_otel_series_overflow_total", metric="timeout_events_total") == 1
+    assert sample_value(text, "task_success_total", stage="decorated") == 1000
+    eddie_otel.record_task(stage="another", duration_seconds=1.0)
+    eddie_otel.record_task(stage="another", duration_seconds=1.0)
+    text = exposition()
+    assert sample_value(text, "task_success_total", stage="other") == 2
+    assert sample_value(text, "eddie_otel_series_overflow_total", metric="task_success_total") == 1
+
+
 def test_the_budget_is_per_metric_and_covers_histograms() -> None:
     eddie_otel.configure(serve=False, max_series_per_metric=2)
     for stage in ("s0", "s1", "s2"):

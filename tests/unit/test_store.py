@@ -7,8 +7,10 @@ import threading
 import pytest
 
 from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, SELF_METRICS
-from eddie_otel.store import OVERFLOW_METRIC, Store
+from eddie_otel.store import OVERFLOW_METRIC, Counted, Store
 
+# No cell counted: a finish that only feeds the histogram.
+NONE: Counted = (None, None, None)
 AT_60 = DURATION_BUCKETS.index(60.0)
 
 
@@ -20,18 +22,18 @@ def store() -> Store:
 def test_a_value_on_a_boundary_lands_in_that_bucket(store: Store) -> None:
     histogram = store.histograms["task_execution_seconds"].cell(("task",))
 
-    store.finish(None, [], histogram, 60.0)
+    store.finish(None, NONE, histogram, 60.0)
     assert histogram.counts[AT_60] == 1
     assert sum(histogram.counts) == 1
 
-    store.finish(None, [], histogram, 60.0000001)
+    store.finish(None, NONE, histogram, 60.0000001)
     assert DURATION_BUCKETS[AT_60 + 1] == 120.0
     assert histogram.counts[AT_60 + 1] == 1
 
-    store.finish(None, [], histogram, 0.01)
+    store.finish(None, NONE, histogram, 0.01)
     assert histogram.counts[0] == 1
 
-    store.finish(None, [], histogram, 1800.5)
+    store.finish(None, NONE, histogram, 1800.5)
     assert histogram.counts[-1] == 1
     assert len(histogram.counts) == len(DURATION_BUCKETS) + 1
     assert sum(histogram.counts) == 4
@@ -41,7 +43,7 @@ def test_finish_keeps_count_sum_min_and_max(store: Store) -> None:
     histogram = store.histograms["chunk_execution_seconds"].cell(("agent-1",))
 
     for seconds in (2.0, 0.5, 7.25):
-        store.finish(None, [], histogram, seconds)
+        store.finish(None, NONE, histogram, seconds)
 
     assert histogram.count == 3
     assert histogram.total == 9.75
@@ -59,14 +61,14 @@ def test_finish_ends_the_active_task_and_counts_it(store: Store) -> None:
 
     store.start(active)
     store.start(active)
-    store.finish(active, [executed, success], None, 1.0)
+    store.finish(active, (executed, success, None), None, 1.0)
 
     assert store.series["agent_active_tasks"].values() == {("agent-1",): 1.0}
     assert store.series["agent_tasks_executed_total"].values() == {("agent-1",): 1.0}
     assert store.series["task_success_total"].total() == 1.0
 
 
-def test_add_all_is_exact_under_threads(store: Store) -> None:
+def test_add_pair_is_exact_under_threads(store: Store) -> None:
     splits = store.series["task_split_total"].cell(("agent-1",))
     chunks = store.series["task_split_chunks_total"].cell(("agent-1",))
     threads, adds = 8, 10_000
@@ -75,7 +77,7 @@ def test_add_all_is_exact_under_threads(store: Store) -> None:
     def work() -> None:
         barrier.wait()
         for _ in range(adds):
-            store.add_all([(splits, 1.0), (chunks, 3.0)])
+            store.add_pair(splits, 1.0, chunks, 3.0)
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for worker in workers:
@@ -90,7 +92,7 @@ def test_add_all_is_exact_under_threads(store: Store) -> None:
 def test_clear_forgets_every_series(store: Store) -> None:
     store.add(store.series["task_split_total"].cell(("agent-1",)), 2)
     store.set(store.series["docker_container_cpu_limit"].cell(("c1",)), 500)
-    store.finish(None, [], store.histograms["task_execution_seconds"].cell(("task",)), 1.0)
+    store.finish(None, NONE, store.histograms["task_execution_seconds"].cell(("task",)), 1.0)
 
     store.clear()
 
@@ -118,7 +120,7 @@ def test_past_the_budget_a_new_combination_shares_the_all_other_cell() -> None:
 def test_forget_drops_the_value_in_every_family_that_has_the_label(store: Store) -> None:
     store.add(store.series["task_split_total"].cell(("gone",)))
     store.add(store.series["timeout_events_total"].cell(("gone", "s", "r")))
-    store.finish(None, [], store.histograms["chunk_execution_seconds"].cell(("gone",)), 1.0)
+    store.finish(None, NONE, store.histograms["chunk_execution_seconds"].cell(("gone",)), 1.0)
     store.add(store.series["task_split_total"].cell(("kept",)))
     store.add(store.series["task_success_total"].cell(("gone",)))  # a stage named like the agent
 
@@ -136,7 +138,7 @@ def test_expire_drops_stale_gauges_but_not_a_running_count(store: Store) -> None
     store.start(store.series["agent_active_tasks"].cell(("busy",)))
     idle = store.series["agent_active_tasks"].cell(("idle",))
     store.start(idle)
-    store.finish(idle, [], None, 1.0)
+    store.finish(idle, NONE, None, 1.0)
     store.add(store.series["task_split_total"].cell(("idle",)))
     store.tick(150.0)
     store.set(store.series["docker_container_cpu_limit"].cell(("new",)), 250)

@@ -1,0 +1,252 @@
+"""Deadlines raised by signal handlers, at any point of a decorated call, a record call or a scrape.
+
+An agent bounds a task with a one-shot `setitimer` whose SIGALRM handler raises `TimeoutError`.
+Here the application calls decorated functions in a loop until its deadline fires, a thousand times
+over, with deadlines of 20 to 400 µs: most land somewhere in eddie's own start and finish code, the
+store's lock included. Every deadline must reach the application; no lock may stay held; each call
+is counted once (the only calls not counted are those the deadline stopped at the wrapper's very
+first instruction, before it began); nothing is logged. Then another thread records and scrapes.
+Each kind of call runs in a fresh interpreter (a real process, real signals).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINES = 1000
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, dis, io, json, logging, random, signal, sys, threading
+    import eddie_otel
+    from eddie_otel import runtime
+
+    KIND, DEADLINES = sys.argv[1], int(sys.argv[2])
+    # eddie's own log only: the logging module's locks are not safe from an exception a signal raises.
+    log = io.StringIO()
+    logger = logging.getLogger("eddie_otel")
+    logger.addHandler(logging.StreamHandler(log))
+    logger.setLevel(logging.DEBUG)
+
+    class Deadline(TimeoutError):
+        pass
+
+    armed = False
+    fired = 0
+
+    def on_alarm(signum, frame):
+        global fired
+        if armed:
+            fired += 1
+            raise Deadline()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    eddie_otel.configure(serve=False)
+
+    @eddie_otel.task(stage="s", agent="a")
+    def plain():
+        return sum(range(20))
+
+    @eddie_otel.task(stage="s", agent="a")
+    async def coroutine():
+        return sum(range(20))
+
+    @eddie_otel.task(stage="s", agent="a")
+    def generator():
+        yield sum(range(10))
+        yield sum(range(10))
+
+    @eddie_otel.task(stage="s", agent="a")
+    async def async_generator():
+        yield sum(range(10))
+        yield sum(range(10))
+
+    attempts = 0
+
+    async def drive_async(fn, consume):
+        global attempts
+        while fired == caught:  # else the deadline fired and was swallowed somewhere
+            attempts += 1
+            if consume:
+                agen = fn()
+                try:
+                    async for _ in agen:
+                        pass
+                finally:
+                    # Closed here, not by asyncio's finalizer in a task of its own, where an
+                    # exception could not reach the application.
+                    await agen.aclose()
+            else:
+                await fn()
+
+    def drive(loop):
+        global attempts
+        if KIND == "plain":
+            while fired == caught:
+                attempts += 1
+                plain()
+        elif KIND == "generator":
+            while fired == caught:
+                attempts += 1
+                for _ in generator():
+                    pass
+        elif KIND == "record":
+            while fired == caught:
+                eddie_otel.record_split(agent="a", chunks=3, depth=1)
+                eddie_otel.record_merge(chunks_combined=3, duplicates_removed=1)
+        else:
+            fn, consume = (coroutine, False) if KIND == "coroutine" else (async_generator, True)
+            # Nothing awaited here yields to the loop: the whole run is one step of one task, so the
+            # deadline lands in the calls, never in the event loop's own machinery.
+            loop.run_until_complete(drive_async(fn, consume))
+
+    wrappers = {plain.__code__, coroutine.__code__, generator.__code__, async_generator.__code__}
+    entry_lines = {
+        code: next(i.positions.lineno for i in dis.get_instructions(code) if i.opname == "RESUME")
+        for code in wrappers
+    }
+
+    def stopped_at_entry(error):
+        # The deadline stopped a wrapper at its first instruction: that call never began.
+        frames = []
+        tb = error.__traceback__
+        while tb is not None:
+            frames.append(tb)
+            tb = tb.tb_next
+        inner = [tb for tb in frames if tb.tb_frame.f_code is not on_alarm.__code__]
+        last = inner[-1]
+        code = last.tb_frame.f_code
+        return code in entry_lines and last.tb_lineno == entry_lines[code]
+
+    # Where Python itself cannot pass an exception on (a weakref callback, a finalizer, a task of
+    # the event loop), it reports it here. Each such deadline must have left eddie's code: the
+    # outermost frame it went through is not eddie's.
+    elsewhere = []
+
+    def in_eddie(error):
+        tb = error.__traceback__ if error is not None else None
+        return tb is not None and "eddie_otel" in tb.tb_frame.f_code.co_filename
+
+    sys.unraisablehook = lambda report: elsewhere.append(in_eddie(report.exc_value))
+
+    rng = random.Random(7)
+    caught = entries = 0
+    swallowed = []
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: elsewhere.append(in_eddie(context.get("exception"))))
+    for _ in range(DEADLINES):
+        try:
+            armed = True
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(20e-6, 400e-6))
+            drive(loop)
+        except Deadline as error:
+            armed = False
+            caught += 1
+            entries += stopped_at_entry(error)
+        else:
+            # The deadline never reached the application.
+            armed = False
+            swallowed.append(1)
+            caught = fired
+    armed = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    loop.close()
+
+    telemetry = runtime.current().telemetry
+    lock_free = telemetry.store.lock.acquire(timeout=5)
+    if lock_free:
+        telemetry.store.lock.release()
+
+    def from_another_thread():
+        eddie_otel.record_timeout(agent="b", stage="t", reason="late")
+        result["text"] = telemetry.exposition()[0].decode()
+
+    result = {}
+    thread = threading.Thread(target=from_another_thread)
+    thread.start()
+    thread.join(10)
+    text = result.get("text", "")
+
+    def total(name, **labels):
+        found = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                found += float(line.rsplit(" ", 1)[1])
+        return found
+
+    summary = eddie_otel.summary()
+    print(json.dumps({
+        "fired": fired, "caught": caught - len(swallowed), "swallowed": len(swallowed),
+        "elsewhere": len(elsewhere), "swallowed_in_eddie": sum(elsewhere),
+        "entries": entries, "attempts": attempts, "lock_free": lock_free,
+        "other_thread": bool(text), "success": total("task_success_total", stage="s"),
+        "failures": total("task_failure_total", stage="s"),
+        "timeouts": total("timeout_events_total", stage="s"),
+        "executed": total("agent_tasks_executed_total", agent="a"),
+        "active": total("agent_active_tasks", agent="a"),
+        "histogram": total("task_execution_seconds_count", stage="s"),
+        "splits": total("task_split_total", agent="a"), "chunks": total("task_split_chunks_total", agent="a"),
+        "combined": total("merge_chunks_combined_total"), "duplicates": total("merge_deduplication_total"),
+        "late": total("timeout_events_total", agent="b"), "summary_timeouts": summary["totals"]["timeout_events"],
+        "logged": [line for line in log.getvalue().splitlines() if "eddie" in line],
+    }))
+    """
+)
+
+
+def run(kind: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, kind, str(DEADLINES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("kind", ["plain", "coroutine", "generator", "async_generator"])
+def test_every_deadline_reaches_the_caller_and_each_call_counts_once(kind: str) -> None:
+    result = run(kind)
+    # Every deadline reaches the application but those Python itself reports as unraisable
+    # (raised in a weakref callback or an event loop callback, outside eddie's code).
+    assert result["swallowed_in_eddie"] == 0
+    assert result["swallowed"] <= result["elsewhere"]
+    assert result["fired"] == DEADLINES
+    assert result["caught"] + result["swallowed"] == DEADLINES  # type: ignore[operator]
+    assert result["lock_free"] is True
+    assert result["other_thread"] is True
+    assert result["logged"] == []
+    assert result["active"] == 0
+    # Each deadline ended one call: as a timeout when it landed before the call's counts were made,
+    # as the success it already was when it landed after; never twice, and never lost but at the
+    # wrapper's first instruction.
+    assert result["timeouts"] == result["failures"]
+    assert result["executed"] == result["success"] + result["failures"] == result["histogram"]
+    assert result["failures"] > 0
+    # Every call the application made is counted, but those stopped before they began (and, for
+    # coroutines and generators, those whose deadline Python reported elsewhere).
+    missing = result["attempts"] - result["entries"] - result["executed"]  # type: ignore[operator]
+    assert 0 <= missing <= result["swallowed"]
+
+
+def test_record_calls_are_whole_or_absent_under_deadlines() -> None:
+    result = run("record")
+    assert result["fired"] == result["caught"] == DEADLINES
+    assert result["swallowed"] == 0
+    assert result["lock_free"] is True
+    assert result["logged"] == []
+    # A split counts one split and three chunks together, a merge three chunks and one duplicate.
+    assert result["chunks"] == 3 * result["splits"]
+    assert result["combined"] == 3 * result["duplicates"]
+    assert result["late"] == result["summary_timeouts"] == 1
