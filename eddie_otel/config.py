@@ -251,6 +251,9 @@ class Settings:
     discovery_dir: str | None = None
     # The host announced there, when not the bound one.
     advertise_host: str | None = None
+    # The longest shutdown() and exit wait for the providers eddie built to flush to their
+    # exporters; a dead endpoint must not hold a container past its stop grace period (10 s).
+    shutdown_timeout_seconds: int = 3
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
@@ -293,4 +296,5 @@ _OPTIONS: dict[str, Option] = {
     "series_ttl_seconds": integer(env.EDDIE_OTEL_SERIES_TTL_SECONDS, 0, 10 * 365 * 86400),
     "discovery_dir": text(env.EDDIE_OTEL_DISCOVERY_DIR),
     "advertise_host": Option(env.EDDIE_OTEL_ADVERTISE_HOST, _as_is, _check_host),
+    "shutdown_timeout_seconds": integer(env.EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS, 1, 600),
 }

@@ -14,10 +14,13 @@ Only public OpenTelemetry API is used, and nothing eddie did not create is chang
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import threading
+import time
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Histogram
@@ -37,7 +40,15 @@ from eddie_otel.store import Store
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 
-__all__ = ["Telemetry", "after_fork_in_child", "forget_borrowed", "otlp_exporter"]
+__all__ = [
+    "Telemetry",
+    "after_fork_in_child",
+    "forget_borrowed",
+    "otlp_exporter",
+    "own_provider",
+    "shutdown_at_exit",
+    "shutdown_within",
+]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -62,6 +73,94 @@ def forget_borrowed() -> None:
     with _BORROWED_LOCK:
         for instruments in list(_BORROWED.values()):
             instruments.store.clear()
+
+
+# The providers eddie built and has not shut down yet, each with what to call it and the
+# seconds its shutdown may take. eddie builds them with shutdown_on_exit=False (the SDK's
+# own exit handler waits 30 s and more on a dead endpoint) and shuts them down at exit here.
+_OWNED: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
+_OWNED_LOCK = threading.Lock()
+_exit_registered = False
+
+
+def own_provider(provider: Any, name: str, seconds: float) -> None:
+    """Shut `provider` (built by eddie, shutdown_on_exit=False) down at exit within `seconds`, unless done before.
+
+    `name` says what it exports in the line logged when it does not finish in time.
+    """
+    global _exit_registered
+    with _OWNED_LOCK:
+        _OWNED[provider] = (name, seconds)
+        if not _exit_registered:
+            atexit.register(shutdown_at_exit)
+            _exit_registered = True
+
+
+def shutdown_at_exit() -> None:
+    """Shut every provider eddie built and still runs down at once, within the longest of their timeouts.
+
+    Registered with atexit by the first provider eddie builds; a process manager that
+    skips atexit can call it itself. Later calls find nothing left to do.
+    """
+    with _OWNED_LOCK:
+        owned = list(_OWNED.items())
+    if owned:
+        shutdown_within([(name, provider) for provider, (name, _) in owned], max(s for _, (_, s) in owned))
+
+
+def shutdown_within(providers: Sequence[tuple[str, Any]], seconds: float) -> bool:
+    """Shut `providers` (name, provider) down at once, each in a daemon thread, waiting `seconds` at most in all.
+
+    A provider whose exporter's endpoint is dead (black-holed, closed, throttling) would
+    hold the caller for as long as its exporter retries; past `seconds` it is left to
+    finish in its thread, and one warning names what may not have been exported. True
+    when every shutdown finished without error.
+    """
+    if not providers:
+        return True
+    with _OWNED_LOCK:
+        for _, provider in providers:
+            _OWNED.pop(provider, None)
+    deadline = time.monotonic() + seconds
+    failed: list[str] = []
+    unfinished: list[str] = []
+    threads = []
+    for name, provider in providers:
+        thread = threading.Thread(
+            target=_shut_down, args=(name, provider, seconds, failed), name="eddie-otel-shutdown", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            # No thread to be had (the interpreter is finalizing): waiting unbounded is worse than not flushing.
+            unfinished.append(name)
+        else:
+            threads.append((name, thread))
+    for _, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    unfinished += [name for name, thread in threads if thread.is_alive()]
+    if unfinished:
+        logger.warning(
+            "eddie-otel: %s not flushed within %s s of shutdown; what was not exported yet is dropped "
+            "(EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS)",
+            " and ".join(unfinished),
+            f"{seconds:g}",
+        )
+    elif failed:
+        logger.warning("eddie-otel: %s", "; ".join(failed))
+    return not unfinished and not failed
+
+
+def _shut_down(name: str, provider: Any, seconds: float, failed: list[str]) -> None:
+    try:
+        if isinstance(provider, MeterProvider):
+            # A second more than the caller waits: a provider still exporting when the wait ends
+            # is the one named in the warning, never one the SDK gave up on a moment before.
+            provider.shutdown(timeout_millis=(seconds + 1) * 1000)
+        else:
+            provider.shutdown()
+    except Exception as error:
+        failed.append(f"{name} failed to shut down: {' '.join(str(error).split())}")
 
 
 def otlp_exporter(signal: str, protocol: str) -> Any:
@@ -130,7 +229,8 @@ class Telemetry:
             return
         self.readers = self._make_readers()
         if self.readers:
-            self.provider = MeterProvider(resource=self.resource, metric_readers=self.readers)
+            self.provider = MeterProvider(resource=self.resource, metric_readers=self.readers, shutdown_on_exit=False)
+            own_provider(self.provider, self._exported("metrics"), self.settings.shutdown_timeout_seconds)
             self.instruments = OtelInstruments(self.provider, self.store)
 
     def _limits(self, reader_class: type) -> dict[str, Any]:
@@ -186,7 +286,10 @@ class Telemetry:
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
             reader = InMemoryMetricReader()
-            self._service_provider = MeterProvider(resource=self.resource, metric_readers=[reader])
+            self._service_provider = MeterProvider(
+                resource=self.resource, metric_readers=[reader], shutdown_on_exit=False
+            )
+            own_provider(self._service_provider, "the service's HTTP metrics", self.settings.shutdown_timeout_seconds)
             self.registry.register(ReaderCollector(reader))
         return self._service_provider
 
@@ -198,12 +301,22 @@ class Telemetry:
         """The registry's exposition negotiated from Accept and Accept-Encoding, and its headers."""
         return render(self.registry, accept, accept_encoding)
 
-    def shutdown(self) -> None:
-        """Flush and shut down the providers eddie built; a borrowed one is left as it is (it keeps the instruments)."""
-        for provider in (self.provider, self._service_provider):
-            if provider is not None:
-                try:
-                    provider.shutdown()
-                except Exception:
-                    logger.exception("eddie-otel: could not shut a meter provider down")
+    def _exported(self, signal: str) -> str:
+        """What eddie's provider exports through, for the line logged when its shutdown is late: `metrics (otlp)`."""
+        return f"{signal} ({', '.join(name for name in self.settings.exporters if name != 'prometheus')})"
+
+    def shutdown(self, also: Sequence[tuple[str, Any]] = ()) -> None:
+        """Flush and shut down the providers eddie built, within EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS in all.
+
+        A borrowed provider is left as it is (it keeps the instruments). What could not be
+        flushed in time is said in one warning; the shutdowns go on in daemon threads.
+        `also` (name, provider) are shut down at the same time, within the same wait: the
+        tracing's provider, from `Tracing.release()`.
+        """
+        providers = list(also)
+        if self.provider is not None:
+            providers.append((self._exported("metrics"), self.provider))
+        if self._service_provider is not None:
+            providers.append(("the service's HTTP metrics", self._service_provider))
         self.provider = self._service_provider = None
+        shutdown_within(providers, self.settings.shutdown_timeout_seconds)

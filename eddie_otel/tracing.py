@@ -28,6 +28,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from eddie_otel._version import __version__
 from eddie_otel.store import Exemplar
+from eddie_otel.telemetry import own_provider, shutdown_within
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -88,11 +89,17 @@ def span_attributes(stage: str, agent: str | None) -> dict[str, str]:
 class Tracing:
     """The tracer eddie-otel's spans come from, and the provider it built (None when it borrowed one)."""
 
-    def __init__(self, tracer: Tracer, provider: Any = None, exemplar_filter: str = "trace_based") -> None:
+    def __init__(
+        self, tracer: Tracer, provider: Any = None, exemplar_filter: str = "trace_based", shutdown_seconds: float = 3
+    ) -> None:
         self.tracer = tracer
         self.provider = provider
         # OTEL_METRICS_EXEMPLAR_FILTER, for the exemplars of eddie's own endpoint.
         self.exemplar_filter = exemplar_filter
+        # EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS: the longest shutdown() waits for the built provider to flush.
+        self.shutdown_seconds = shutdown_seconds
+        # What the built provider exports through, for that warning: `traces (otlp)`.
+        self.exported = "traces"
 
     @classmethod
     def install(cls, settings: Settings, telemetry: Telemetry, tracer_provider: Any = None) -> Tracing | None:
@@ -108,16 +115,32 @@ class Tracing:
         if not settings.trace_exporters:
             return None
         provider = _build_provider(settings.trace_exporters, telemetry.resource, settings.traces_protocol)
+        own_provider(provider, _exported(settings.trace_exporters), settings.shutdown_timeout_seconds)
         if not borrowed:
             trace.set_tracer_provider(provider)
         _BUILT.add(provider)
-        return cls(provider.get_tracer(SCOPE_NAME, __version__), provider, settings.exemplar_filter)
+        tracing = cls(
+            provider.get_tracer(SCOPE_NAME, __version__),
+            provider,
+            settings.exemplar_filter,
+            settings.shutdown_timeout_seconds,
+        )
+        tracing.exported = _exported(settings.trace_exporters)
+        return tracing
 
     def shutdown(self) -> None:
-        """Flush and stop the provider built here (a borrowed one is left to its owner)."""
-        if self.provider is not None:
-            self.provider.shutdown()
-            self.provider = None
+        """Flush and stop the provider built here within `shutdown_seconds` (a borrowed one is left to its owner).
+
+        The SDK's TracerProvider.shutdown() takes no timeout and waits as long as its
+        exporters retry: it runs in a daemon thread, and what did not flush in time is
+        said in one warning.
+        """
+        shutdown_within(self.release(), self.shutdown_seconds)
+
+    def release(self) -> list[tuple[str, Any]]:
+        """The provider built here, named, for a caller to shut down with others in one wait; forgotten here."""
+        provider, self.provider = self.provider, None
+        return [] if provider is None else [(self.exported, provider)]
 
     def start(self, name: str, attributes: Mapping[str, Any], parent: Context | None) -> tuple[Span, Context]:
         """A started INTERNAL span under `parent` (None: the current context), and the context it is current in."""
@@ -213,13 +236,18 @@ def extract(headers: Mapping[str, str] | None) -> Context | None:
     return found
 
 
+def _exported(exporters: tuple[str, ...]) -> str:
+    return f"traces ({', '.join(exporters)})"
+
+
 def _build_provider(exporters: tuple[str, ...], resource: Resource, protocol: str) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 
     from eddie_otel.telemetry import otlp_exporter
 
-    provider = TracerProvider(resource=resource)
+    # Shut down at exit by eddie, within EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS (telemetry.own_provider), not by the SDK.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for name in exporters:
         if name == "otlp":
             provider.add_span_processor(BatchSpanProcessor(otlp_exporter("trace", protocol)()))
