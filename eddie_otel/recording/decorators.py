@@ -64,16 +64,14 @@ class _Span:
 
 
 class _Call(Receipt):
-    """One decorated call: its site, when it started, its span; `began` and `done` as the store set them."""
+    """One decorated call: its site, when it started, its span; `began` and `done` as the store set them.
 
-    __slots__ = ("site", "started", "traced")
+    Class attributes are the defaults, so that making one runs no __init__ (the hot path).
+    """
 
-    def __init__(self) -> None:
-        self.began = False
-        self.done = False
-        self.site: Site | None = None
-        self.started = 0.0
-        self.traced: _Span | None = None
+    site: Site | None = None
+    started = 0.0
+    traced: _Span | None = None
 
     @property
     def context(self) -> Context | None:
