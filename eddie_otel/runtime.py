@@ -84,9 +84,11 @@ class Runtime:
 
     def close_in_child(self) -> None:
         """In a forked child, stop what the parent's runtime left here (its endpoint is already abandoned)."""
-        self.telemetry.shutdown()
-        if self.tracing is not None:
-            self.tracing.shutdown()
+        self._shutdown_telemetry()
+
+    def _shutdown_telemetry(self) -> None:
+        # Metrics and traces flush at once, within one EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS.
+        self.telemetry.shutdown(also=self.tracing.release() if self.tracing is not None else ())
 
     def close(self) -> None:
         """Withdraw the announcement, stop the endpoint, and flush and detach the telemetry."""
@@ -97,9 +99,7 @@ class Runtime:
         if self.server is not None:
             self.server.close()
             self.server = None
-        self.telemetry.shutdown()
-        if self.tracing is not None:
-            self.tracing.shutdown()
+        self._shutdown_telemetry()
 
 
 _lock = threading.RLock()

@@ -21,7 +21,7 @@ from eddie_otel.discovery import is_stale
 from eddie_otel.endpoint import METRICS_PATH
 from eddie_otel.environment import GRAFANA_API_KEY
 from eddie_otel.errors import ConfigurationError, EddieOtelError
-from eddie_otel.ops.credentials import Located, redactor
+from eddie_otel.ops.credentials import Located, url_redactor
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
 from eddie_otel.ops.prometheus_api import (
     TIMEOUT_SECONDS,
@@ -321,8 +321,7 @@ def doctor_command(
 ) -> int:
     """Handler of `eddie-otel doctor`; returns the exit status (2 for a URL that is not one)."""
     api_key = (api_key or os.environ.get(GRAFANA_API_KEY) or "").strip() or None
-    urls = (metrics_url, prometheus_url, grafana_url or "")
-    redact = redactor([api_key, *(secret for url in urls for secret in Located.parse(url).secrets())])
+    redact = url_redactor((metrics_url, prometheus_url, grafana_url), [api_key])
     given = (("--metrics-url", metrics_url), ("--prometheus-url", prometheus_url), ("--grafana-url", grafana_url))
     try:
         for option, url in given:

@@ -83,7 +83,9 @@ def test_the_page_shows_the_summary_and_follows_it_without_reloading(
         assert {page["label"] for page in shown.values()} == {"– no data"}
         desktop.page.evaluate("window.notReloaded = true")
 
-        post(server, "task_completed", {"stage": "codegen", "duration_seconds": 2.0, "agent": "agent-1"})
+        post(
+            server, "task_completed", {"stage": "codegen", "duration_seconds": 2.0, "success": True, "agent": "agent-1"}
+        )
         for seconds in (0.25, 4.0, 4.0):
             post(server, "task_completed", {"stage": "codegen", "duration_seconds": seconds, "success": False})
         post(server, "merge", {"chunks_combined": 10, "duplicates_removed": 0})
@@ -128,7 +130,11 @@ def test_docs_render_swagger_ui_offline(server: BackgroundServer, desktop: Visit
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 def test_no_horizontal_overflow(size: str, server: BackgroundServer, request: pytest.FixtureRequest) -> None:
     visit: Visit = request.getfixturevalue(size)
-    post(server, "task_completed", {"stage": "integration-tests", "duration_seconds": 75.5, "agent": "a" * 40})
+    post(
+        server,
+        "task_completed",
+        {"stage": "integration-tests", "duration_seconds": 75.5, "success": True, "agent": "a" * 40},
+    )
     post(server, "chunk_executed", {"agent": "typescript-agent-with-a-long-name", "duration_seconds": 0.25})
     open_page(visit, server)
 

@@ -88,7 +88,13 @@ def test_a_webhook_with_a_traceparent_is_a_span_of_that_trace(
         "/events",
         json={
             "events": [
-                {"type": "task_completed", "stage": "codegen", "duration_seconds": 2.5, "agent": "go-agent"},
+                {
+                    "type": "task_completed",
+                    "stage": "codegen",
+                    "duration_seconds": 2.5,
+                    "success": True,
+                    "agent": "go-agent",
+                },
                 {
                     "type": "chunk_executed",
                     "agent": "rust-agent",
@@ -128,6 +134,6 @@ def test_a_webhook_without_a_traceparent_makes_no_span(
 ) -> None:
     runtime, exporter = configure_traced()
     client = serve(runtime, port)
-    answer = client.post("/events/task_completed", json={"stage": "codegen", "duration_seconds": 1.0})
+    answer = client.post("/events/task_completed", json={"stage": "codegen", "duration_seconds": 1.0, "success": True})
     assert answer.status_code == 202
     assert spans(exporter) == []

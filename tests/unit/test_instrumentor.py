@@ -21,8 +21,12 @@ SCOPE = "eddie_otel"
 
 
 @pytest.fixture
-def instrumentor() -> Iterator[EddieOtelInstrumentor]:
+def instrumentor(monkeypatch: pytest.MonkeyPatch) -> Iterator[EddieOtelInstrumentor]:
     """The (singleton) instrumentor, uninstrumented afterwards and eddie-otel's recording left enabled."""
+    # BaseInstrumentor.instrument() fixes the HTTP semantic conventions for the whole process the
+    # first time it runs: the stable ones, which the service's own HTTP metrics use in the tests
+    # that share this process.
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     instrumentor = EddieOtelInstrumentor()
     yield instrumentor
     if instrumentor.is_instrumented_by_opentelemetry:
