@@ -46,6 +46,7 @@ REFRESH_SECONDS = 2.0
 
 # The page's own files, with the media type each is served as; nothing else under STATIC_PREFIX exists.
 _ASSETS: dict[str, str] = {
+    "format.js": "text/javascript; charset=utf-8",
     "status.js": "text/javascript; charset=utf-8",
     "status.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",

@@ -144,3 +144,20 @@ def test_no_horizontal_overflow(size: str, server: BackgroundServer, request: py
     assert widths["scroll"] <= widths["client"], widths
     assert visit.page.is_visible('[data-indicator="success_rate"] .state')
     assert visit.errors == []
+
+
+def test_a_stage_under_a_second_reads_in_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, port: int, desktop: Visit
+) -> None:
+    monkeypatch.setenv("EDDIE_OTEL_WEBHOOK_TOKEN", TOKEN)
+    with BackgroundServer(create_app(), "127.0.0.1", port) as server:
+        for seconds in (0.14, 0.14, 0.14, 0.002):
+            post(server, "task_completed", {"stage": "review", "duration_seconds": seconds, "success": True})
+        latency = summary(server)["latency"]["review"]
+        assert latency["p50"] == pytest.approx(0.14)
+        open_page(desktop, server)
+        cells = desktop.page.eval_on_selector_all(
+            "#latency tbody tr", "rows => rows.map(row => Array.from(row.cells, cell => cell.textContent))"
+        )
+        assert cells[0][:3] == ["review", "4", "140 ms"]
+        assert desktop.errors == []

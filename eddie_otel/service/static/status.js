@@ -1,5 +1,6 @@
 // The status page: polls the JSON summary and draws it; keeps a short series of the 5-minute rates for sparklines.
 "use strict";
+/* global EddieFormat */
 (function () {
   var body = document.body;
   var SUMMARY_URL = body.dataset.summaryUrl;
@@ -8,10 +9,17 @@
   var POINTS = 60;
   var SVG = "http://www.w3.org/2000/svg";
 
+  // The formats live in format.js, loaded before this script.
+  var percent = EddieFormat.percent;
+  var duration = EddieFormat.duration;
+  var ratio = EddieFormat.ratio;
+  var plain = EddieFormat.plain;
+  var perMinute = EddieFormat.perMinute;
+
   var INDICATORS = {
     success_rate: { label: "Success rate", format: percent },
     latency_p99_seconds: { label: "Latency p99", format: duration },
-    timeouts_per_hour: { label: "Timeouts per hour", format: count },
+    timeouts_per_hour: { label: "Timeouts per hour", format: plain },
     merge_efficiency: { label: "Merge efficiency", format: percent },
     agent_balance_ratio: { label: "Agent balance", format: ratio },
   };
@@ -32,28 +40,6 @@
   RATES.forEach(function (rate) {
     series[rate.key] = [];
   });
-
-  function percent(value) {
-    return (value * 100).toFixed(1) + "%";
-  }
-  function duration(value) {
-    if (value < 1) return (value * 1000).toPrecision(3).replace(/\.?0+$/, "") + " ms";
-    if (value < 100) return value.toFixed(2) + " s";
-    return value.toFixed(0) + " s";
-  }
-  function count(value) {
-    return Number.isInteger(value) ? String(value) : value.toFixed(1);
-  }
-  function ratio(value) {
-    return value.toFixed(2) + "×";
-  }
-  function plain(value) {
-    return Number.isInteger(value) ? String(value) : value.toPrecision(3);
-  }
-  function perMinute(rate) {
-    var value = rate * 60;
-    return value >= 10 ? value.toFixed(0) : value.toFixed(2);
-  }
 
   function element(tag, className, text) {
     var node = document.createElement(tag);
