@@ -156,8 +156,8 @@ def check_variables_exist(text: str) -> None:
     assert all(hasattr(sdk_variables, name) for name in SDK_VARIABLES)
     assert all(name in path.read_text(encoding="utf-8") for name, path in OTHER_VARIABLES.items())
     for name in set(VARIABLE.findall(text)):
-        if name.endswith("_*"):
-            assert any(k.startswith(name[:-1]) for k in known), f"no variable matches {name}"
+        if name.endswith(("_", "_*")):  # a family of variables: OTEL_EXPORTER_OTLP_*, EDDIE_OTEL_
+            assert any(k.startswith(name.rstrip("*")) for k in known), f"no variable matches {name}"
         else:
             assert name in known, f"{name} is read nowhere (not in eddie_otel/environment.py)"
     collector = COLLECTOR_CONFIG.read_text(encoding="utf-8")
