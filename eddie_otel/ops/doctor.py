@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import urllib.parse
 from collections import defaultdict
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from eddie_otel.discovery import is_stale
-from eddie_otel.endpoint import METRICS_PATH
-from eddie_otel.environment import GRAFANA_API_KEY
+from eddie_otel.config import DEFAULT_HOST, DEFAULT_PORT
+from eddie_otel.discovery import PID_LABEL, is_stale, read_target
+from eddie_otel.endpoint import HEALTH_PATH, METRICS_PATH
+from eddie_otel.environment import EDDIE_OTEL_DISCOVERY_DIR, GRAFANA_API_KEY
 from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.ops.credentials import Located, url_redactor
 from eddie_otel.ops.dashboard import UID as DASHBOARD_UID
@@ -32,9 +34,26 @@ from eddie_otel.ops.prometheus_api import (
     parse_url,
 )
 
-__all__ = ["Check", "CheckFailed", "Found", "doctor_command", "endpoint_base", "run_checks", "stale_discovery_files"]
+__all__ = [
+    "DEFAULT_METRICS_URL",
+    "Check",
+    "CheckFailed",
+    "Found",
+    "doctor_command",
+    "endpoint_base",
+    "run_checks",
+    "stale_discovery_files",
+]
 
 PROBE_METRIC = "task_split_total"
+DEFAULT_METRICS_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+# What a person reads after "note:" when an endpoint answers but nothing has recorded a split yet.
+NO_SPLIT_YET = f"nothing has recorded a split yet, so there is no {PROBE_METRIC} (normal before the first task)"
+# The endpoint's other routes (/metrics/summary, /metrics/health, /events/..., /docs): a --metrics-url
+# with one of them in its path is not the endpoint's base URL.
+_ROUTE = re.compile(r"/(metrics|events|docs)(/|$)")
+# A query string in a message would show the PromQL of the request; a person needs the URL only.
+_QUERY = re.compile(r"\?[^\s:]*")
 
 
 class CheckFailed(EddieOtelError):
@@ -61,7 +80,7 @@ def _prometheus_api(prometheus: Located, path: str, **params: str) -> Any:
     try:
         return PrometheusAPI(prometheus).get(path, **params)
     except (PrometheusError, Unreachable) as exc:
-        raise CheckFailed(str(exc)) from None
+        raise CheckFailed(_QUERY.sub("", str(exc))) from None
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -72,6 +91,20 @@ def endpoint_base(metrics_url: str) -> str:
     """The base URL of a metrics endpoint given as its base or as the exposition's URL (…/metrics/prometheus)."""
     url = metrics_url.rstrip("/")
     return url.removesuffix(METRICS_PATH) if url.endswith(METRICS_PATH) else url
+
+
+def check_metrics_url(metrics_url: str, option: str = "--metrics-url") -> None:
+    """ConfigurationError when `metrics_url` names another route of the endpoint than its base or METRICS_PATH."""
+    url = Located.parse(metrics_url).url
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/")
+    route = None if path.endswith(METRICS_PATH) else _ROUTE.search(path)
+    if route is not None:
+        base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[: route.start()], "", ""))
+        raise ConfigurationError(
+            f"{option} must be the endpoint's base URL (like {DEFAULT_METRICS_URL}) or its {METRICS_PATH} URL, "
+            f"not {url}; try {base}"
+        )
 
 
 def _address(url: str) -> tuple[str, str, int | None]:
@@ -85,22 +118,38 @@ def _address(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, "127.0.0.1" if host in _LOOPBACK else host, port or _DEFAULT_PORTS.get(parts.scheme))
 
 
-def check_metrics_endpoint(metrics_url: str) -> str:
-    """Step 1: the endpoint answers and exposes task_split_total."""
+def _exposition(url: str, authorization: str | None = None) -> str:
+    """The text exposition at `url`; CheckFailed unless it answers 200 with one."""
+    status, body = _get(url, authorization)
+    if status != 200:
+        raise CheckFailed(
+            f"{url} answered HTTP {status}; the metrics are served at {METRICS_PATH} of the endpoint's base URL."
+        )
+    text = body.decode("utf-8", "replace")
+    if "# TYPE " not in text:
+        raise CheckFailed(f"{url} answers, but not with Prometheus metrics; is this an eddie-otel endpoint?")
+    return text
+
+
+def _has_probe(text: str) -> bool:
+    return f"# TYPE {PROBE_METRIC} counter" in text or f"\n{PROBE_METRIC}{{" in text
+
+
+def check_metrics_endpoint(metrics_url: str, found: Found | None = None) -> str:
+    """Step 1: the endpoint answers with metrics; task_split_total, or a note that nothing recorded a split yet."""
     metrics = Located.parse(metrics_url)
     url = endpoint_base(metrics.url) + METRICS_PATH
     try:
-        status, body = _get(url, metrics.authorization)
+        text = _exposition(url, metrics.authorization)
     except CheckFailed as failure:
-        raise CheckFailed(f"{failure}. Start the service (`eddie-otel serve`) or the instrumented agent.") from None
-    if status != 200:
-        raise CheckFailed(f"{url} answered HTTP {status}; the metrics are served at {METRICS_PATH}.")
-    text = body.decode("utf-8", "replace")
-    if f"# TYPE {PROBE_METRIC} counter" not in text and f"\n{PROBE_METRIC}{{" not in text:
-        raise CheckFailed(
-            f"{url} answers but has no {PROBE_METRIC} yet: nothing has recorded a split. "
-            "Check that the agents call eddie_otel.record_split (or run `eddie-otel demo`)."
-        )
+        if str(failure).startswith("cannot reach "):
+            raise CheckFailed(f"{failure}. Start the service (`eddie-otel serve`) or the instrumented agent.") from None
+        raise
+    recorded = _has_probe(text)
+    if found is not None:
+        found.recorded = recorded
+    if not recorded:
+        return f"{url} answers; note: {NO_SPLIT_YET}"
     return f"{url} answers with {PROBE_METRIC}"
 
 
@@ -115,6 +164,10 @@ class Found:
 
     def __init__(self) -> None:
         self.target: dict[str, Any] | None = None
+        # Whether the endpoint (or any announced process) exposes task_split_total.
+        self.recorded = True
+        # The announced processes' addresses (discovery mode): the series are checked for the whole job.
+        self.announced: list[str] = []
 
     @property
     def job(self) -> str:
@@ -199,6 +252,98 @@ def stale_discovery_files(directory: Path) -> list[tuple[Path, str, str]]:
     return stale
 
 
+def _pid(path: Path) -> str:
+    group = read_target(path) or {}
+    return str(group.get("labels", {}).get(PID_LABEL, "?"))
+
+
+def _probe(path: Path, address: str) -> tuple[bool, bool, str]:
+    """One announced process: (answers well, exposes task_split_total, what a person reads about it)."""
+    if is_stale(path):
+        return False, False, f"stale: its process (pid {_pid(path)}) is gone; remove {path.name}"
+    base = f"http://{address}"
+    try:
+        text = _exposition(base + METRICS_PATH)
+        status, body = _get(base + HEALTH_PATH)
+    except CheckFailed as failure:
+        if str(failure).startswith("cannot reach "):
+            reason = str(failure).rpartition(": ")[2]
+            return False, False, f"does not answer ({reason}): if its process is gone, the file is stale; remove it"
+        return False, False, str(failure)
+    try:
+        health = json.loads(body)
+    except ValueError:
+        health = None
+    if status != 200 or not isinstance(health, dict) or health.get("status") != "ok":
+        return False, False, f"{base}{HEALTH_PATH} answered HTTP {status}, not an ok health check"
+    recorded = _has_probe(text)
+    detail = f"service {health.get('service', '?')}, pid {_pid(path)}: {METRICS_PATH} and {HEALTH_PATH} answer"
+    return True, recorded, detail + ("" if recorded else f"; note: {NO_SPLIT_YET}")
+
+
+def check_announced(discovery_dir: str, found: Found) -> str:
+    """Step 1 without --metrics-url: every process announced in the discovery directory answers, one line each."""
+    directory = Path(discovery_dir)
+    if not directory.is_dir():
+        raise CheckFailed(f"discovery directory {directory} does not exist")
+    lines: list[str] = []
+    failing = 0
+    for path in sorted(directory.glob("*.json")):
+        group = read_target(path)
+        addresses = group.get("targets") if group is not None else None
+        if not isinstance(addresses, list) or not addresses:
+            lines.append(f"FAIL {path.name}: not a discovery file of one target (file_sd JSON); remove it")
+            failing += 1
+            continue
+        for address in map(str, addresses):
+            ok, recorded, detail = _probe(path, address)
+            lines.append(f"{'ok  ' if ok else 'FAIL'} {address} ({path.name}): {detail}")
+            if ok:
+                found.announced.append(address)
+                found.recorded = found.recorded or recorded
+            else:
+                failing += 1
+    if not lines:
+        raise CheckFailed(
+            f"no process has announced itself in {directory}: start the agents (or `eddie-otel serve`) with "
+            f"{EDDIE_OTEL_DISCOVERY_DIR}={directory}"
+        )
+    listed = "\n".join(lines)
+    count = f"{len(lines)} process{'es' if len(lines) != 1 else ''} announced in {directory}"
+    if failing:
+        raise CheckFailed(f"{failing} of the {count} failed\n{listed}")
+    return f"{count}\n{listed}"
+
+
+def check_prometheus_announced(prometheus_url: str, discovery_dir: str, found: Found) -> str:
+    """Step 2 without --metrics-url: Prometheus scrapes every announced process and each target is up."""
+    prometheus = Located.parse(prometheus_url)
+    base = prometheus.url.rstrip("/")
+    data = _prometheus_api(prometheus, "targets", state="active")
+    scraped = {
+        _address(t.get("scrapeUrl", "")): t
+        for t in (data or {}).get("activeTargets", [])
+        if urllib.parse.urlsplit(t.get("scrapeUrl", "")).path == METRICS_PATH
+    }
+    matched = [(address, scraped.get(_address(f"http://{address}{METRICS_PATH}"))) for address in found.announced]
+    missing = [address for address, target in matched if target is None]
+    if missing:
+        files = str(Path(discovery_dir) / "*.json")
+        raise CheckFailed(
+            f"Prometheus at {base} does not scrape {', '.join(missing)}: give the scrape job file_sd_configs "
+            f"with files: ['{files}'] and metrics_path: {METRICS_PATH} (see dashboards/prometheus.yml) and reload "
+            "Prometheus; it reads new files within the refresh_interval of file_sd_configs (5 minutes by default)."
+        )
+    targets = [target for _, target in matched if target is not None]
+    down = [t for t in targets if t.get("health") != "up"]
+    if down:
+        raise CheckFailed(f"Prometheus cannot scrape {'; '.join(_health(t) for t in down)}.")
+    if targets:
+        found.target = targets[0]
+    jobs = sorted({str(t.get("labels", {}).get("job", "?")) for t in targets})
+    return f"{len(targets)} target{'s' if len(targets) != 1 else ''} up (job {', '.join(jobs)})"
+
+
 def check_fleet(prometheus_url: str, found: Found, discovery_dir: str | None = None) -> str:
     """Step 3: every target of the endpoint's job is up, each with its own service_instance_id; no stale file."""
     prometheus = Located.parse(prometheus_url)
@@ -231,20 +376,30 @@ def check_fleet(prometheus_url: str, found: Found, discovery_dir: str | None = N
 
 
 def check_prometheus_series(prometheus_url: str, found: Found | None = None) -> str:
-    """Step 4: Prometheus returns the task_split_total series of the endpoint's own target."""
+    """Step 4: Prometheus returns the endpoint's task_split_total series (target_info before the first split).
+
+    For one endpoint the series of its own target; for the announced processes those of their job.
+    """
     prometheus = Located.parse(prometheus_url)
     base = prometheus.url.rstrip("/")
-    query = PROBE_METRIC
+    recorded = found is None or found.recorded
+    metric = PROBE_METRIC if recorded else "target_info"
+    selector: dict[str, str] = {}
     if found is not None and found.target is not None:
-        query = f"{PROBE_METRIC}{{job={json.dumps(found.job)}, instance={json.dumps(found.instance)}}}"
+        selector["job"] = found.job
+        if not found.announced:
+            selector["instance"] = found.instance
+    query = metric + ("{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in selector.items()) + "}" if selector else "")
     data = _prometheus_api(prometheus, "query", query=query)
     result = (data or {}).get("result", [])
+    whose = "".join(f", {name} {value}" for name, value in selector.items()).replace(", ", " of ", 1)
     if not result:
         raise CheckFailed(
-            f"Prometheus at {base} has no {query} series yet. Wait one scrape interval; if it "
-            "stays empty, check the job's metrics_path and that the target is the one you checked above."
+            f"Prometheus at {base} has no {metric} series{whose} yet. Wait one scrape interval; if it "
+            "stays empty, check the job's metrics_path and that the target is the one checked above."
         )
-    return f"{len(result)} {PROBE_METRIC} series"
+    detail = f"{len(result)} {metric} series"
+    return detail if recorded else f"{detail}; note: {NO_SPLIT_YET}"
 
 
 def check_grafana_dashboard(grafana_url: str, api_key: str | None) -> str:
@@ -276,18 +431,33 @@ def check_grafana_dashboard(grafana_url: str, api_key: str | None) -> str:
 
 
 def checks(
-    metrics_url: str,
+    metrics_url: str | None,
     prometheus_url: str,
     grafana_url: str | None,
     api_key: str | None,
     discovery_dir: str | None = None,
 ) -> list[Check]:
-    """The checks to run, in order."""
+    """The checks to run, in order: of one endpoint, or without `metrics_url` of every process in `discovery_dir`."""
     found = Found()
-    steps = [
-        Check("metrics endpoint answers with task_split_total", lambda: check_metrics_endpoint(metrics_url)),
-        Check("Prometheus scrapes the endpoint", lambda: check_prometheus_target(prometheus_url, metrics_url, found)),
-        Check("every target of the job is up, once", lambda: check_fleet(prometheus_url, found, discovery_dir)),
+    # With --metrics-url, the fleet step also reports stale files; without it, the first step already has.
+    stale_in = discovery_dir if metrics_url is not None else None
+    if metrics_url is None and discovery_dir is not None:
+        directory = discovery_dir
+        steps = [
+            Check("every announced process answers", lambda: check_announced(directory, found)),
+            Check(
+                "Prometheus scrapes every announced process",
+                lambda: check_prometheus_announced(prometheus_url, directory, found),
+            ),
+        ]
+    else:
+        url = metrics_url or DEFAULT_METRICS_URL
+        steps = [
+            Check("metrics endpoint answers", lambda: check_metrics_endpoint(url, found)),
+            Check("Prometheus scrapes the endpoint", lambda: check_prometheus_target(prometheus_url, url, found)),
+        ]
+    steps += [
+        Check("every target of the job is up, once", lambda: check_fleet(prometheus_url, found, stale_in)),
         Check("Prometheus returns the series", lambda: check_prometheus_series(prometheus_url, found)),
     ]
     if grafana_url:
@@ -295,31 +465,42 @@ def checks(
     return steps
 
 
+def _indented(text: str) -> str:
+    return text.replace("\n", "\n      ")
+
+
 def run_checks(steps: list[Check], out: TextIO, redact: Callable[[str], str] = lambda text: text) -> int:
     """Run `steps` in order, printing one line each (through `redact`); stop at the first failure.
 
+    A detail or failure of several lines (one per announced process) is printed indented under its step.
     Returns the exit status.
     """
     for number, step in enumerate(steps, 1):
         try:
             detail = step.run()
         except CheckFailed as failure:
-            print(redact(f"[{number}/{len(steps)}] FAIL {step.title}\n      {failure}"), file=out)
+            print(redact(f"[{number}/{len(steps)}] FAIL {step.title}\n      {_indented(str(failure))}"), file=out)
             return 1
-        print(redact(f"[{number}/{len(steps)}] ok   {step.title}: {detail}"), file=out)
+        head, _, rest = detail.partition("\n")
+        shown = f"[{number}/{len(steps)}] ok   {step.title}: {head}" + (f"\n      {_indented(rest)}" if rest else "")
+        print(redact(shown), file=out)
     print("all checks passed", file=out)
     return 0
 
 
 def doctor_command(
     *,
-    metrics_url: str,
+    metrics_url: str | None,
     prometheus_url: str,
     grafana_url: str | None,
     api_key: str | None,
     discovery_dir: str | None = None,
 ) -> int:
-    """Handler of `eddie-otel doctor`; returns the exit status (2 for a URL that is not one)."""
+    """Handler of `eddie-otel doctor`; returns the exit status (2 for a URL that is not one).
+
+    Without `metrics_url` but with `discovery_dir`, the checks are of every process announced there;
+    without either, of the endpoint at DEFAULT_METRICS_URL.
+    """
     api_key = (api_key or os.environ.get(GRAFANA_API_KEY) or "").strip() or None
     redact = url_redactor((metrics_url, prometheus_url, grafana_url), [api_key])
     given = (("--metrics-url", metrics_url), ("--prometheus-url", prometheus_url), ("--grafana-url", grafana_url))
@@ -327,6 +508,8 @@ def doctor_command(
         for option, url in given:
             if url is not None:
                 parse_url(url, option)
+        if metrics_url is not None:
+            check_metrics_url(metrics_url)
     except ConfigurationError as exc:
         print(redact(f"eddie-otel doctor: error: {exc}"), file=sys.stderr)
         return 2

@@ -53,7 +53,7 @@ def test_the_url_the_demo_prints_is_accepted(
     url = f"http://127.0.0.1:{metrics_port}/metrics/prometheus"
     status, lines = doctor(capsys, "--metrics-url", url, "--prometheus-url", prometheus.url)
     assert status == 0, lines
-    assert lines[0] == f"[1/4] ok   metrics endpoint answers with task_split_total: {url} answers with task_split_total"
+    assert lines[0] == f"[1/4] ok   metrics endpoint answers: {url} answers with task_split_total"
 
 
 def test_prometheus_without_the_target_fails_the_second_step(
