@@ -247,8 +247,9 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--metrics-url",
-        default=DEFAULT_METRICS_URL,
-        help=f"the endpoint's base URL, or its {METRICS_PATH} URL (default: {DEFAULT_METRICS_URL})",
+        default=None,
+        help=f"the endpoint's base URL, or its {METRICS_PATH} URL (default: {DEFAULT_METRICS_URL}; "
+        "with --discovery-dir and no --metrics-url: every process announced there)",
     )
     parser.add_argument(
         "--prometheus-url",

@@ -20,6 +20,7 @@ CSP = (
 SERVED = [
     ("/", "text/html; charset=utf-8"),
     ("/static/status.js", "text/javascript; charset=utf-8"),
+    ("/static/format.js", "text/javascript; charset=utf-8"),
     ("/static/status.css", "text/css; charset=utf-8"),
     ("/static/favicon.svg", "image/svg+xml"),
     ("/docs", "text/html; charset=utf-8"),

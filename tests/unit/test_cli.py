@@ -138,7 +138,7 @@ def test_stack_dispatches_directory_and_force(calls: list[tuple[str, dict[str, A
 def test_doctor_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["doctor"]) == 0
     assert cli.main(["doctor", "--grafana-url", "http://g:3000", "--api-key", "k", "--discovery-dir", "d"]) == 0
-    defaults = {"metrics_url": cli.DEFAULT_METRICS_URL, "prometheus_url": cli.DEFAULT_PROMETHEUS_URL}
+    defaults = {"metrics_url": None, "prometheus_url": cli.DEFAULT_PROMETHEUS_URL}
     assert calls == [
         ("doctor", {**defaults, "grafana_url": None, "api_key": None, "discovery_dir": None}),
         ("doctor", {**defaults, "grafana_url": "http://g:3000", "api_key": "k", "discovery_dir": "d"}),
