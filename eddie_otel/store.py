@@ -76,12 +76,13 @@ class Receipt:
     """What one recorded call has changed in the store, set under the store's lock with the change.
 
     A caller interrupted by an exception (a signal handler's) reads it to know, without
-    doubt, whether its start and its finish were counted. The defaults are class
-    attributes: making one costs no __init__ on the hot path.
+    doubt, whether its start and its finish were counted. Its maker sets both False first
+    (no __init__: one is made per decorated call, on the hot path).
     """
 
-    began = False
-    done = False
+    __slots__ = ("began", "done")
+    began: bool
+    done: bool
 
 
 # The cells one finished call adds one to: up to three, None where there is none, so that
@@ -314,12 +315,11 @@ class Store:
         """
         first, second, third = counted
         index = -1
+        fresh: list[Exemplar | None] | None = None
         if histogram is not None:
             index = bisect.bisect_left(histogram.bounds, seconds)
             if exemplar is not None and histogram.exemplars is None:
-                fresh: list[Exemplar | None] = [None] * len(histogram.counts)
-            else:
-                fresh = []
+                fresh = [None] * len(histogram.counts)
         with self.lock:
             if active is not None:
                 active.value -= 1
@@ -339,9 +339,11 @@ class Store:
                 if seconds > histogram.maximum:
                     histogram.maximum = seconds
                 if exemplar is not None:
-                    if histogram.exemplars is None:
-                        histogram.exemplars = fresh
-                    histogram.exemplars[index] = exemplar
+                    exemplars = histogram.exemplars
+                    if exemplars is None:
+                        exemplars = histogram.exemplars = fresh
+                    if exemplars is not None:
+                        exemplars[index] = exemplar
             if receipt is not None:
                 receipt.done = True
 

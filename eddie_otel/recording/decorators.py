@@ -66,18 +66,27 @@ class _Span:
 class _Call(Receipt):
     """One decorated call: its site, when it started, its span; `began` and `done` as the store set them.
 
-    Class attributes are the defaults, so that making one runs no __init__ (the hot path).
+    No __init__ (one is made per call, on the hot path): `start` gives every field its value first.
     """
 
-    site: Site | None = None
-    started = 0.0
-    traced: _Span | None = None
+    __slots__ = ("site", "started", "traced")
+    site: Site | None
+    started: float
+    traced: _Span | None
 
     @property
     def context(self) -> Context | None:
         """The context a generator's steps run in when the call is traced; None otherwise."""
         traced = self.traced
         return None if traced is None else traced.context
+
+
+def _blank(call: _Call) -> _Call:
+    """`call` with every field at its value before a start (for a call interrupted before `start` ran)."""
+    call.began = call.done = False
+    call.site = call.traced = None
+    call.started = 0.0
+    return call
 
 
 class _Instrumentation:
@@ -178,6 +187,8 @@ class _Instrumentation:
         An exception raised into it from outside (a signal handler's) goes to the caller, who
         finishes the call with it; eddie's own failure is logged and the call goes on.
         """
+        call.began = call.done = False
+        call.site = call.traced = None
         try:
             site = self.site
             # A site stays live until its runtime closes (or its agent is forgotten): no lookup per call.
@@ -245,8 +256,11 @@ class _Instrumentation:
         recorded too where the labels are static.
         """
         if call is None:
-            call = _Call()
-        site = call.site
+            call = _blank(_Call())
+        try:
+            site = call.site
+        except AttributeError:  # interrupted before `start` gave the call its fields
+            site = _blank(call).site
         if site is None:
             site = self._interrupted_early(call, error)
         if site is None or call.done:
@@ -282,7 +296,7 @@ class _Instrumentation:
             except Exception:
                 return None
         if site is not None:
-            call.started = call.started or _perf_counter()
+            call.started = getattr(call, "started", 0.0) or _perf_counter()
             call.site = site
         return site
 
