@@ -10,10 +10,17 @@ its series (the dashboard's `$job`, `$instance`, `$agent` and `$stage`; a fleet
 summary's job). `selector` is the one place they are written: a matcher goes only
 on metrics that have its label, so `{stage=~"$stage"}` never empties a query of a
 metric without stages.
+
+Rates over `$__rate_interval` draw the dashboard's graphs and feed the alerts. The success
+indicators (the dashboard's stat panels and the fleet summary) count instead: `sum_counted`
+is how much each counter grew over the window, with a series that appears during the window
+counted from zero, since eddie-otel's series appear already holding their first count and
+`increase()` sees no step there (see `increase_from_zero` for the definition and its limits).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from eddie_otel.catalogue import Kind, Metric, by_prometheus_name
@@ -29,6 +36,7 @@ __all__ = [
     "FALLBACK_DEPTH_EXCEEDED",
     "MERGE_CHUNKS_COMBINED",
     "MERGE_DEDUPLICATION",
+    "START_LOOKBACK",
     "TARGET_LABELS",
     "TASK_EXECUTION",
     "TASK_FAILURE",
@@ -40,8 +48,11 @@ __all__ = [
     "active_agent_count",
     "agent_balance",
     "aggregate",
+    "counted_quantile",
+    "duration_seconds",
     "either_sum",
     "failure_ratio",
+    "increase_from_zero",
     "indicators",
     "mean",
     "merge_efficiency",
@@ -49,6 +60,7 @@ __all__ = [
     "ratio",
     "selector",
     "success_ratio",
+    "sum_counted",
     "sum_increase",
     "sum_rate",
     "timeouts_per_hour",
@@ -120,6 +132,78 @@ def sum_increase(metric: Metric, window: str, by: Sequence[str] = (), *, where: 
     return aggregate("sum", f"increase({selector(metric, where)}[{window}])", by)
 
 
+# A series with no sample in this long before a window's start is new in the window: counted from zero.
+# Prometheus' own lookback: a series it would show at the window's start is not new.
+START_LOOKBACK = "5m"
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+
+
+def duration_seconds(duration: str) -> float:
+    """A PromQL duration (`90s`, `1h30m`) in seconds; ValueError for anything else."""
+    parts = _DURATION.findall(duration)
+    if not duration or "".join(number + unit for number, unit in parts) != duration:
+        raise ValueError(f"not a PromQL duration: {duration!r}")
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
+def _window_seconds(window: str) -> str:
+    """`window` in seconds, as PromQL: a number, or Grafana's `$__range_s` for its `$__range`."""
+    if window == "$__range":
+        return "$__range_s"
+    return f"{duration_seconds(window):g}"
+
+
+def increase_from_zero(series: str, window: str) -> str:
+    """Per series of the counter selector `series`: how much it grew over `window`, a new series counted from zero.
+
+    - A series with a sample in the `START_LOOKBACK` before the window's start grew by its last
+      value in the window minus that sample's (stale markers, a failed scrape, are skipped).
+    - A series without one is new in the window: it grew by its last value, all of it counted
+      in the window. So is a series whose last value is below the one before the window: its
+      process restarted at the window's start.
+    - A series that restarted from zero inside the window (`resets()`) grew by what
+      Prometheus' `increase()` says: Prometheus' estimate, extrapolated to the window's edges.
+
+    Exact, unlike `increase()`, which extrapolates and sees no step where a series appears.
+    A series that vanished during the window (a process that stopped) counts up to its last
+    sample. Limits: a process unreachable across the window's start for longer than
+    `START_LOOKBACK` counts as new (its whole value again); a restart on the same address and
+    labels that first shows a value above the old one is undercounted; an increment between a
+    process's last scrape and its exit is never seen.
+    """
+    end = f"last_over_time({series}[{window}])"
+    start = f"last_over_time({series}[{START_LOOKBACK}] offset {window})"
+    steady = f"({end} - ({start} or {end} * 0)) >= 0 or {end}"
+    return f"(({steady}) unless resets({series}[{window}]) > 0 or increase({series}[{window}]))"
+
+
+_HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
+
+
+def sum_counted(metric: Metric, window: str, by: Sequence[str] = (), *, where: Where = None, suffix: str = "") -> str:
+    """What a counter (or a histogram's `suffix` series) counted over `window`, summed over instances and the
+    labels not in `by`: `increase_from_zero`, so a series new in the window counts from zero."""
+    if not (
+        (metric.kind is Kind.COUNTER and not suffix) or (metric.kind is Kind.HISTOGRAM and suffix in _HISTOGRAM_SERIES)
+    ):
+        raise ValueError(f"counting needs a counter or a histogram's series, not {metric.prometheus_name}{suffix}")
+    _check_labels(metric, by)
+    return aggregate("sum", increase_from_zero(selector(metric, where, suffix), window), by)
+
+
+def counted_quantile(q: float, metric: Metric, window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
+    """`quantile` over what the histogram's buckets counted in `window` (`sum_counted`): new series included."""
+    if metric.kind is not Kind.HISTOGRAM:
+        raise ValueError(
+            f"histogram_quantile() needs a histogram, and {metric.prometheus_name} is a {metric.kind.value}"
+        )
+    _check_labels(metric, by)
+    counted = increase_from_zero(selector(metric, where, "_bucket"), window)
+    return f"histogram_quantile({q}, {aggregate('sum', counted, ('le', *by))})"
+
+
 def quantile(q: float, metric: Metric, window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """The `q` quantile of a histogram over `window`: bucket rates summed by `le` (and `by`) first."""
     if metric.kind is not Kind.HISTOGRAM:
@@ -157,28 +241,37 @@ def failure_ratio(window: str, by: Sequence[str] = (), *, where: Where = None) -
     return ratio(failures, either_sum(failures, sum_rate(TASK_SUCCESS, window, by, where=where)))
 
 
+def _success(successes: str, failures: str) -> str:
+    return ratio(f"({successes} or {failures} * 0)", either_sum(successes, failures))
+
+
 def success_ratio(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """Succeeded tasks / finished tasks over `window`; 0 (not "no data") where every task failed."""
-    successes = sum_rate(TASK_SUCCESS, window, by, where=where)
-    failures = sum_rate(TASK_FAILURE, window, by, where=where)
-    return ratio(f"({successes} or {failures} * 0)", either_sum(successes, failures))
+    return _success(sum_rate(TASK_SUCCESS, window, by, where=where), sum_rate(TASK_FAILURE, window, by, where=where))
+
+
+def _efficiency(deduplicated: str, combined: str) -> str:
+    return f"1 - {ratio(deduplicated, combined)}"
 
 
 def merge_efficiency(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """1 - duplicates removed / chunk results combined over `window`: the share of merged results that were new."""
-    deduplicated = sum_rate(MERGE_DEDUPLICATION, window, by, where=where)
-    combined = sum_rate(MERGE_CHUNKS_COMBINED, window, by, where=where)
-    return f"1 - {ratio(deduplicated, combined)}"
+    return _efficiency(
+        sum_rate(MERGE_DEDUPLICATION, window, by, where=where), sum_rate(MERGE_CHUNKS_COMBINED, window, by, where=where)
+    )
 
 
 def _active_agents(window: str, by: Sequence[str], where: Where) -> str:
     return f"{sum_rate(AGENT_TASKS_EXECUTED, window, (*by, 'agent'), where=where)} > 0"
 
 
+def _balance(active: str, by: Sequence[str]) -> str:
+    return f"{aggregate('max', active, by)} / {aggregate('min', active, by)}"
+
+
 def agent_balance(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """Busiest agent's executions / least busy agent's over `window`, among agents that executed any (1 = even)."""
-    active = _active_agents(window, by, where)
-    return f"{aggregate('max', active, by)} / {aggregate('min', active, by)}"
+    return _balance(_active_agents(window, by, where), by)
 
 
 def active_agent_count(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
@@ -186,21 +279,41 @@ def active_agent_count(window: str, by: Sequence[str] = (), *, where: Where = No
     return aggregate("count", _active_agents(window, by, where), by)
 
 
+def _or_zero(expr: str) -> str:
+    return f"({expr} or vector(0))"
+
+
 def timeouts_per_hour(window: str, *, where: Where = None) -> str:
-    """Timeouts per hour across all agents, averaged over `window`."""
-    return f"{sum_rate(TIMEOUT_EVENTS, window, where=where)} * 3600"
+    """Timeouts across all agents counted over `window` (`sum_counted`), per hour of it.
+
+    No value while the window saw no activity at all (no task or chunk finished, no timeout), as in
+    the process summary: "no timeouts" then means nothing.
+    """
+    timeouts = _or_zero(sum_counted(TIMEOUT_EVENTS, window, where=where))
+    activity = " + ".join(
+        _or_zero(sum_counted(metric, window, where=where))
+        for metric in (TASK_SUCCESS, TASK_FAILURE, AGENT_TASKS_EXECUTED, TIMEOUT_EVENTS)
+    )
+    return f"{timeouts} * 3600 / {_window_seconds(window)} and on () ({activity} > 0)"
 
 
 def indicators(window: str, *, where: Where = None) -> dict[str, str]:
     """The five success indicators over `window`, by the names of the summary's `indicators`.
 
     The dashboard's stat panels ask them over `$__range`, the fleet summary over a fixed window:
-    one definition, so both show the same number for the same window.
+    one definition, so both show the same number for the same window. Each counts what happened
+    in the window (`sum_counted`), series that appeared during it included.
     """
+    executed = sum_counted(AGENT_TASKS_EXECUTED, window, ("agent",), where=where)
     return {
-        "success_rate": success_ratio(window, where=where),
-        "latency_p99_seconds": quantile(0.99, TASK_EXECUTION, window, where=where),
+        "success_rate": _success(
+            sum_counted(TASK_SUCCESS, window, where=where), sum_counted(TASK_FAILURE, window, where=where)
+        ),
+        "latency_p99_seconds": counted_quantile(0.99, TASK_EXECUTION, window, where=where),
         "timeouts_per_hour": timeouts_per_hour(window, where=where),
-        "merge_efficiency": merge_efficiency(window, where=where),
-        "agent_balance_ratio": agent_balance(window, where=where),
+        "merge_efficiency": _efficiency(
+            sum_counted(MERGE_DEDUPLICATION, window, where=where),
+            sum_counted(MERGE_CHUNKS_COMBINED, window, where=where),
+        ),
+        "agent_balance_ratio": _balance(f"{executed} > 0", ()),
     }

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, VARIABLES
+from eddie_otel.ops.promql import duration_seconds
 
 __all__ = ["expand_variables", "panel_queries"]
 
@@ -28,9 +29,11 @@ def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def expand_variables(expr: str, *, rate_interval: str = "1m", range_: str = "1h") -> str:
-    """`expr` with Grafana's `$__rate_interval` and `$__range` replaced, and every template variable
-    (`$job`, `$instance`, `$agent`, `$stage`) set to All (`.*`): ready to send to Prometheus itself."""
-    expanded = expr.replace(RATE_INTERVAL, rate_interval).replace(RANGE, range_)
+    """`expr` with Grafana's `$__rate_interval`, `$__range` and `$__range_s` (the range in seconds) replaced,
+    and every template variable (`$job`, `$instance`, `$agent`, `$stage`) set to All (`.*`): ready to send
+    to Prometheus itself."""
+    seconds = f"{duration_seconds(range_):g}"
+    expanded = expr.replace(RATE_INTERVAL, rate_interval).replace(RANGE + "_s", seconds).replace(RANGE, range_)
     for name, _, _ in VARIABLES:
         expanded = expanded.replace(f'"${name}"', '".*"')
     return expanded

@@ -183,9 +183,13 @@ def test_queries_are_balanced_and_aggregate_before_quantiles_and_ratios(dashboar
         assert _balanced(expr), title
         for match in re.finditer(r"histogram_quantile\(", expr):
             assert re.match(r"histogram_quantile\(0\.\d+, sum by \(le\b", expr[match.start() :]), title
-        # Every rate() and increase() sits directly inside a sum: correct across instances and label values.
-        for match in re.finditer(r"\b(rate|increase)\(", expr):
-            assert re.search(r"sum(?: by \([a-z, ]+\) )?\($", expr[: match.start()]), f"{title}: {expr}"
+        # Every rate() and increase() sits directly inside a sum: correct across instances and label values;
+        # so does every count of `increase_from_zero`, whose increase() is its fallback for a reset.
+        for match in re.finditer(r"\b(rate|increase)\(|\({3}last_over_time\(", expr):
+            before = expr[: match.start()]
+            if re.search(r"resets\([^()]+\) > 0 or $", before):
+                continue
+            assert re.search(r"sum(?: by \([a-z, ]+\) )?\($", before), f"{title}: {expr}"
         # The error-budget row's windows are the objective's period and the burn-rate alerts' windows.
         fixed = title.endswith((": burn rate", "(30d)"))
         assert "$__rate_interval" in expr or "$__range" in expr or "rate(" not in expr or fixed, title
@@ -205,6 +209,28 @@ def test_expand_variables_replaces_grafana_intervals() -> None:
     expr = "sum(rate(x[$__rate_interval])) / sum(rate(y[$__range]))"
     assert expand_variables(expr) == "sum(rate(x[1m])) / sum(rate(y[1h]))"
     assert expand_variables(expr, rate_interval="30s", range_="6h") == "sum(rate(x[30s])) / sum(rate(y[6h]))"
+
+
+def test_expand_variables_replaces_the_range_in_seconds() -> None:
+    expr = "sum(x[$__range]) * 3600 / $__range_s"
+    assert expand_variables(expr) == "sum(x[1h]) * 3600 / 3600"
+    assert expand_variables(expr, range_="90m") == "sum(x[90m]) * 3600 / 5400"
+
+
+def test_the_stat_panels_count_what_happened_over_the_range(dashboard: dict[str, Any]) -> None:
+    stats = [panel for panel in dashboard["panels"] if panel.get("type") == "stat"][:5]
+    assert [panel["title"] for panel in stats] == [
+        "Success rate",
+        "Latency p99",
+        "Timeouts per hour",
+        "Merge efficiency",
+        "Agent balance",
+    ]
+    for panel in stats:
+        expr = panel["targets"][0]["expr"]
+        # Counted from zero for a series new in the range (promql.increase_from_zero), never rate().
+        assert "rate(" not in expr, panel["title"]
+        assert "[5m] offset $__range)" in expr, panel["title"]
 
 
 def test_expand_variables_sets_every_template_variable_to_all() -> None:

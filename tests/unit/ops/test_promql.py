@@ -85,9 +85,44 @@ def test_indicators_are_the_five_of_the_summary_over_one_window() -> None:
         "merge_efficiency",
         "agent_balance_ratio",
     ]
-    assert queries["latency_p99_seconds"] == (
-        'histogram_quantile(0.99, sum by (le) (rate(task_execution_seconds_bucket{job=~"eddie"}[1h])))'
-    )
-    assert queries["timeouts_per_hour"] == 'sum(rate(timeout_events_total{job=~"eddie"}[1h])) * 3600'
+    counted = promql.increase_from_zero('task_execution_seconds_bucket{job=~"eddie"}', "1h")
+    assert queries["latency_p99_seconds"] == f"histogram_quantile(0.99, sum by (le) ({counted}))"
+    timeouts = promql.increase_from_zero('timeout_events_total{job=~"eddie"}', "1h")
+    assert queries["timeouts_per_hour"].startswith(f"(sum({timeouts}) or vector(0)) * 3600 / 3600 ")
     for expr in queries.values():
         assert "[1h]" in expr
+        # Counted, not rated: a series new in the window counts from zero.
+        assert "rate(" not in expr
+
+
+def test_increase_from_zero_counts_a_series_absent_at_the_start_from_zero() -> None:
+    assert promql.increase_from_zero("x", "1h") == (
+        "(((last_over_time(x[1h]) - (last_over_time(x[5m] offset 1h) or last_over_time(x[1h]) * 0)) >= 0"
+        " or last_over_time(x[1h])) unless resets(x[1h]) > 0 or increase(x[1h]))"
+    )
+    successes = promql.increase_from_zero('task_success_total{job=~"j"}', "5m")
+    assert promql.sum_counted(promql.TASK_SUCCESS, "5m", ("stage",), where={"job": "j"}) == (
+        f"sum by (stage) ({successes})"
+    )
+    assert promql.sum_counted(promql.TASK_EXECUTION, "5m", suffix="_count").startswith(
+        "sum((((last_over_time(task_execution_seconds_count[5m])"
+    )
+
+
+def test_counting_a_gauge_or_a_bare_histogram_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^counting needs a counter or a histogram's series, not agent_active_tasks$"):
+        promql.sum_counted(promql.AGENT_ACTIVE_TASKS, "5m")
+    with pytest.raises(ValueError, match=r"not task_execution_seconds$"):
+        promql.sum_counted(promql.TASK_EXECUTION, "5m")
+    with pytest.raises(ValueError, match=r"needs a histogram, and task_split_total is a counter$"):
+        promql.counted_quantile(0.5, promql.TASK_SPLIT, "5m")
+
+
+def test_timeouts_per_hour_divides_by_the_window_in_seconds() -> None:
+    assert " * 3600 / 300 and on () (" in promql.timeouts_per_hour("5m")
+    assert " * 3600 / $__range_s and on () (" in promql.timeouts_per_hour("$__range")
+    assert promql.duration_seconds("1h30m") == 5400
+    assert promql.duration_seconds("250ms") == 0.25
+    for wrong in ("", "1x", "h", "5m "):
+        with pytest.raises(ValueError, match="not a PromQL duration"):
+            promql.duration_seconds(wrong)
