@@ -8,16 +8,37 @@ plus `instances` and `source: "prometheus"`:
 - `latency`: per stage, p50/p95/p99 of task_execution_seconds over the last hour (from the
   histogram's buckets, so a value is a bucket interpolation, not an observed duration) and
   `samples`, the tasks that finished in that hour.
-- `windows`: `5m` and `1h`, each counter's increase over the window and that divided by its length
-  (`covered_seconds` is the window's length: Prometheus keeps the fleet's history, whatever the
-  age of each process).
+- `windows`: `5m` and `1h`, what each counter counted over the window and that divided by its
+  length (`covered_seconds` is the window's length: Prometheus keeps the fleet's history, whatever
+  the age of each process).
 - `indicators`: `promql.indicators` over the last hour (`window: "1h"`), the very queries of the
   dashboard's stat panels (which ask them over the dashboard's time range).
 - `generated_at`: when the summary was computed, in the format of the process summary's.
 - `instances`: every target of the job(s): `job`, `instance`, `service_instance_id` (from
   `target_info`, null when the target exposes none) and `health` ("up" or "down").
 
-With `job`, only that scrape job counts; without, every job whose targets expose `target_info`.
+With `job`, only that scrape job counts, and a job Prometheus has no target of is an error
+(`NoSuchJob`) that names the jobs it does scrape; without, every job whose targets expose
+`target_info`.
+
+How windows, latency and indicators count. An eddie-otel series appears when its first event is
+recorded, already holding that first count: there is no zero sample before it, so `increase()`
+(and `rate()`) see no step there, and short-lived or bursty processes, whose series are all new,
+would count for nothing. Every window here is `promql.sum_counted` (histogram buckets and counts
+too): per series, its last value in the window minus its value at the window's start, a series
+absent at the start counted from zero. That is exact (`increase()` extrapolates to the window's
+edges), counts processes that stopped during the window up to their last scrape, and skips
+failed scrapes. Its limits:
+
+- Work a process recorded after its last scrape is never seen (a scrape interval's worth at exit).
+- A series that restarted from zero inside the window (a process restarted on the same address
+  with the same labels) falls back to `increase()`, Prometheus' extrapolated estimate; one that
+  restarted just before the first sample of the window counts from zero (exact).
+- A target unreachable across the window's start for longer than `promql.START_LOOKBACK` (5 min)
+  counts as new: its whole value is counted again. A restart on the same address whose first
+  scraped value is above the old one is undercounted.
+- Totals sum the live instances only: a process that stopped leaves the totals but stays in the
+  windows and indicators.
 """
 
 from __future__ import annotations
@@ -39,7 +60,7 @@ from eddie_otel.ops.credentials import url_redactor
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
 from eddie_otel.summary import WINDOWS, AgentLoad, Latency, Summary, Window, generated_at, indicator, whole
 
-__all__ = ["INDICATOR_WINDOW", "FleetSummary", "Instance", "fleet_summary", "summary_command"]
+__all__ = ["INDICATOR_WINDOW", "FleetSummary", "Instance", "NoSuchJob", "fleet_summary", "summary_command"]
 
 # The indicators' window: the dashboard's default time range, and the summary's own hour.
 INDICATOR_WINDOW = "1h"
@@ -47,6 +68,10 @@ _PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 _COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
 # Requests in flight at once: the summary asks a few dozen small queries.
 _PARALLEL = 8
+
+
+class NoSuchJob(EddieOtelError):
+    """Prometheus scrapes no target of the job asked for; the message names the jobs it does scrape."""
 
 
 class Instance(TypedDict):
@@ -96,7 +121,7 @@ def _queries(where: Mapping[str, str]) -> dict[str, str]:
     for metric in _COUNTERS:
         queries[f"total:{metric.key}"] = promql.aggregate("sum", _up_only(promql.selector(metric, where)))
         for name, _ in WINDOWS:
-            queries[f"window:{name}:{metric.key}"] = promql.sum_increase(metric, name, where=where)
+            queries[f"window:{name}:{metric.key}"] = promql.sum_counted(metric, name, where=where)
     agent = ("agent",)
     queries["agents:active"] = promql.aggregate(
         "sum", _up_only(promql.selector(promql.AGENT_ACTIVE_TASKS, where)), agent
@@ -106,17 +131,27 @@ def _queries(where: Mapping[str, str]) -> dict[str, str]:
     )
     stage = ("stage",)
     for key, q in _PERCENTILES:
-        queries[f"latency:{key}"] = promql.quantile(q, promql.TASK_EXECUTION, INDICATOR_WINDOW, stage, where=where)
-    count = promql.selector(promql.TASK_EXECUTION, where, "_count")
-    queries["latency:samples"] = promql.aggregate("sum", f"increase({count}[{INDICATOR_WINDOW}])", stage)
+        queries[f"latency:{key}"] = promql.counted_quantile(
+            q, promql.TASK_EXECUTION, INDICATOR_WINDOW, stage, where=where
+        )
+    queries["latency:samples"] = promql.sum_counted(
+        promql.TASK_EXECUTION, INDICATOR_WINDOW, stage, where=where, suffix="_count"
+    )
     for name, expr in promql.indicators(INDICATOR_WINDOW, where=where).items():
         queries[f"indicator:{name}"] = expr
+    queries["instances:ids"] = f"target_info{_job_matcher(where)}"
+    return queries
+
+
+def _job_matcher(where: Mapping[str, str]) -> str:
     job = where.get("job")
     # json.dumps quotes the way PromQL does (a Go string literal).
-    matcher = f"{{job=~{json.dumps(job)}}}" if job else ""
-    queries["instances:up"] = f"up{matcher}" if job else "up and on (job) group by (job) (target_info)"
-    queries["instances:ids"] = f"target_info{matcher}"
-    return queries
+    return f"{{job=~{json.dumps(job)}}}" if job else ""
+
+
+def _targets_query(where: Mapping[str, str]) -> str:
+    matcher = _job_matcher(where)
+    return f"up{matcher}" if matcher else "up and on (job) group by (job) (target_info)"
 
 
 def _ask(api: PrometheusAPI, queries: Mapping[str, str]) -> dict[str, Vector]:
@@ -141,14 +176,25 @@ def _instances(up: Vector, ids: Vector) -> list[Instance]:
     return sorted(instances, key=lambda item: (item["job"], item["instance"]))
 
 
+def _jobs_found(api: PrometheusAPI) -> str:
+    jobs = sorted({labels.get("job", "") for labels, _ in api.query("group by (job) (up)")})
+    return f"the jobs it scrapes: {', '.join(jobs)}" if jobs else "it scrapes no job"
+
+
 def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
     """The fleet's summary from the Prometheus at `prometheus_url`, over scrape job `job` (default: every one).
 
-    Raises ConfigurationError for a bad URL, Unreachable when nothing answers there, and
-    PrometheusError when Prometheus refuses a query.
+    Raises ConfigurationError for a bad URL, Unreachable when nothing answers there,
+    PrometheusError when Prometheus refuses a query, and NoSuchJob when `job` has no target.
     """
     api = PrometheusAPI(prometheus_url)
-    answers = _ask(api, _queries(_where(job)))
+    where = _where(job)
+    # Asked first and alone: nothing listening, or a job with no target, is one error, not dozens.
+    targets = api.query(_targets_query(where))
+    if job and not targets:
+        raise NoSuchJob(f"Prometheus at {api.url} has no target of job {job!r}; {_jobs_found(api)}")
+    answers = _ask(api, _queries(where))
+    answers["instances:up"] = targets
     value = {key: _scalar(vector) for key, vector in answers.items()}
 
     totals = {metric.key: _number(value[f"total:{metric.key}"] or 0.0) or 0 for metric in _COUNTERS}
@@ -195,11 +241,16 @@ def fleet_summary(prometheus_url: str, job: str | None = None) -> FleetSummary:
 
 def summary_command(*, prometheus_url: str, job: str | None) -> int:
     """Handler of `eddie-otel summary`: print the fleet's summary as JSON; returns the exit status."""
+    # PrometheusAPI hides the credentials already; this also covers any other error that quotes the URL.
+    redact = url_redactor([prometheus_url])
     try:
         result: Any = fleet_summary(prometheus_url, job)
+        if not result["instances"]:
+            api = PrometheusAPI(prometheus_url)
+            warning = f"no target of Prometheus at {api.url} exposes target_info; {_jobs_found(api)}"
+            print(redact(f"eddie-otel summary: warning: {warning}"), file=sys.stderr)
     except EddieOtelError as exc:
-        # PrometheusAPI hides the credentials already; this also covers any other error that quotes the URL.
-        print(url_redactor([prometheus_url])(f"eddie-otel summary: error: {exc}"), file=sys.stderr)
+        print(redact(f"eddie-otel summary: error: {exc}"), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0

@@ -40,7 +40,14 @@ class PrometheusError(EddieOtelError):
 
 
 class Unreachable(EddieOtelError):
-    """Nothing answered at the URL (refused, timed out, not resolvable); the message is one line."""
+    """Nothing answered at the URL (refused, timed out, not resolvable); the message is one line.
+
+    `reason` is why, without the URL.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def parse_url(raw: str, what: str) -> Located:
@@ -75,8 +82,8 @@ def http_get(url: str, authorization: str | None = None, timeout: float = TIMEOU
         with error:
             return error.code, error.read()
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise Unreachable(f"cannot reach {url}: {reason}") from None
+        reason = " ".join(str(getattr(error, "reason", error)).split())
+        raise Unreachable(f"cannot reach {url}: {reason}", reason) from None
 
 
 def _value(raw: Any) -> float:
@@ -86,12 +93,20 @@ def _value(raw: Any) -> float:
         return math.nan
 
 
+# What a base URL may end with by mistake: the API's own prefix, which every request adds.
+_API_PREFIX = "/api/v1"
+
+
 class PrometheusAPI:
-    """Prometheus' HTTP API at `url` (its base URL; a user and password in it authenticate)."""
+    """Prometheus' HTTP API at `url` (its base URL; a user and password in it authenticate).
+
+    A base URL given with the API's prefix (`http://prometheus:9090/api/v1`) is taken without it.
+    """
 
     def __init__(self, url: str | Located, timeout: float = TIMEOUT_SECONDS) -> None:
         self._located = url if isinstance(url, Located) else parse_url(url, "the Prometheus URL")
-        self.url = self._located.url.rstrip("/")
+        base = self._located.url.rstrip("/")
+        self.url = base.removesuffix(_API_PREFIX).rstrip("/") if base.endswith(_API_PREFIX) else base
         self._timeout = timeout
         self._redact = redactor(self._located.secrets())
 
@@ -103,7 +118,9 @@ class PrometheusAPI:
         try:
             status, body = http_get(url, self._located.authorization, self._timeout)
         except Unreachable as exc:
-            raise Unreachable(self._redact(str(exc))) from None
+            # Not the request's URL: the PromQL, URL-encoded, says nothing about why nothing answered.
+            reason = self._redact(exc.reason)
+            raise Unreachable(f"cannot reach Prometheus at {self._redact(self.url)}: {reason}", reason) from None
         try:
             answer = json.loads(body)
         except ValueError:

@@ -137,8 +137,9 @@ def test_windows_have_counts_and_rates(
     for name, seconds in WINDOWS:
         window = result["windows"][name]
         assert window["seconds"] == window["covered_seconds"] == seconds
-        # increase() extrapolates to the window's edges: about the workload, never less.
-        assert window["counts"]["task_success"] >= 9 * len(agents) * 0.9
+        # Both rounds, exactly: the first arrived with the series' first samples, counted from zero.
+        assert window["counts"] == result["totals"]
+        assert window["counts"]["task_success"] == 2 * 9 * len(agents)
         assert window["rates"]["task_success"] == pytest.approx(window["counts"]["task_success"] / seconds)
 
 
@@ -149,6 +150,40 @@ def test_unreachable_prometheus_and_bad_urls_are_one_line_errors(capsys: pytest.
         assert err.count("\n") == 1, err
         assert err.startswith("eddie-otel summary: error: "), err
         assert "Traceback" not in err
+
+
+def test_nothing_listening_names_the_url_without_the_query_or_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    closed = free_port()
+    status, _, err = summary(capsys, "--prometheus-url", f"http://admin:s3cret@127.0.0.1:{closed}/")
+    assert status == 1
+    assert err.startswith(f"eddie-otel summary: error: cannot reach Prometheus at http://127.0.0.1:{closed}: "), err
+    assert err.count("\n") == 1, err
+    for unwanted in ("s3cret", "admin", "/api/v1", "query", "%28", "target_info", "Traceback"):
+        assert unwanted not in err, err
+
+
+def test_a_job_prometheus_does_not_scrape_is_an_error_naming_the_jobs_it_does(
+    capsys: pytest.CaptureFixture[str], fleet: tuple[PrometheusServer, list[Agent]]
+) -> None:
+    server, _ = fleet
+    status, _, err = summary(capsys, "--prometheus-url", server.url, "--job", "eddie-fleet")
+    assert status == 1
+    assert err == (
+        f"eddie-otel summary: error: Prometheus at {server.url} has no target of job 'eddie-fleet'; "
+        "the jobs it scrapes: eddie\n"
+    )
+
+
+def test_a_base_url_with_the_api_prefix_is_taken_without_it(
+    capsys: pytest.CaptureFixture[str], fleet: tuple[PrometheusServer, list[Agent]]
+) -> None:
+    server, _ = fleet
+    for url in (server.url + "/api/v1", server.url + "/api/v1/"):
+        status, result, err = summary(capsys, "--prometheus-url", url, "--job", "eddie")
+        assert (status, err) == (0, ""), url
+        assert result["totals"]["task_split"] == sum(SPLITS)
 
 
 def test_service_answers_the_fleet_summary_when_prometheus_is_configured(
