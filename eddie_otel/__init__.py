@@ -14,6 +14,7 @@ from eddie_otel.api import (
     record_timeout,
     summary,
     task,
+    watch_docker,
 )
 from eddie_otel.catalogue import METRICS, Kind, Metric
 from eddie_otel.config import Settings
@@ -49,4 +50,5 @@ __all__ = [
     "shutdown",
     "summary",
     "task",
+    "watch_docker",
 ]

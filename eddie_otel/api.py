@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eddie_otel import summary as _summary
 from eddie_otel.recording import Carrier, Depth, Label, decorator
 from eddie_otel.runtime import Runtime, current, current_recorder
+
+if TYPE_CHECKING:
+    from eddie_otel.docker.watcher import DockerWatcher
 
 __all__ = [
     "chunk",
@@ -22,6 +25,7 @@ __all__ = [
     "record_timeout",
     "summary",
     "task",
+    "watch_docker",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +111,21 @@ def forget_agent(name: str) -> None:
 def forget_container(name: str) -> None:
     """Drop every series of container `name` from the exposition and free its slot under the container cap."""
     current_recorder().forget_container(name)
+
+
+def watch_docker(
+    docker_host: str | None = None, label: str = "eddie.agent", *, interval: float = 5.0, workers: int = 16
+) -> DockerWatcher:
+    """Watch the Docker Engine at `docker_host` (None: DOCKER_HOST, else the local socket) in background threads.
+
+    Every container carrying `label` (KEY or KEY=VALUE) is recorded with `container` = its name:
+    CPU and memory limits and their elastic adjustments, CPU, throttling and memory usage (read every
+    `interval` seconds, at most `workers` calls at once), OOM kills. Returns the watcher; `stop()` ends it.
+    Needs the `docker` extra.
+    """
+    from eddie_otel.docker import watch_docker as start
+
+    return start(docker_host, label, interval=interval, workers=workers)
 
 
 def summary(runtime: Runtime | None = None) -> _summary.Summary:

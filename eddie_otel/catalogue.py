@@ -16,8 +16,12 @@ __all__ = [
     "CHUNK_EXECUTION",
     "CHUNK_FAILURE",
     "DOCKER_CPU_LIMIT",
+    "DOCKER_CPU_THROTTLED",
+    "DOCKER_CPU_USAGE",
     "DOCKER_ELASTIC_ADJUSTMENT",
     "DOCKER_MEMORY_LIMIT",
+    "DOCKER_MEMORY_USAGE",
+    "DOCKER_OOM_KILLS",
     "DURATION_BUCKETS",
     "EVENTS",
     "FALLBACK_DEPTH_EXCEEDED",
@@ -242,6 +246,42 @@ CHUNK_FAILURE = Metric(
     "Chunks that failed; reason is the exception class name or the given reason.",
 )
 
+DOCKER_CPU_USAGE = Metric(
+    "docker_container_cpu_usage_seconds_total",
+    "docker.container.cpu.usage",
+    Kind.COUNTER,
+    "s",
+    ("container",),
+    "CPU time used by an agent container, from the engine's cumulative count.",
+)
+
+DOCKER_CPU_THROTTLED = Metric(
+    "docker_container_cpu_throttled_seconds_total",
+    "docker.container.cpu.throttled",
+    Kind.COUNTER,
+    "s",
+    ("container",),
+    "Time an agent container was held back by its CPU limit (throttled).",
+)
+
+DOCKER_MEMORY_USAGE = Metric(
+    "docker_container_memory_usage_bytes",
+    "docker.container.memory.usage",
+    Kind.GAUGE,
+    "By",
+    ("container",),
+    "Memory an agent container uses as docker stats shows it: usage less inactive file pages.",
+)
+
+DOCKER_OOM_KILLS = Metric(
+    "docker_container_oom_kills_total",
+    "docker.container.oom_kills",
+    Kind.COUNTER,
+    "{kill}",
+    ("container",),
+    "Processes of an agent container killed for exceeding its memory limit (the engine's oom events).",
+)
+
 METRICS: tuple[Metric, ...] = (
     TASK_SPLIT,
     TASK_SPLIT_CHUNKS,
@@ -256,6 +296,10 @@ METRICS: tuple[Metric, ...] = (
     DOCKER_CPU_LIMIT,
     DOCKER_MEMORY_LIMIT,
     DOCKER_ELASTIC_ADJUSTMENT,
+    DOCKER_CPU_USAGE,
+    DOCKER_CPU_THROTTLED,
+    DOCKER_MEMORY_USAGE,
+    DOCKER_OOM_KILLS,
     MERGE_DEDUPLICATION,
     MERGE_CHUNKS_COMBINED,
     CHUNK_FAILURE,

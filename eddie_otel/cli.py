@@ -18,6 +18,8 @@ from eddie_otel.environment import GRAFANA_API_KEY
 __all__ = ["SERVICE_EXTRA_MISSING", "main"]
 
 DEFAULT_METRICS_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+# docker-watch's endpoint (eddie_otel.docker.command.DEFAULT_PORT), beside the agents' port.
+DOCKER_WATCH_PORT = 8504
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 # What `serve` and `demo` print, and exit 2 with, when the `service` extra is not installed.
 SERVICE_EXTRA_MISSING = "eddie-otel: the metrics service needs the service extra: pip install 'eddie-otel[service]'"
@@ -85,7 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise
         return _service_extra_missing()
 
-    return serve_command(host=args.host, port=args.port)
+    return serve_command(host=args.host, port=args.port, docker=args.docker, docker_host=args.docker_host)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -104,6 +106,12 @@ def _demo(args: argparse.Namespace) -> int:
         agents=args.agents,
         traces=args.traces,
     )
+
+
+def _docker_watch(args: argparse.Namespace) -> int:
+    from eddie_otel.docker.command import docker_watch_command
+
+    return docker_watch_command(docker_host=args.docker_host, label=args.label, host=args.host, port=args.port)
 
 
 def _grafana_setup(args: argparse.Namespace) -> int:
@@ -169,7 +177,46 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the metrics service: Prometheus endpoint, JSON summary, health check and event webhooks.",
     )
     _add_listen(parser)
+    parser.add_argument(
+        "--docker",
+        action="store_true",
+        help="also watch the Docker Engine and record its labelled containers, as docker-watch does (docker extra)",
+    )
+    parser.add_argument(
+        "--docker-host",
+        metavar="URL",
+        default=None,
+        help="with --docker: the engine to watch (default: DOCKER_HOST, else the local socket)",
+    )
     parser.set_defaults(handler=_serve)
+
+
+def _add_docker_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "docker-watch",
+        help="record the limits, usage and OOM kills of the labelled containers of a Docker Engine",
+        description=(
+            "Watch one Docker Engine and record every container carrying the label (container = its name): "
+            "CPU and memory limits and their elastic adjustments, CPU, throttling and memory usage, OOM kills. "
+            f"Serves {METRICS_PATH}, /metrics/summary and /metrics/health (default 127.0.0.1:{DOCKER_WATCH_PORT}). "
+            "Needs the docker extra."
+        ),
+    )
+    parser.add_argument(
+        "--docker-host",
+        metavar="URL",
+        default=None,
+        help="the engine, for example unix:///var/run/docker.sock (default: DOCKER_HOST, else the local socket)",
+    )
+    parser.add_argument(
+        "--label",
+        metavar="KEY[=VALUE]",
+        default="eddie.agent",
+        help="watch the containers carrying this label (default: eddie.agent, any value)",
+    )
+    parser.add_argument("--host", default=None, help=f"address to listen on (default: {DEFAULT_HOST})")
+    parser.add_argument("--port", type=_port, default=None, help=f"port to listen on (default: {DOCKER_WATCH_PORT})")
+    parser.set_defaults(handler=_docker_watch)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -307,7 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_demo, _add_grafana_setup, _add_stack, _add_doctor, _add_summary, _add_slo):
+    for add in (
+        _add_serve,
+        _add_docker_watch,
+        _add_demo,
+        _add_grafana_setup,
+        _add_stack,
+        _add_doctor,
+        _add_summary,
+        _add_slo,
+    ):
         add(commands)
     return parser
 

@@ -48,6 +48,7 @@ __all__ = [
     "READ_TIMEOUT_SECONDS",
     "SUMMARY_PATH",
     "MetricsServer",
+    "add_health_check",
     "health_body",
 ]
 
@@ -81,14 +82,39 @@ _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nConten
 )
 
 
+# Extra checks of what the process watches (the Docker watcher): each returns None when all is well,
+# else fields that say what is wrong (such as {"docker": "engine unreachable: ..."}).
+_health_checks: list[Callable[[], Mapping[str, str] | None]] = []
+
+
+def add_health_check(check: Callable[[], Mapping[str, str] | None]) -> Callable[[], None]:
+    """Have the health body ask `check` too: a mapping it returns is added and makes the status "degraded".
+
+    Returns the function that removes the check again.
+    """
+    _health_checks.append(check)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _health_checks.remove(check)
+
+    return remove
+
+
 def health_body(service_name: str, started: float) -> dict[str, Any]:
     """The health body both servers answer: status, version, service name and seconds since `started` (monotonic)."""
-    return {
+    body: dict[str, Any] = {
         "status": "ok",
         "version": __version__,
         "service": service_name,
         "uptime_seconds": round(time.monotonic() - started, 3),
     }
+    for check in list(_health_checks):
+        problem = check()
+        if problem:
+            body.update(problem)
+            body["status"] = "degraded"
+    return body
 
 
 class MetricsServer:

@@ -289,6 +289,22 @@ class Store:
             if counted is not None:
                 counted.value += 1
 
+    def raise_to(self, cell: Cell, value: float) -> None:
+        """Set a counter cell to `value`, a cumulative count read elsewhere (the Docker Engine's), never lowering it."""
+        with self.lock:
+            if value > cell.value:
+                cell.value = value
+
+    def discard(self, series: Series, key: tuple[str, ...]) -> None:
+        """Drop the one series `key` of `series` (a limit that was removed); an overflow series stays."""
+        cells = series._cells
+        attributes = series.attributes
+        overflow = (OTHER,) * len(key)
+        with self.lock:
+            if key != overflow and key in cells:
+                del cells[key]
+                del attributes[key]
+
     def start(self, active: Cell, receipt: Receipt | None = None) -> None:
         """A task or chunk started on an agent: one more active; `receipt.began` says it happened.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eddie_otel.catalogue import DOCKER_MEMORY_LIMIT, DOCKER_MEMORY_USAGE, DOCKER_OOM_KILLS
 from eddie_otel.objectives import target
 from eddie_otel.ops import promql, slo, yamlfile
 from eddie_otel.ops.links import Links
@@ -69,6 +70,12 @@ class Thresholds:
     merge_for: str = "15m"
     # Two minutes of failed scrapes (a dozen at a 10 s interval) rule out a restart.
     endpoint_down_for: str = "2m"
+    # A container's memory usage (as docker stats shows it) above this share of its limit: the kernel
+    # reclaims page cache harder and the next allocation peak is an OOM kill. Five minutes rule out one peak.
+    container_memory_ratio: float = 0.90
+    container_memory_for: str = "5m"
+    # An OOM kill is lost work (the agent's process, often the whole container): fire at once.
+    oom_for: str = "0s"
 
 
 THRESHOLDS = Thresholds()
@@ -195,6 +202,46 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
                 "so split work is done twice."
             ),
             panel="Merge efficiency",
+        ),
+        *_container_rules(t),
+    ]
+
+
+def _container_rules(t: Thresholds) -> list[Rule]:
+    """The alerts on what `eddie-otel docker-watch` records: memory near the limit, and OOM kills."""
+    window = t.window
+    by_container = (*slo.BY, "container")
+    usage = promql.aggregate("max", DOCKER_MEMORY_USAGE.prometheus_name, by_container)
+    limit = promql.aggregate("max", DOCKER_MEMORY_LIMIT.prometheus_name, by_container)
+    kills = promql.sum_increase(DOCKER_OOM_KILLS, window, by_container)
+    return [
+        Rule(
+            alert="EddieContainerMemoryNearLimit",
+            # A container without a memory limit has no limit series, so no ratio: it never fires.
+            expr=f"{usage} / {limit} > {t.container_memory_ratio:g}",
+            for_=t.container_memory_for,
+            severity="warning",
+            summary=f"Container {{{{ $labels.container }}}} uses more than {t.container_memory_ratio:.0%} "
+            "of its memory limit",
+            description=(
+                "Container {{ $labels.container }} has used {{ $value | humanizePercentage }} of its memory limit "
+                f"(as docker stats shows it: usage less inactive file pages) for {_spoken(t.container_memory_for)}. "
+                "The next peak is an OOM kill: raise its memory limit or make its chunks smaller."
+            ),
+            panel="Container memory usage against limit",
+        ),
+        Rule(
+            alert="EddieContainerOOMKilled",
+            expr=(f"{kills} > 0 or {_new_series(DOCKER_OOM_KILLS.prometheus_name, window, by_container)} > 0"),
+            for_=t.oom_for,
+            severity="warning",
+            summary="A process of container {{ $labels.container }} was killed for exceeding its memory limit",
+            description=(
+                "The kernel killed a process of container {{ $labels.container }} for exceeding its memory limit "
+                f"(OOM kills in the last {_spoken(window)}: {{{{ $value | humanize }}}}): the work it ran is lost. "
+                "Raise the container's memory limit or give its agent smaller chunks."
+            ),
+            panel="Container OOM kills",
         ),
     ]
 

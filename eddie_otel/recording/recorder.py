@@ -9,14 +9,18 @@ the store; every finished task or chunk through the one outcome body (`Site.end`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eddie_otel import tracing as traces
 from eddie_otel.catalogue import (
     DOCKER_CPU_LIMIT,
+    DOCKER_CPU_THROTTLED,
+    DOCKER_CPU_USAGE,
     DOCKER_ELASTIC_ADJUSTMENT,
     DOCKER_MEMORY_LIMIT,
+    DOCKER_MEMORY_USAGE,
+    DOCKER_OOM_KILLS,
     EVENTS,
     FALLBACK_DEPTH_EXCEEDED,
     MERGE_CHUNKS_COMBINED,
@@ -222,6 +226,53 @@ class Recorder:
         self._tick()
         key = (self._bound("container", container), type)
         self._store.add(self._store.of(DOCKER_ELASTIC_ADJUSTMENT).cell(key))
+
+    # What the Docker watcher records: `container` is a valid label value (bound here under its cap).
+
+    def container_limits(
+        self, container: str, cpu_millicores: float | None, memory_bytes: int | None, adjustments: Sequence[str]
+    ) -> None:
+        """Set (or, None: drop) `container`'s limit series, and count each of `adjustments` (cpu_up, ...)."""
+        if not self.enabled:
+            return
+        self._tick()
+        store = self._store
+        key = (self._bound("container", container),)
+        cpu = store.of(DOCKER_CPU_LIMIT)
+        memory = store.of(DOCKER_MEMORY_LIMIT)
+        if cpu_millicores is None:
+            store.discard(cpu, key)
+        else:
+            store.set(cpu.cell(key), cpu_millicores)
+        if memory_bytes is None:
+            store.discard(memory, key)
+        else:
+            store.set(memory.cell(key), memory_bytes)
+        for adjustment in adjustments:
+            store.add(store.of(DOCKER_ELASTIC_ADJUSTMENT).cell((*key, adjustment)))
+
+    def container_usage(self, container: str, cpu_seconds: float, throttled_seconds: float, memory_bytes: int) -> None:
+        """A sample of `container`'s usage: the CPU counters raised to the engine's cumulative values, memory set."""
+        if not self.enabled:
+            return
+        self._tick()
+        store = self._store
+        key = (self._bound("container", container),)
+        store.raise_to(store.of(DOCKER_CPU_USAGE).cell(key), cpu_seconds)
+        store.raise_to(store.of(DOCKER_CPU_THROTTLED).cell(key), throttled_seconds)
+        store.set(store.of(DOCKER_MEMORY_USAGE).cell(key), memory_bytes)
+
+    def container_seen(self, container: str) -> None:
+        """A container is watched: its OOM-kill counter exists from now on, at 0 (a first kill is an increase)."""
+        if self.enabled:
+            self._store.of(DOCKER_OOM_KILLS).cell((self._bound("container", container),))
+
+    def container_oom(self, container: str) -> None:
+        """Count one OOM kill in `container`."""
+        if not self.enabled:
+            return
+        self._tick()
+        self._store.add(self._store.of(DOCKER_OOM_KILLS).cell((self._bound("container", container),)))
 
     def count_events(self, type_name: str, outcome: str, count: int) -> None:
         """Count `count` webhook events of `type_name` with `outcome` (accepted or rejected)."""

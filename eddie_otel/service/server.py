@@ -173,8 +173,18 @@ def _announced(runtime: Runtime) -> str:
     return f"; announced in {runtime.announcement.path}" if runtime.announcement is not None else ""
 
 
-def serve_command(*, host: str | None, port: int | None) -> int:
-    """`eddie-otel serve`: run the metrics service on host:port (None: the environment) until SIGINT or SIGTERM."""
+def serve_command(*, host: str | None, port: int | None, docker: bool = False, docker_host: str | None = None) -> int:
+    """`eddie-otel serve`: run the metrics service on host:port (None: the environment) until SIGINT or SIGTERM.
+
+    With `docker`, the Docker watcher records the labelled containers of the engine at
+    `docker_host` (None: DOCKER_HOST, else the local socket) into the service's runtime.
+    """
+    if docker:
+        from eddie_otel.docker import DOCKER_EXTRA_MISSING, sdk_installed
+
+        if not sdk_installed():
+            print(DOCKER_EXTRA_MISSING, file=sys.stderr)
+            return 2
     stop = threading.Event()
     with stop_signals(stop):
         try:
@@ -182,6 +192,12 @@ def serve_command(*, host: str | None, port: int | None) -> int:
         except EddieOtelError as error:
             print(f"eddie-otel serve: {error}", file=sys.stderr)
             return 1
+        watcher = None
+        if docker:
+            from eddie_otel.docker import DockerWatcher
+
+            watcher = DockerWatcher(docker_host=docker_host).start()
+            print(f"eddie-otel: watching {watcher.where} for containers labelled {watcher.label}", flush=True)
         where = urls(server.url)
         print(
             f"eddie-otel: serving on {server.url} (metrics {where['metrics']}, "
@@ -191,8 +207,12 @@ def serve_command(*, host: str | None, port: int | None) -> int:
         while not stop.wait(0.5):
             if not server.running:
                 print("eddie-otel serve: the server stopped unexpectedly", file=sys.stderr)
+                if watcher is not None:
+                    watcher.stop()
                 shutdown()
                 return 1
+        if watcher is not None:
+            watcher.stop()
         server.stop()
         shutdown()
     print("eddie-otel: stopped", flush=True)

@@ -303,6 +303,8 @@ class Workload:
         self.speed = float(speed)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(STAT_NAMES, 0)
+        # Made-up cumulative CPU and throttled seconds per container (see `_use`).
+        self._used: dict[str, list[float]] = {}
 
     def plan(self, n: int, *, max_depth: int = Settings.max_fallback_depth) -> list[Step]:
         """The first `n` steps a run makes: a pure function of the seed, the agents and `max_depth`."""
@@ -350,6 +352,21 @@ class Workload:
         )
         if step.adjustment != "initial":
             self._count("adjustments")
+        self._use(step)
+
+    def _use(self, step: Adjustment) -> None:
+        # What `eddie-otel docker-watch` would read from the engine, made up from the plan: at each
+        # update the container has used half its CPU limit for a second since the last one (and been
+        # throttled a tenth of that), holds half its memory, and a memory raise follows an OOM kill.
+        recorder = runtime.current_recorder()
+        with self._lock:
+            used = self._used.setdefault(step.container, [0.0, 0.0])
+            used[0] += step.cpu_millicores / 2000
+            used[1] += step.cpu_millicores / 20000
+            cpu_seconds, throttled_seconds = used
+        recorder.container_usage(step.container, cpu_seconds, throttled_seconds, step.memory_bytes // 2)
+        if "memory_up" in (step.adjustment, step.also):
+            recorder.container_oom(step.container)
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:

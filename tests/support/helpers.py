@@ -16,7 +16,7 @@ from prometheus_client.samples import Sample
 import eddie_otel
 from eddie_otel.history import History
 from eddie_otel.recording import Recorder
-from eddie_otel.runtime import Runtime
+from eddie_otel.runtime import Runtime, current_recorder
 
 
 def record_every_metric() -> None:
@@ -45,6 +45,10 @@ def record_every_metric() -> None:
     eddie_otel.record_merge(chunks_combined=3, duplicates_removed=1)
     eddie_otel.record_docker_allocation(container="agent-1", cpu_millicores=500, memory_bytes=512 * 2**20)
     eddie_otel.record_elastic_adjustment(container="agent-1", type="cpu_up")
+    # What the Docker watcher records, through the recorder's trusted calls.
+    recorder = current_recorder()
+    recorder.container_usage("agent-1", cpu_seconds=12.5, throttled_seconds=0.25, memory_bytes=256 * 2**20)
+    recorder.container_oom("agent-1")
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:

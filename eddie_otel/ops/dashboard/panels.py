@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from eddie_otel.catalogue import DOCKER_CPU_THROTTLED, DOCKER_CPU_USAGE, DOCKER_MEMORY_USAGE, DOCKER_OOM_KILLS
 from eddie_otel.objectives import OBJECTIVES
 from eddie_otel.ops import promql, slo
 from eddie_otel.ops.alerts import Thresholds
@@ -160,6 +161,50 @@ def _error_budget_row() -> Row:
             ),
         ]
     return Row(f"Error budget ({OBJECTIVES[0].period} objectives)", tuple(panels), widths=(6, 18, 6, 18))
+
+
+def _docker_usage_panels(t: Thresholds) -> tuple[Panel, ...]:
+    """Usage against limit, throttling and OOM kills of each container (what `eddie-otel docker-watch` records)."""
+    ri, w, by = RATE_INTERVAL, FILTERS, ("container",)
+    cpu_limit = promql.aggregate("max", promql.selector(promql.DOCKER_CPU_LIMIT, w), by)
+    memory_limit = promql.aggregate("max", promql.selector(promql.DOCKER_MEMORY_LIMIT, w), by)
+    return (
+        Panel(
+            "Container CPU usage against limit (cores)",
+            f"{DOCKER_CPU_USAGE.description} Cores in use (CPU seconds per second) beside the limit "
+            "(millicores / 1000).",
+            (
+                Query(promql.sum_rate(DOCKER_CPU_USAGE, ri, by, where=w), "{{container}} used"),
+                Query(f"{cpu_limit} / 1000", "{{container}} limit"),
+            ),
+            "suffix: cores",
+            decimals=2,
+        ),
+        Panel(
+            "Container memory usage against limit",
+            f"{DOCKER_MEMORY_USAGE.description} Beside the limit; EddieContainerMemoryNearLimit fires above "
+            f"{t.container_memory_ratio:.0%} of it for {t.container_memory_for}.",
+            (
+                Query(promql.aggregate("max", promql.selector(DOCKER_MEMORY_USAGE, w), by), "{{container}} used"),
+                Query(memory_limit, "{{container}} limit"),
+            ),
+            "bytes",
+        ),
+        Panel(
+            "Container CPU throttling",
+            f"{DOCKER_CPU_THROTTLED.description} Seconds held back per second: a container at its limit.",
+            (Query(promql.sum_rate(DOCKER_CPU_THROTTLED, ri, by, where=w), "{{container}}"),),
+            "suffix: s/s",
+            decimals=2,
+        ),
+        Panel(
+            "Container OOM kills",
+            f"{DOCKER_OOM_KILLS.description} Count per interval; any one fires EddieContainerOOMKilled.",
+            (Query(promql.sum_increase(DOCKER_OOM_KILLS, ri, by, where=w), "{{container}}"),),
+            "short",
+            bars=True,
+        ),
+    )
 
 
 def rows(t: Thresholds) -> tuple[Row, ...]:
@@ -381,4 +426,6 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
             ),
         ),
         _error_budget_row(),
+        # Last, so that the panels above keep their ids (the alerts' dashboard links name them).
+        Row("Docker containers: usage against limits (eddie-otel docker-watch)", _docker_usage_panels(t)),
     )

@@ -32,6 +32,8 @@ ALERT_NAMES = [
     "EddieLatencyP99High",
     "EddieAgentImbalance",
     "EddieLowMergeEfficiency",
+    "EddieContainerMemoryNearLimit",
+    "EddieContainerOOMKilled",
 ]
 
 
