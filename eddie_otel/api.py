@@ -114,7 +114,7 @@ def forget_container(name: str) -> None:
 
 
 def watch_docker(
-    docker_host: str | None = None, label: str = "eddie.agent", *, interval: float = 5.0, workers: int = 16
+    docker_host: str | None = None, label: str = "eddie.agent", *, interval: float = 5.0, workers: int = 32
 ) -> DockerWatcher:
     """Watch the Docker Engine at `docker_host` (None: DOCKER_HOST, else the local socket) in background threads.
 
