@@ -9,8 +9,6 @@ indicators must equal what the processes themselves report.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from eddie_otel.cli import main
 from eddie_otel.ops.dashboard import build_dashboard, expand_variables, panel_queries
 from eddie_otel.ops.fleet import fleet_summary
-from tests.conftest import free_port
+from tests.support.agents import ScriptedAgent
 from tests.support.prometheus_server import PrometheusServer
 
 # Each process, once told to: 3 tasks succeed and 2 fail on agent "a" (stage codegen),
@@ -61,51 +59,20 @@ def _expected(counts: dict[str, Any], processes: int) -> dict[str, int]:
     return {key: processes * ROUND.get(key, 0) for key in counts}
 
 
-class IdleAgent:
-    """An agent process that records nothing until told to work."""
+class IdleAgent(ScriptedAgent):
+    """An agent process that records nothing until told to work (`go`: one round)."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self._log = (workdir / f"agent-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _SCRIPT, str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-        )
-        self._expect("ready")
-
-    def _expect(self, word: str) -> None:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode().strip()
-        assert line == word, f"agent on {self.port} said {line!r}, not {word!r}"
+        super().__init__(_SCRIPT, [], workdir)
 
     def work(self) -> None:
         """Record one round and wait until it is recorded."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"go\n")
-        self.process.stdin.flush()
-        self._expect("done")
+        self.go()
 
     def own_summary(self) -> Any:
         """The process's own GET /metrics/summary."""
         with urllib.request.urlopen(f"http://{self.address}/metrics/summary", timeout=10) as response:
             return json.load(response)
-
-    def stop(self) -> None:
-        """End the process and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
-        self._log.close()
 
 
 def _scraped(server: PrometheusServer, agents: list[IdleAgent], rounds: int) -> bool:

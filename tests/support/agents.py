@@ -54,17 +54,20 @@ for line in sys.stdin:
 """
 
 
-class Agent:
-    """One agent process on a free loopback port."""
+class ScriptedAgent:
+    """An agent process running `script` with a free loopback port as its first argument.
 
-    def __init__(self, splits: int, workdir: Path, env: dict[str, str] | None = None) -> None:
+    The script prints "ready" once configured, and "done" after each "go" line it reads.
+    """
+
+    def __init__(self, script: str, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.address}"
         workdir.mkdir(parents=True, exist_ok=True)
         self._log = (workdir / f"agent-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _SCRIPT, str(self.port), str(splits)],
+            [sys.executable, "-c", script, str(self.port), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -80,21 +83,29 @@ class Agent:
             raise RuntimeError(f"agent on {self.port} said {line!r}, not {word!r}")
 
     def go(self) -> None:
-        """Record the known workload and wait until it is recorded."""
+        """Record the script's workload once and wait until it is recorded."""
         assert self.process.stdin is not None
         self.process.stdin.write(b"go\n")
         self.process.stdin.flush()
         self._expect("done")
 
     def stop(self) -> None:
-        """End the process and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """End the process (if it still runs) and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
         self._log.close()
+
+
+class Agent(ScriptedAgent):
+    """One agent process on a free loopback port, recording the known workload with `splits` splits."""
+
+    def __init__(self, splits: int, workdir: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(_SCRIPT, [str(splits)], workdir, env)
