@@ -61,6 +61,12 @@ FOREIGN_OPTIONS = {
     "--check": "python -m eddie_otel.ops.generate",
     "--clients": "python -m tests.support.service_attack",
     "--minutes": "python -m benchmarks soak",
+    "--cpus": "docker run",
+    "--cpu-quota": "docker run",
+    "--cpu-period": "docker run",
+    "--memory": "docker run",
+    "--name": "docker run",
+    "--network": "docker run",
 }
 # Words ending like a Prometheus name that are not one: event fields, JSON keys, other libraries' metrics.
 NOT_METRICS = {
