@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eddie_otel import summary as _summary
+from eddie_otel import timeouts as _timeouts
 from eddie_otel.recording import Carrier, Depth, Label, decorator
 from eddie_otel.runtime import Runtime, current, current_recorder
 
@@ -16,6 +17,7 @@ __all__ = [
     "chunk",
     "forget_agent",
     "forget_container",
+    "recommended_timeout",
     "record_chunk",
     "record_docker_allocation",
     "record_elastic_adjustment",
@@ -23,6 +25,7 @@ __all__ = [
     "record_split",
     "record_task",
     "record_timeout",
+    "set_timeout",
     "summary",
     "task",
     "watch_docker",
@@ -126,6 +129,22 @@ def watch_docker(
     from eddie_otel.docker import watch_docker as start
 
     return start(docker_host, label, interval=interval, workers=workers)
+
+
+def set_timeout(stage: str, seconds: float) -> None:
+    """Record that tasks of `stage` run with a timeout of `seconds` (task_timeout_seconds); eddie never enforces it."""
+    _timeouts.set_timeout(current_recorder(), stage, seconds)
+
+
+def recommended_timeout(stage: str, *, default: float | None = None) -> float | None:
+    """This process's recommended timeout for `stage`, in seconds; `default` while there is none.
+
+    It exists once EDDIE_OTEL_TIMEOUT_MIN_SAMPLES (50) tasks of the stage succeeded: the nearest-rank
+    p99 of the last 1 000 successful durations times EDDIE_OTEL_TIMEOUT_MARGIN (1.5), never below the
+    slowest of them, within [EDDIE_OTEL_TIMEOUT_MIN_SECONDS, EDDIE_OTEL_TIMEOUT_MAX_SECONDS] (1, 86 400).
+    """
+    runtime = current()
+    return _timeouts.recommended(runtime.history, runtime.timeout_policy, stage, default)
 
 
 def summary(runtime: Runtime | None = None) -> _summary.Summary:

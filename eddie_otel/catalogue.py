@@ -36,6 +36,8 @@ __all__ = [
     "TASK_SPLIT",
     "TASK_SPLIT_CHUNKS",
     "TASK_SUCCESS",
+    "TASK_TIMEOUT",
+    "TASK_TIMEOUT_RECOMMENDED",
     "TIMEOUT_EVENTS",
     "Kind",
     "Metric",
@@ -282,6 +284,24 @@ DOCKER_OOM_KILLS = Metric(
     "Processes of an agent container killed for exceeding its memory limit (the engine's oom events).",
 )
 
+TASK_TIMEOUT = Metric(
+    "task_timeout_seconds",
+    "task.timeout",
+    Kind.GAUGE,
+    "s",
+    ("stage",),
+    "The timeout tasks of a stage run with, as the system says (eddie_otel.set_timeout).",
+)
+
+TASK_TIMEOUT_RECOMMENDED = Metric(
+    "task_timeout_recommended_seconds",
+    "task.timeout.recommended",
+    Kind.GAUGE,
+    "s",
+    ("stage",),
+    "The timeout this process recommends for a stage, from its recent successful task durations.",
+)
+
 METRICS: tuple[Metric, ...] = (
     TASK_SPLIT,
     TASK_SPLIT_CHUNKS,
@@ -303,6 +323,8 @@ METRICS: tuple[Metric, ...] = (
     MERGE_DEDUPLICATION,
     MERGE_CHUNKS_COMBINED,
     CHUNK_FAILURE,
+    TASK_TIMEOUT,
+    TASK_TIMEOUT_RECOMMENDED,
 )
 
 _BY_PROMETHEUS_NAME = {metric.prometheus_name: metric for metric in METRICS}

@@ -9,6 +9,7 @@ body limit) live with the service, built by the same `load_options`.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "Settings",
     "integer",
     "load_options",
+    "number",
     "origins",
     "text",
 ]
@@ -113,6 +115,29 @@ def integer(variable: str, low: int, high: int | None = None) -> Option:
         if isinstance(value, bool) or not isinstance(value, int) or not within(value):
             raise ConfigurationError(f"{name} must be an integer {bound}, not {value!r}")
         return value
+
+    return Option(variable, read, check)
+
+
+def number(variable: str, low: float, high: float) -> Option:
+    """A finite decimal setting in [low, high]."""
+
+    def within(value: float) -> bool:
+        return math.isfinite(value) and low <= value <= high
+
+    def read(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+        if not within(value):
+            raise ConfigurationError(f"{name} must be a number from {low:g} to {high:g}, not {raw}")
+        return value
+
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not within(float(value)):
+            raise ConfigurationError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
+        return float(value)
 
     return Option(variable, read, check)
 
@@ -255,6 +280,21 @@ class Settings:
     # exporters; a dead endpoint must not hold a container past its stop grace period (10 s).
     shutdown_timeout_seconds: int = 3
 
+    # The recommended timeout of a stage (eddie_otel.timeouts): none before this many successful
+    # durations; then the p99 of the last 1 000 times the margin, never below the slowest of them,
+    # within [min, max] seconds.
+    timeout_min_samples: int = 50
+    timeout_margin: float = 1.5
+    timeout_min_seconds: float = 1.0
+    timeout_max_seconds: float = 86_400.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_min_seconds > self.timeout_max_seconds:
+            raise ConfigurationError(
+                f"{env.EDDIE_OTEL_TIMEOUT_MIN_SECONDS} ({self.timeout_min_seconds:g}) must not be above "
+                f"{env.EDDIE_OTEL_TIMEOUT_MAX_SECONDS} ({self.timeout_max_seconds:g})"
+            )
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **arguments: Any) -> Settings:
         """Settings from `arguments` (None means "not given"), then `environ`, then defaults."""
@@ -297,4 +337,9 @@ _OPTIONS: dict[str, Option] = {
     "discovery_dir": text(env.EDDIE_OTEL_DISCOVERY_DIR),
     "advertise_host": Option(env.EDDIE_OTEL_ADVERTISE_HOST, _as_is, _check_host),
     "shutdown_timeout_seconds": integer(env.EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS, 1, 600),
+    # At most the 1 000 durations the recommendation is computed from.
+    "timeout_min_samples": integer(env.EDDIE_OTEL_TIMEOUT_MIN_SAMPLES, 1, 1000),
+    "timeout_margin": number(env.EDDIE_OTEL_TIMEOUT_MARGIN, 1.0, 100.0),
+    "timeout_min_seconds": number(env.EDDIE_OTEL_TIMEOUT_MIN_SECONDS, 0.001, 604_800.0),
+    "timeout_max_seconds": number(env.EDDIE_OTEL_TIMEOUT_MAX_SECONDS, 0.001, 604_800.0),
 }

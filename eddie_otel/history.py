@@ -5,7 +5,8 @@ bucket over the last hour: the count over a window is the total now minus the
 total at the window's first snapshot. A snapshot is taken by the first record of
 a bucket, before that record counts, so windows are exact to the bucket and the
 hot path pays one comparison. Durations are kept per stage in a fixed-size
-ring (the last SAMPLE_SIZE) for exact recent percentiles.
+ring (the last SAMPLE_SIZE) for exact recent percentiles, and successful ones in
+another (the last SUCCESS_SAMPLE_SIZE), which the recommended timeout reads.
 
 The size does not grow with time or with the number of events: only with the
 number of distinct stages and agents, which the label cap bounds.
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from eddie_otel.catalogue import AGENT_TASKS_EXECUTED, METRICS, Kind
 from eddie_otel.store import Store
 
-__all__ = ["BUCKET_SECONDS", "HOUR_SECONDS", "SAMPLE_SIZE", "History"]
+__all__ = ["BUCKET_SECONDS", "HOUR_SECONDS", "SAMPLE_SIZE", "SUCCESS_SAMPLE_SIZE", "History"]
 
 BUCKET_SECONDS = 10.0
 HOUR_SECONDS = 3600.0
@@ -29,6 +30,9 @@ _SNAPSHOTS = int(HOUR_SECONDS // BUCKET_SECONDS) + 1
 # Recent durations kept per stage: enough for an exact p99 over the last
 # thousand tasks, 32 KiB a stage.
 SAMPLE_SIZE = 1024
+# Recent successful durations kept per stage, what the recommended timeout is computed from (failures,
+# a timed-out task's above all, never count): the last thousand.
+SUCCESS_SAMPLE_SIZE = 1000
 _COUNTERS = tuple(metric for metric in METRICS if metric.kind is Kind.COUNTER)
 
 
@@ -52,6 +56,7 @@ class History:
         self._lock = threading.Lock()
         self._snapshots: deque[_Snapshot] = deque(maxlen=_SNAPSHOTS)
         self._samples: dict[str, deque[float]] = {}
+        self._successes: dict[str, deque[float]] = {}
         # The clock reading from which the next snapshot is due; read unlocked on the hot path.
         self.next_tick = -1.0
 
@@ -84,6 +89,20 @@ class History:
             with self._lock:
                 ring = self._samples.setdefault(stage, deque(maxlen=SAMPLE_SIZE))
         return ring
+
+    def successes(self, stage: str) -> deque[float]:
+        """The ring of recent successful durations of `stage`; append to it to record one."""
+        ring = self._successes.get(stage)
+        if ring is None:
+            with self._lock:
+                ring = self._successes.setdefault(stage, deque(maxlen=SUCCESS_SAMPLE_SIZE))
+        return ring
+
+    def successful_durations(self) -> dict[str, list[float]]:
+        """The recent successful durations of every stage that has a ring, oldest first."""
+        with self._lock:
+            rings = list(self._successes.items())
+        return {stage: list(ring) for stage, ring in rings}
 
     def _base(self, seconds: float) -> _Snapshot | None:
         start_epoch = int((self.clock() - seconds) // BUCKET_SECONDS) + 1

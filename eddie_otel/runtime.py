@@ -19,6 +19,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel import environment as env
+from eddie_otel import timeouts
 from eddie_otel.config import Settings
 from eddie_otel.discovery import Announcement, DiscoveryError, advertised_host
 from eddie_otel.endpoint import MetricsServer
@@ -64,6 +65,8 @@ class Runtime:
         self.history = History(telemetry.store)
         self.tracing = tracing
         self.recorder = Recorder(settings, telemetry, self.history, tracing)
+        # task_timeout_recommended_seconds is computed from the history's rings when read.
+        self.timeout_policy = timeouts.install(telemetry.store, self.history, settings)
         self.server = server
         self.announcement = announcement
 

@@ -21,7 +21,7 @@ import bisect
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
@@ -162,9 +162,14 @@ class _Cells(Generic[C]):
 
 
 class Series(_Cells[Cell]):
-    """The cells of one counter or gauge."""
+    """The cells of one counter or gauge; `refresh`, when set, brings a gauge computed when read up to date."""
 
-    __slots__ = ()
+    __slots__ = ("refresh",)
+
+    def __init__(self, metric: Metric, store: Store) -> None:
+        super().__init__(metric, store)
+        # Called (without the lock) before every read: a gauge computed at scrape time, never on the hot path.
+        self.refresh: Callable[[], None] | None = None
 
     def _new(self) -> Cell:
         cell = Cell()
@@ -173,11 +178,15 @@ class Series(_Cells[Cell]):
 
     def values(self) -> dict[tuple[str, ...], float]:
         """A consistent snapshot of every series."""
+        if self.refresh is not None:
+            self.refresh()
         with self._lock:
             return {key: cell.value for key, cell in self._cells.items()}
 
     def items(self) -> list[tuple[Mapping[str, str], float]]:
         """A consistent snapshot of every series as (attributes, value)."""
+        if self.refresh is not None:
+            self.refresh()
         with self._lock:
             attributes = self.attributes
             return [(attributes[key], cell.value) for key, cell in self._cells.items()]

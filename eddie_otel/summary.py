@@ -15,6 +15,13 @@
   increase of every counter over it (`counts`, exact to the history's 10-second bucket) and
   `rates`: the count divided by the covered time (at least one second), in events per second.
   A service up 6 s that counted 21 events reports 3.5 per second, not 21 / 300.
+- `timeouts`: per stage with a timeout set (`eddie_otel.set_timeout`) or a successful task, the
+  `timeout_seconds` in use (null when never set), the `recommended_seconds` of
+  `eddie_otel.recommended_timeout` (null while fewer than EDDIE_OTEL_TIMEOUT_MIN_SAMPLES tasks
+  succeeded), the number of successful durations it comes from (`samples`, at most 1 000), their
+  nearest-rank `p99` (null with none), the `hit_share` since start (timeouts of the stage over its
+  finished tasks; null with none finished) and `reason`: "too tight" (hit share above 5 %), "too
+  loose" (p99 below a third of the timeout), "ok", or "not enough data".
 - `indicators`: a list of `{name, window, value, target, ok}`; `window` names the data judged
   (`1h`, `5m`, or `recent` for the last durations of each stage); `target` is
   `{"op": ">=", "value": 0.95}` (the comparison `value op target.value` must hold); `value` and
@@ -42,18 +49,20 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from typing_extensions import Protocol, TypedDict
+from typing_extensions import NotRequired, Protocol, TypedDict
 
 from eddie_otel.catalogue import AGENT_ACTIVE_TASKS, AGENT_TASKS_EXECUTED, METRICS, Kind
 from eddie_otel.history import History
 from eddie_otel.objectives import target
 from eddie_otel.telemetry import Telemetry
+from eddie_otel.timeouts import Policy, stage_timeouts
 
 __all__ = [
     "WINDOWS",
     "AgentLoad",
     "Indicator",
     "Latency",
+    "StageTimeout",
     "Summarised",
     "Summary",
     "Target",
@@ -83,6 +92,17 @@ class Latency(TypedDict):
     p50: float
     p95: float
     p99: float
+
+
+class StageTimeout(TypedDict):
+    """A stage's timeout in use, this process's recommendation, and one word on the timeout."""
+
+    timeout_seconds: float | None
+    recommended_seconds: float | None
+    samples: int
+    p99: float | None
+    hit_share: float | None
+    reason: str
 
 
 class Window(TypedDict):
@@ -118,6 +138,7 @@ class Summary(TypedDict):
     totals: dict[str, float]
     agents: dict[str, AgentLoad]
     latency: dict[str, Latency]
+    timeouts: NotRequired[dict[str, StageTimeout]]
     windows: dict[str, Window]
     indicators: list[Indicator]
 
@@ -142,6 +163,7 @@ class Summarised(Protocol):
 
     telemetry: Telemetry
     history: History
+    timeout_policy: Policy
 
 
 def summary(runtime: Summarised) -> Summary:
@@ -191,6 +213,7 @@ def summary(runtime: Summarised) -> Summary:
         "totals": totals,
         "agents": agents,
         "latency": latency,
+        "timeouts": stage_timeouts(rt),
         "windows": windows,
         "indicators": indicators,
     }

@@ -107,6 +107,7 @@ class Site:
         "stage",
         "store",
         "succeeded",
+        "successes",
         "tracing",
     )
 
@@ -149,6 +150,8 @@ class Site:
         self.sdk_attributes = dict(zip(metric.labels, (key,), strict=True))
         self.histogram = store.histogram(metric).cell((key,))
         self.sample = history.sample(stage) if is_task else None
+        # Successful durations only: what the recommended timeout is computed from, when read.
+        self.successes = history.successes(stage) if is_task else None
         # None when there are no spans: the decorators then skip everything about traces.
         self.tracing = tracing
         self.span_name = span_name(agent)
@@ -198,6 +201,8 @@ class Site:
             record(self.sdk_histogram, seconds, self.sdk_attributes, context)
         if self.sample is not None:
             self.sample.append(seconds)
+        if reason is None and self.successes is not None:
+            self.successes.append(seconds)
 
     def _succeeded(self) -> Counted:
         success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None

@@ -49,6 +49,10 @@ def record_every_metric() -> None:
     recorder = current_recorder()
     recorder.container_usage("agent-1", cpu_seconds=12.5, throttled_seconds=0.25, memory_bytes=256 * 2**20)
     recorder.container_oom("agent-1")
+    # The timeout in use, and enough successes of a stage of its own for a recommendation.
+    eddie_otel.set_timeout(stage="deploy", seconds=30)
+    for _ in range(50):
+        eddie_otel.record_task(stage="deploy", duration_seconds=0.5)
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:

@@ -71,6 +71,7 @@ def test_empty_state(clock: FakeClock) -> None:
         "totals": zeros,
         "agents": {},
         "latency": {},
+        "timeouts": {},
         "windows": {"5m": {"seconds": 300, **empty}, "1h": {"seconds": 3600, **empty}},
         "indicators": [
             {

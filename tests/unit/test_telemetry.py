@@ -32,6 +32,8 @@ CONTRACT = {
     "merge_deduplication_total": ("counter", set()),
     "merge_chunks_combined_total": ("counter", set()),
     "chunk_failure_total": ("counter", {"agent", "reason"}),
+    "task_timeout_seconds": ("gauge", {"stage"}),
+    "task_timeout_recommended_seconds": ("gauge", {"stage"}),
 }
 
 
