@@ -74,7 +74,7 @@ def test_first_violation_of_a_new_series_needs_the_new_series_guard(
     """Without `unless ... offset`, increase() misses a counter's first increment: the unit test must notice."""
     unguarded = [
         dataclasses.replace(rule, expr=rule.expr.partition(" or ")[0])
-        if rule.alert == "EddieFallbackDepthExceeded"
+        if rule.alert in ("EddieFallbackDepthExceeded", "EddieContainerOOMKilled")
         else rule
         for rule in rules()
     ]
@@ -89,5 +89,9 @@ def test_first_violation_of_a_new_series_needs_the_new_series_guard(
     assert result.returncode == 1
     assert (
         "name: a depth violation fires, including the first one of a new series; none stays silent,"
+        in result.stdout + result.stderr
+    )
+    assert (
+        "name: an OOM kill fires at once, including the first one of a new series; none stays silent,"
         in result.stdout + result.stderr
     )

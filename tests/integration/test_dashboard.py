@@ -74,6 +74,12 @@ _SERIES: dict[str, str] = {
     'docker_container_memory_limit_bytes{container="c1"}': "536870912x60",
     'docker_elastic_adjustment_total{container="c1", type="cpu_up"}': "0+1x60",
     'docker_elastic_adjustment_total{container="c1", type="memory_down"}': "0+2x60",
+    # c1 uses half a core (30 CPU seconds a minute), is throttled a tenth of a second a second, holds 256 MiB
+    # of its 512 MiB, and has a process OOM-killed every minute.
+    'docker_container_cpu_usage_seconds_total{container="c1"}': "0+30x60",
+    'docker_container_cpu_throttled_seconds_total{container="c1"}': "0+6x60",
+    'docker_container_memory_usage_bytes{container="c1", instance="i1"}': "268435456x60",
+    'docker_container_oom_kills_total{container="c1"}': "0+1x60",
     # 10 chunk results combined and 1 duplicate removed a second.
     "merge_chunks_combined_total": "0+600x60",
     "merge_deduplication_total": "0+60x60",
@@ -125,6 +131,12 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
     # 2 % of tasks over 60 s against a 1 % budget: 2x, one budget overspent.
     ("Task latency: error budget left (30d)", {"{}": -1}),
     *[("Task latency: burn rate", {"{}": 2})] * 4,
+    ("Container CPU usage against limit (cores)", {'{container="c1"}': 0.5}),
+    ("Container CPU usage against limit (cores)", {'{container="c1"}': 1.5, '{container="c2"}': 0.5}),
+    ("Container memory usage against limit", {'{container="c1"}': 268435456}),
+    ("Container memory usage against limit", {'{container="c1"}': 536870912}),
+    ("Container CPU throttling", {'{container="c1"}': 0.1}),
+    ("Container OOM kills", {'{container="c1"}': 5}),
 ]
 
 
