@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eddie_otel import summary as _summary
 from eddie_otel import timeouts as _timeouts
 from eddie_otel.recording import Carrier, Depth, Label, decorator
+from eddie_otel.recording.decorators import QueuedSince
 from eddie_otel.runtime import Runtime, current, current_recorder
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ __all__ = [
     "record_split",
     "record_task",
     "record_timeout",
+    "record_usage",
+    "set_agent_capacity",
     "set_timeout",
     "summary",
     "task",
@@ -48,14 +51,22 @@ def task(stage: Label = "default", agent: Label | None = None, *, carrier: Carri
 
 
 def chunk(
-    agent: Label, stage: Label = "chunk", *, depth: Depth | None = None, carrier: Carrier | None = None
+    agent: Label,
+    stage: Label = "chunk",
+    *,
+    depth: Depth | None = None,
+    carrier: Carrier | None = None,
+    queued_since: QueuedSince | None = None,
 ) -> Callable[[F], F]:
     """Record a chunk run on `agent`: duration, agent load and, when it times out, a timeout event.
 
     `depth` (an integer, or a callable receiving the call's arguments) is the chunk's fallback
-    depth, an attribute of its span; `carrier` is as for `task`.
+    depth, an attribute of its span; `carrier` is as for `task`. `queued_since` (a Unix time, or a
+    callable receiving the call's arguments that returns one) is when the chunk was queued: its
+    queue wait. A chunk run through `propagate`, or given a `carrier()` taken after its split,
+    measures it from the split without it.
     """
-    return decorator(False, stage, agent, current_recorder, depth=depth, carrier=carrier)
+    return decorator(False, stage, agent, current_recorder, depth=depth, carrier=carrier, queued_since=queued_since)
 
 
 def record_split(agent: str, chunks: int, depth: int) -> bool:
@@ -96,14 +107,35 @@ def record_task(
     success: bool = True,
     reason: str | None = None,
     agent: str | None = None,
+    split: bool = False,
 ) -> None:
-    """Record a finished task measured elsewhere: what @task records for one call."""
-    current_recorder().record_task(stage, duration_seconds, success, reason, agent)
+    """Record a finished task measured elsewhere: what @task records for one call (`split`: it was split)."""
+    current_recorder().record_task(stage, duration_seconds, success, reason, agent, split)
 
 
-def record_chunk(agent: str, duration_seconds: float, success: bool = True, reason: str | None = None) -> None:
-    """Record a finished chunk measured elsewhere: what @chunk records for one call."""
-    current_recorder().record_chunk(agent, duration_seconds, success, reason)
+def record_chunk(
+    agent: str,
+    duration_seconds: float,
+    success: bool = True,
+    reason: str | None = None,
+    queued_seconds: float | None = None,
+) -> None:
+    """Record a finished chunk measured elsewhere: what @chunk records for one call (and its queue wait)."""
+    current_recorder().record_chunk(agent, duration_seconds, success, reason, queued_seconds)
+
+
+def set_agent_capacity(agent: str, slots: int) -> None:
+    """Record that `agent` can run `slots` tasks and chunks at once (an integer ≥ 1; set it again when it changes)."""
+    current_recorder().set_agent_capacity(agent, slots)
+
+
+def record_usage(agent: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float | None = None) -> None:
+    """Record model usage by `agent`: tokens of `model` and its cost in US dollars.
+
+    Without `cost_usd`, the cost comes from the price table of EDDIE_OTEL_PRICES_FILE; a model it
+    does not price records tokens only.
+    """
+    current_recorder().record_usage(agent, model, input_tokens, output_tokens, cost_usd)
 
 
 def forget_agent(name: str) -> None:

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 __all__ = [
     "ADJUSTMENT_TYPES",
     "AGENT_ACTIVE_TASKS",
+    "AGENT_CAPACITY",
+    "AGENT_COST",
+    "AGENT_LAST_SEEN",
     "AGENT_TASKS_EXECUTED",
+    "AGENT_TOKENS",
     "CHUNK_EXECUTION",
     "CHUNK_FAILURE",
+    "CHUNK_QUEUE_WAIT",
     "DOCKER_CPU_LIMIT",
     "DOCKER_CPU_THROTTLED",
     "DOCKER_CPU_USAGE",
@@ -24,21 +29,27 @@ __all__ = [
     "DOCKER_OOM_KILLS",
     "DURATION_BUCKETS",
     "EVENTS",
+    "FALLBACK_CHUNK_SECONDS",
+    "FALLBACK_COST",
     "FALLBACK_DEPTH_EXCEEDED",
+    "FALLBACK_OUTCOMES",
     "LABEL_VALUES_CAPPED",
     "MERGE_CHUNKS_COMBINED",
     "MERGE_DEDUPLICATION",
     "METRICS",
+    "QUEUE_WAIT_BUCKETS",
     "SELF_METRICS",
     "SERIES_OVERFLOW",
     "TASK_EXECUTION",
     "TASK_FAILURE",
+    "TASK_FALLBACK",
     "TASK_SPLIT",
     "TASK_SPLIT_CHUNKS",
     "TASK_SUCCESS",
     "TASK_TIMEOUT",
     "TASK_TIMEOUT_RECOMMENDED",
     "TIMEOUT_EVENTS",
+    "TOKEN_TYPES",
     "Kind",
     "Metric",
     "by_prometheus_name",
@@ -78,6 +89,15 @@ DURATION_BUCKETS: tuple[float, ...] = (
 
 # The values of the `type` label of docker_elastic_adjustment_total.
 ADJUSTMENT_TYPES: tuple[str, ...] = ("cpu_up", "cpu_down", "memory_up", "memory_down")
+
+# Seconds a chunk waits between the split that created it and its start: from a millisecond (a
+# free agent at once) to half an hour (a saturated fleet), with the duration buckets' boundaries.
+QUEUE_WAIT_BUCKETS: tuple[float, ...] = (0.001, 0.005, *DURATION_BUCKETS)
+
+# The values of the `outcome` label of task_fallback_total: a split task that succeeded, or not.
+FALLBACK_OUTCOMES: tuple[str, ...] = ("rescued", "failed")
+# The values of the `type` label of agent_tokens_total.
+TOKEN_TYPES: tuple[str, ...] = ("input", "output")
 
 
 @dataclass(frozen=True)
@@ -284,6 +304,79 @@ DOCKER_OOM_KILLS = Metric(
     "Processes of an agent container killed for exceeding its memory limit (the engine's oom events).",
 )
 
+TASK_FALLBACK = Metric(
+    "task_fallback_total",
+    "task.fallback",
+    Kind.COUNTER,
+    "{task}",
+    ("stage", "outcome"),
+    "Tasks split at least once that finished; outcome is rescued (succeeded) or failed.",
+)
+
+FALLBACK_CHUNK_SECONDS = Metric(
+    "fallback_chunk_seconds_total",
+    "fallback.chunk",
+    Kind.COUNTER,
+    "s",
+    ("stage",),
+    "Seconds spent in chunks created by splits of tasks of a stage.",
+)
+
+FALLBACK_COST = Metric(
+    "fallback_cost_usd_total",
+    "fallback.cost.usd",
+    Kind.COUNTER,
+    "{USD}",
+    ("stage",),
+    "Model cost, in US dollars, of usage recorded inside chunks created by splits of tasks of a stage.",
+)
+
+CHUNK_QUEUE_WAIT = Metric(
+    "chunk_queue_wait_seconds",
+    "chunk.queue_wait",
+    Kind.HISTOGRAM,
+    "s",
+    ("agent",),
+    "Seconds from the split that created a chunk to the chunk's start.",
+    QUEUE_WAIT_BUCKETS,
+)
+
+AGENT_CAPACITY = Metric(
+    "agent_capacity",
+    "agent.capacity",
+    Kind.GAUGE,
+    "{task}",
+    ("agent",),
+    "Tasks and chunks an agent says it can run at once.",
+)
+
+AGENT_LAST_SEEN = Metric(
+    "agent_last_seen_timestamp_seconds",
+    "agent.last_seen_timestamp",
+    Kind.GAUGE,
+    "s",
+    ("agent",),
+    "When anything was last recorded for an agent, in Unix seconds (to within 10 s).",
+)
+
+AGENT_TOKENS = Metric(
+    "agent_tokens_total",
+    "agent.tokens",
+    Kind.COUNTER,
+    "{token}",
+    ("agent", "model", "type"),
+    "Model tokens used by an agent; type is input or output.",
+)
+
+AGENT_COST = Metric(
+    "agent_cost_usd_total",
+    "agent.cost.usd",
+    Kind.COUNTER,
+    "{USD}",
+    ("agent", "model"),
+    "Model cost of an agent's usage in US dollars, given or priced from EDDIE_OTEL_PRICES_FILE.",
+)
+
 TASK_TIMEOUT = Metric(
     "task_timeout_seconds",
     "task.timeout",
@@ -323,6 +416,14 @@ METRICS: tuple[Metric, ...] = (
     MERGE_DEDUPLICATION,
     MERGE_CHUNKS_COMBINED,
     CHUNK_FAILURE,
+    TASK_FALLBACK,
+    FALLBACK_CHUNK_SECONDS,
+    FALLBACK_COST,
+    CHUNK_QUEUE_WAIT,
+    AGENT_CAPACITY,
+    AGENT_LAST_SEEN,
+    AGENT_TOKENS,
+    AGENT_COST,
     TASK_TIMEOUT,
     TASK_TIMEOUT_RECOMMENDED,
 )

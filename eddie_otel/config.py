@@ -230,6 +230,15 @@ def text(variable: str) -> Option:
     return Option(variable, _as_is, _check_name)
 
 
+def _check_prices_file(name: str, value: Any) -> str:
+    """A price table's path, read now: a bad file is an error naming `name` and the line, at configure time."""
+    from eddie_otel.prices import load
+
+    path = _check_name(name, value)
+    load(path, name)
+    return path
+
+
 def _check_origins(name: str, value: Any) -> tuple[str, ...]:
     given = _split(value) if isinstance(value, str) else tuple(value)
     for origin in given:
@@ -279,6 +288,8 @@ class Settings:
     # The longest shutdown() and exit wait for the providers eddie built to flush to their
     # exporters; a dead endpoint must not hold a container past its stop grace period (10 s).
     shutdown_timeout_seconds: int = 3
+    # The price table of model usage recorded without a cost (None: none; such usage records tokens only).
+    prices_file: str | None = None
 
     # The recommended timeout of a stage (eddie_otel.timeouts): none before this many successful
     # durations; then the p99 of the last 1 000 times the margin, never below the slowest of them,
@@ -342,4 +353,5 @@ _OPTIONS: dict[str, Option] = {
     "timeout_margin": number(env.EDDIE_OTEL_TIMEOUT_MARGIN, 1.0, 100.0),
     "timeout_min_seconds": number(env.EDDIE_OTEL_TIMEOUT_MIN_SECONDS, 0.001, 604_800.0),
     "timeout_max_seconds": number(env.EDDIE_OTEL_TIMEOUT_MAX_SECONDS, 0.001, 604_800.0),
+    "prices_file": Option(env.EDDIE_OTEL_PRICES_FILE, _as_is, _check_prices_file),
 }

@@ -13,6 +13,7 @@ __all__ = [
     "EDDIE_OTEL_MAX_FALLBACK_DEPTH",
     "EDDIE_OTEL_MAX_LABEL_VALUES",
     "EDDIE_OTEL_MAX_SERIES_PER_METRIC",
+    "EDDIE_OTEL_PRICES_FILE",
     "EDDIE_OTEL_PROMETHEUS_URL",
     "EDDIE_OTEL_SERIES_TTL_SECONDS",
     "EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS",
@@ -59,6 +60,8 @@ EDDIE_OTEL_MAX_FALLBACK_DEPTH = "EDDIE_OTEL_MAX_FALLBACK_DEPTH"
 EDDIE_OTEL_MAX_LABEL_VALUES = "EDDIE_OTEL_MAX_LABEL_VALUES"
 EDDIE_OTEL_MAX_SERIES_PER_METRIC = "EDDIE_OTEL_MAX_SERIES_PER_METRIC"
 EDDIE_OTEL_SERIES_TTL_SECONDS = "EDDIE_OTEL_SERIES_TTL_SECONDS"
+# The price table of model usage recorded without a cost (YAML: model -> {input, output} USD per million tokens).
+EDDIE_OTEL_PRICES_FILE = "EDDIE_OTEL_PRICES_FILE"
 # The longest shutdown and exit wait for eddie's providers to flush to their exporters.
 EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS = "EDDIE_OTEL_SHUTDOWN_TIMEOUT_SECONDS"
 # eddie-otel's own: the recommended timeout (eddie_otel.recommended_timeout, task_timeout_recommended_seconds).

@@ -236,6 +236,9 @@ class Store:
         self.budget = budget
         # A coarse clock (seconds, moved on by `tick`) that stamps gauge updates for the series TTL.
         self.now = 0.0
+        # The Unix time read at the last `tick`: what an agent's last-seen gauge is set to (coarse,
+        # so that stamping it costs one store under the lock a call takes anyway, and no clock read).
+        self.wall = time.time()
         # The start of every cumulative counter and gauge series exported from here.
         self.started_unix_nano = time.time_ns()
         self.series: dict[str, Series] = {}
@@ -269,16 +272,70 @@ class Store:
     # and no change is half-made. (`lock.acquire()` then `try:` has such a check in between.)
     # What can be computed without the lock (a bucket's index) is computed before.
 
-    def add(self, cell: Cell, amount: float = 1.0) -> None:
-        """Add `amount` to one cell."""
+    def add(self, cell: Cell, amount: float = 1.0, seen: Cell | None = None) -> None:
+        """Add `amount` to one cell; stamp `seen` (an agent's last-seen gauge) with the coarse Unix time."""
         with self.lock:
             cell.value += amount
+            if seen is not None:
+                seen.value = self.wall
+                seen.touched = self.now
 
-    def add_pair(self, first: Cell, first_amount: float, second: Cell, second_amount: float) -> None:
-        """Add to two cells at once (a split: splits and chunks; a merge: chunks and duplicates)."""
+    def add_pair(
+        self, first: Cell, first_amount: float, second: Cell, second_amount: float, seen: Cell | None = None
+    ) -> None:
+        """Add to two cells at once (a split: splits and chunks; a merge: chunks and duplicates); stamp `seen`."""
         with self.lock:
             first.value += first_amount
             second.value += second_amount
+            if seen is not None:
+                seen.value = self.wall
+                seen.touched = self.now
+
+    def seen(self, seen: Cell, gauge: Cell | None = None, value: float = 0.0) -> None:
+        """Stamp an agent's last-seen gauge `seen` with the coarse Unix time; set `gauge` (its capacity) to `value`."""
+        with self.lock:
+            seen.value = self.wall
+            seen.touched = self.now
+            if gauge is not None:
+                gauge.value = value
+                gauge.touched = self.now
+
+    def observe(self, histogram: HistogramCell, value: float, seen: Cell | None = None) -> None:
+        """Put `value` into `histogram` (a chunk's queue wait); stamp `seen`."""
+        index = bisect.bisect_left(histogram.bounds, value)
+        with self.lock:
+            histogram.counts[index] += 1
+            histogram.count += 1
+            histogram.total += value
+            if value < histogram.minimum:
+                histogram.minimum = value
+            if value > histogram.maximum:
+                histogram.maximum = value
+            if seen is not None:
+                seen.value = self.wall
+                seen.touched = self.now
+
+    def usage(
+        self,
+        input_cell: Cell,
+        input_tokens: float,
+        output_cell: Cell,
+        output_tokens: float,
+        cost_cell: Cell | None,
+        fallback_cell: Cell | None,
+        cost: float,
+        seen: Cell,
+    ) -> None:
+        """Model usage: tokens into their two cells, `cost` into `cost_cell` and `fallback_cell` (each None: not)."""
+        with self.lock:
+            input_cell.value += input_tokens
+            output_cell.value += output_tokens
+            if cost_cell is not None:
+                cost_cell.value += cost
+            if fallback_cell is not None:
+                fallback_cell.value += cost
+            seen.value = self.wall
+            seen.touched = self.now
 
     def set(self, cell: Cell, value: float) -> None:
         """Set one gauge cell to `value`."""
@@ -314,7 +371,7 @@ class Store:
                 del cells[key]
                 del attributes[key]
 
-    def start(self, active: Cell, receipt: Receipt | None = None) -> None:
+    def start(self, active: Cell, receipt: Receipt | None = None, seen: Cell | None = None) -> None:
         """A task or chunk started on an agent: one more active; `receipt.began` says it happened.
 
         Not stamped for the TTL: a running count is never dropped while it is not zero,
@@ -322,6 +379,9 @@ class Store:
         """
         with self.lock:
             active.value += 1
+            if seen is not None:
+                seen.value = self.wall
+                seen.touched = self.now
             if receipt is not None:
                 receipt.began = True
 
@@ -333,9 +393,14 @@ class Store:
         seconds: float,
         exemplar: Exemplar | None = None,
         receipt: Receipt | None = None,
+        seen: Cell | None = None,
+        extra: Cell | None = None,
+        extra_amount: float = 0.0,
     ) -> None:
         """A task or chunk finished: one less `active`, one more in each `counted`, `seconds` into `histogram`.
 
+        `seen` (the agent's last-seen gauge) is stamped with the coarse Unix time; `extra_amount` goes
+        into `extra` (a split task's fallback outcome, a fallback chunk's seconds).
         `receipt.done` says, under the same lock, that all of it happened.
         """
         first, second, third = counted
@@ -369,6 +434,11 @@ class Store:
                         exemplars = histogram.exemplars = fresh
                     if exemplars is not None:
                         exemplars[index] = exemplar
+            if seen is not None:
+                seen.value = self.wall
+                seen.touched = self.now
+            if extra is not None:
+                extra.value += extra_amount
             if receipt is not None:
                 receipt.done = True
 
@@ -400,8 +470,9 @@ class Store:
         return dropped
 
     def tick(self, now: float) -> None:
-        """Move the coarse clock that stamps gauge updates."""
+        """Move the coarse clock that stamps gauge updates, and read the Unix time that last-seen gauges take."""
         self.now = now
+        self.wall = time.time()
 
     def expire(self, ttl: float) -> int:
         """Drop gauge series not set for `ttl` seconds of the coarse clock; the number dropped.

@@ -5,7 +5,14 @@
 - `generated_at`: when the summary was computed, an RFC 3339 UTC timestamp
   (`2026-01-31T12:00:00.000Z`), so a reader can tell a stale copy from a fresh one.
 - `totals`: one key per catalogue counter, without `_total`; 0 until something is counted.
-- `agents`: per agent, the tasks and chunks running now (`active`) and finished so far (`executed`).
+- `agents`: per agent, the tasks and chunks running now (`active`) and finished so far (`executed`),
+  the `capacity` it said it has (null when unknown), its `saturation` (`active` / `capacity`, null
+  without a capacity) and `last_seen`, when anything was last recorded for it (Unix seconds, to
+  within 10 s; null when never).
+- `fallback`: since start, the tasks split at least once that finished (`split_tasks`), of which
+  `rescued` (succeeded) and `failed`, the `rescue_ratio` rescued / (rescued + failed) (null with
+  none), the seconds spent in chunks created by splits (`chunk_seconds`) and the model cost of the
+  usage recorded in them (`cost_usd`).
 - `latency`: per stage, p50/p95/p99 of the recent task durations (the history keeps the last
   `SAMPLE_SIZE` per stage) and the number of `samples` they come from. Percentiles use the
   nearest-rank method: the p-th percentile of n sorted durations is the ⌈p·n/100⌉-th smallest,
@@ -51,7 +58,17 @@ from datetime import datetime, timezone
 
 from typing_extensions import NotRequired, Protocol, TypedDict
 
-from eddie_otel.catalogue import AGENT_ACTIVE_TASKS, AGENT_TASKS_EXECUTED, METRICS, Kind
+from eddie_otel.catalogue import (
+    AGENT_ACTIVE_TASKS,
+    AGENT_CAPACITY,
+    AGENT_LAST_SEEN,
+    AGENT_TASKS_EXECUTED,
+    FALLBACK_CHUNK_SECONDS,
+    FALLBACK_COST,
+    METRICS,
+    TASK_FALLBACK,
+    Kind,
+)
 from eddie_otel.history import History
 from eddie_otel.objectives import target
 from eddie_otel.telemetry import Telemetry
@@ -60,6 +77,7 @@ from eddie_otel.timeouts import Policy, stage_timeouts
 __all__ = [
     "WINDOWS",
     "AgentLoad",
+    "Fallback",
     "Indicator",
     "Latency",
     "StageTimeout",
@@ -67,6 +85,8 @@ __all__ = [
     "Summary",
     "Target",
     "Window",
+    "agent_load",
+    "fallback_summary",
     "generated_at",
     "indicator",
     "percentile",
@@ -79,10 +99,26 @@ WINDOWS: tuple[tuple[str, int], ...] = (("5m", 300), ("1h", 3600))
 
 
 class AgentLoad(TypedDict):
-    """Tasks and chunks running now and finished so far on one agent."""
+    """Tasks and chunks running now and finished so far on one agent, its capacity, saturation and last sight."""
 
     active: float
     executed: float
+    # Null when the agent never said its capacity; saturation is active / capacity.
+    capacity: NotRequired[float | None]
+    saturation: NotRequired[float | None]
+    # Unix seconds of the last record for the agent (to within 10 s); null when never.
+    last_seen: NotRequired[float | None]
+
+
+class Fallback(TypedDict):
+    """What the fallback achieved since start: split tasks rescued or failed, and the chunk time and cost spent."""
+
+    split_tasks: float
+    rescued: float
+    failed: float
+    rescue_ratio: float | None
+    chunk_seconds: float
+    cost_usd: float
 
 
 class Latency(TypedDict):
@@ -137,6 +173,7 @@ class Summary(TypedDict):
     generated_at: str
     totals: dict[str, float]
     agents: dict[str, AgentLoad]
+    fallback: NotRequired[Fallback]
     latency: dict[str, Latency]
     timeouts: NotRequired[dict[str, StageTimeout]]
     windows: dict[str, Window]
@@ -176,10 +213,15 @@ def summary(runtime: Summarised) -> Summary:
 
     active = {key[0]: value for key, value in store.of(AGENT_ACTIVE_TASKS).values().items()}
     executed = {key[0]: value for key, value in store.of(AGENT_TASKS_EXECUTED).values().items()}
+    capacity = {key[0]: value for key, value in store.of(AGENT_CAPACITY).values().items()}
+    seen = {key[0]: value for key, value in store.of(AGENT_LAST_SEEN).values().items()}
     agents: dict[str, AgentLoad] = {
-        agent: {"active": whole(active.get(agent, 0)), "executed": whole(executed.get(agent, 0))}
-        for agent in sorted(active.keys() | executed.keys())
+        agent: agent_load(active.get(agent, 0), executed.get(agent, 0), capacity.get(agent), seen.get(agent))
+        for agent in sorted(active.keys() | executed.keys() | capacity.keys() | seen.keys())
     }
+    outcomes = store.of(TASK_FALLBACK).values()
+    rescued = sum(value for key, value in outcomes.items() if key[1] == "rescued")
+    failed = sum(value for key, value in outcomes.items() if key[1] == "failed")
 
     latency: dict[str, Latency] = {}
     for stage, durations in sorted(history.durations().items()):
@@ -212,10 +254,36 @@ def summary(runtime: Summarised) -> Summary:
         "generated_at": generated_at(),
         "totals": totals,
         "agents": agents,
+        "fallback": fallback_summary(
+            rescued, failed, store.of(FALLBACK_CHUNK_SECONDS).total(), store.of(FALLBACK_COST).total()
+        ),
         "latency": latency,
         "timeouts": stage_timeouts(rt),
         "windows": windows,
         "indicators": indicators,
+    }
+
+
+def agent_load(active: float, executed: float, capacity: float | None, last_seen: float | None) -> AgentLoad:
+    """One agent's entry of `agents`: its load, capacity, saturation (null without a capacity) and last sight."""
+    return {
+        "active": whole(active),
+        "executed": whole(executed),
+        "capacity": None if capacity is None else whole(capacity),
+        "saturation": active / capacity if capacity else None,
+        "last_seen": None if last_seen is None else whole(round(last_seen, 3)),
+    }
+
+
+def fallback_summary(rescued: float, failed: float, chunk_seconds: float, cost_usd: float) -> Fallback:
+    """The `fallback` entry: split tasks rescued and failed, their ratio (null with none), chunk time and cost."""
+    return {
+        "split_tasks": whole(rescued + failed),
+        "rescued": whole(rescued),
+        "failed": whole(failed),
+        "rescue_ratio": _ratio(rescued, rescued + failed),
+        "chunk_seconds": whole(chunk_seconds),
+        "cost_usd": whole(cost_usd),
     }
 
 

@@ -26,6 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from eddie_otel import fallback
 from eddie_otel._version import __version__
 from eddie_otel.store import Exemplar
 from eddie_otel.telemetry import own_provider, shutdown_within
@@ -54,6 +55,7 @@ __all__ = [
     "propagate",
     "span_attributes",
     "span_name",
+    "usage",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -204,9 +206,19 @@ def event(name: str, attributes: Mapping[str, Any]) -> None:
         span.add_event(name, attributes)
 
 
+def usage(span: Any, attributes: Mapping[str, int]) -> None:
+    """Set a task's usage `attributes` (gen_ai.usage.*) on its `span`, while it is recording."""
+    if isinstance(span, Span) and span.is_recording():
+        span.set_attributes(attributes)
+
+
 def propagate(fn: F) -> F:
-    """`fn` that runs in the context current now, wherever it is called: for thread pools and callbacks."""
-    captured = otel_context.get_current()
+    """`fn` that runs in the context current now, wherever it is called: for thread pools and callbacks.
+
+    In a task that was split, the context carries the time of its last split: a chunk run by `fn`
+    measures its queue wait from it, and counts as fallback work of the task's stage.
+    """
+    captured = fallback.snapshot(otel_context.get_current())
 
     @functools.wraps(fn)
     def in_context(*args: Any, **kwargs: Any) -> Any:
@@ -220,9 +232,16 @@ def propagate(fn: F) -> F:
 
 
 def carrier() -> dict[str, str]:
-    """The current trace context as W3C `traceparent` (and `tracestate`) headers, to send with work."""
+    """The current trace context as W3C `traceparent` (and `tracestate`) headers, to send with work.
+
+    In a task that was split, also `eddie-split`: the time of its last split and its stage, which a
+    `@chunk(carrier=...)` in another process reads for its queue wait and its fallback work.
+    """
     headers: dict[str, str] = {}
     _W3C.inject(headers)
+    split = fallback.header()
+    if split is not None:
+        headers[split[0]] = split[1]
     return headers
 
 

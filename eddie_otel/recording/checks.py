@@ -16,19 +16,27 @@ from eddie_otel.labels import check_label_value
 
 __all__ = [
     "INITIAL",
+    "MAX_CAPACITY",
     "MAX_CHUNKS",
     "MAX_CHUNKS_COMBINED",
+    "MAX_COST_USD",
     "MAX_CPU_MILLICORES",
     "MAX_DEPTH",
     "MAX_DURATION_SECONDS",
     "MAX_MEMORY_BYTES",
+    "MAX_TOKENS",
+    "MAX_UNIX_TIME",
     "adjustment",
+    "capacity",
+    "cost",
     "count",
     "flag",
     "label",
     "merge_counts",
     "reason_on_failure",
     "seconds",
+    "unix_time",
+    "usage",
 ]
 
 # The `adjustment` of a first allocation, which counts no elastic adjustment.
@@ -39,6 +47,13 @@ MAX_DURATION_SECONDS = 7 * 24 * 3600.0
 MAX_CPU_MILLICORES = 10_000_000
 MAX_MEMORY_BYTES = 2**50
 MAX_CHUNKS_COMBINED = 1_000_000
+# Tasks an agent runs at once: far above any real agent, far below float precision.
+MAX_CAPACITY = 100_000
+# Tokens of one recorded usage, and its cost: a model call (or a task's calls summed) stays far below.
+MAX_TOKENS = 1_000_000_000
+MAX_COST_USD = 1_000_000.0
+# A Unix time (seconds): up to the year 2100 or so.
+MAX_UNIX_TIME = 4_102_444_800.0
 
 label = check_label_value
 
@@ -93,3 +108,40 @@ def adjustment(argument: str, value: object, initial: bool) -> str:
     if value not in allowed:
         raise ValueError(f"{argument} must be one of {', '.join(allowed)}; not {value!r}")
     return str(value)
+
+
+def _number(argument: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{argument} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def cost(argument: str, value: object) -> float:
+    """`value` as float when it is a finite cost in US dollars in [0, MAX_COST_USD]."""
+    number = _number(argument, value)
+    if not math.isfinite(number) or number < 0 or number > MAX_COST_USD:
+        raise ValueError(f"{argument} must be a finite number of US dollars from 0 to {MAX_COST_USD:g}, not {value}")
+    return number + 0.0
+
+
+def unix_time(argument: str, value: object) -> float:
+    """`value` as float when it is a finite Unix time in seconds in [0, MAX_UNIX_TIME]."""
+    number = _number(argument, value)
+    if not math.isfinite(number) or number < 0 or number > MAX_UNIX_TIME:
+        raise ValueError(f"{argument} must be a finite Unix time in seconds from 0 to {MAX_UNIX_TIME:g}, not {value}")
+    return number
+
+
+def capacity(argument: str, value: object) -> int:
+    """`value` when it is how many tasks an agent runs at once: an integer in [1, MAX_CAPACITY]."""
+    return count(argument, value, 1, MAX_CAPACITY)
+
+
+def usage(agent: object, model: object, input_tokens: object, output_tokens: object, cost_usd: object) -> None:
+    """The rules of one model usage: agent and model label values, token counts, an optional cost."""
+    label("agent", agent)
+    label("model", model)
+    count("input_tokens", input_tokens, 0, MAX_TOKENS)
+    count("output_tokens", output_tokens, 0, MAX_TOKENS)
+    if cost_usd is not None:
+        cost("cost_usd", cost_usd)

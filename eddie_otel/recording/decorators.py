@@ -19,17 +19,20 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 
+from eddie_otel import fallback
 from eddie_otel import tracing as traces
 from eddie_otel.labels import check_label_value
+from eddie_otel.recording import checks
 from eddie_otel.recording.interrupts import raised_into
 from eddie_otel.recording.outcome import UNKNOWN, Site, reason_of
-from eddie_otel.store import Receipt
+from eddie_otel.store import Cell, Receipt
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
     from eddie_otel.recording.recorder import Recorder
 
-__all__ = ["Carrier", "Depth", "Label", "decorator"]
+__all__ = ["Carrier", "Depth", "Label", "QueuedSince", "decorator"]
 
 logger = logging.getLogger("eddie_otel")
 
@@ -47,6 +50,8 @@ Label = str | Callable[..., str]
 Depth = int | Callable[..., int]
 # A callable receiving the call's arguments that returns the W3C headers of the parent span (`carrier()`'s).
 Carrier = Callable[..., Mapping[str, str] | None]
+# When a chunk was queued (Unix seconds): a number, or a callable receiving the call's arguments that returns one.
+QueuedSince = float | Callable[..., float]
 _perf_counter = time.perf_counter
 # Label values kept per decorated function with callable labels; the label caps bound what they map to.
 _MAX_SITES = 1024
@@ -63,28 +68,49 @@ class _Span:
         self.token = token
 
 
-class _Call(Receipt):
+class _Call(Receipt, fallback.Mark):
     """One decorated call: its site, when it started, its span; `began` and `done` as the store set them.
+
+    A task's call is also its fallback mark (`fallback.Mark`: stage, split, ...), current in the
+    OpenTelemetry context while it runs: `token` detaches it (when not traced, else its span's
+    does), `steps` is what a generator's steps run in. A fallback chunk's call holds its
+    fallback_chunk_seconds_total cell in `fallback`.
 
     No __init__ (one is made per call, on the hot path): `start` gives every field its value first.
     """
 
-    __slots__ = ("site", "started", "traced")
+    __slots__ = (
+        "fallback",
+        "input_tokens",
+        "output_tokens",
+        "site",
+        "span",
+        "split",
+        "split_at",
+        "stage",
+        "started",
+        "steps",
+        "token",
+        "traced",
+    )
     site: Site | None
     started: float
     traced: _Span | None
+    token: object
+    steps: Context | None
+    fallback: Cell | None
 
     @property
     def context(self) -> Context | None:
-        """The context a generator's steps run in when the call is traced; None otherwise."""
+        """The context a generator's steps run in (its span's when traced); None when there is none."""
         traced = self.traced
-        return None if traced is None else traced.context
+        return getattr(self, "steps", None) if traced is None else traced.context
 
 
 def _blank(call: _Call) -> _Call:
     """`call` with every field at its value before a start (for a call interrupted before `start` ran)."""
-    call.began = call.done = False
-    call.site = call.traced = None
+    call.began = call.done = call.split = False
+    call.site = call.traced = call.token = call.fallback = None
     call.started = 0.0
     return call
 
@@ -99,6 +125,7 @@ class _Instrumentation:
         "is_task",
         "logged",
         "name",
+        "queued_since",
         "recorder",
         "site",
         "sites",
@@ -115,6 +142,7 @@ class _Instrumentation:
         recorder: Callable[[], Recorder],
         depth: Depth | None = None,
         carrier: Carrier | None = None,
+        queued_since: QueuedSince | None = None,
     ) -> None:
         self.is_task = is_task
         self.stage = stage
@@ -123,6 +151,7 @@ class _Instrumentation:
         self.recorder = recorder
         self.depth = depth
         self.carrier = carrier
+        self.queued_since = queued_since
         self.static = not callable(stage) and not callable(agent)
         # With static labels, the one site, checked against the current recorder on each call.
         self.site: Site | None = None
@@ -187,8 +216,8 @@ class _Instrumentation:
         An exception raised into it from outside (a signal handler's) goes to the caller, who
         finishes the call with it; eddie's own failure is logged and the call goes on.
         """
-        call.began = call.done = False
-        call.site = call.traced = None
+        call.began = call.done = call.split = False
+        call.site = call.traced = call.token = call.fallback = None
         try:
             site = self.site
             # A site stays live until its runtime closes (or its agent is forgotten): no lookup per call.
@@ -196,13 +225,35 @@ class _Instrumentation:
                 site = self._resolve(args, kwargs)
                 if site is None:
                     return
-            call.started = _perf_counter()
+            now = call.started = _perf_counter()
             call.site = site
+            if now >= site.history.next_tick:
+                # The coarse clocks (the store's, and the Unix time last-seen gauges take) move on here too.
+                site.advance(now)
             active = site.active
             if active is not None:
-                site.store.start(active, call)
+                site.store.start(active, call, site.seen)
+            parent = None
+            headers = None
+            if self.carrier is not None:
+                headers = self._headers(args, kwargs)
+                if site.tracing is not None:
+                    parent = traces.extract(headers)
+            if self.is_task:
+                # The task's mark, current while it runs: a split inside marks it.
+                call.stage = site.stage
+                context: Context | None = otel_context.set_value(fallback.TASK, call, parent)
+            else:
+                context = self._chunk(site, call, headers, parent, args, kwargs)
             if site.tracing is not None:
-                call.traced = self._open(site, args, kwargs, attach)
+                traced = call.traced = self._open(site, args, kwargs, attach, context or parent)
+                if traced is not None and self.is_task:
+                    call.span = traced.span
+            elif context is not None:
+                if attach:
+                    call.token = otel_context.attach(context)
+                else:
+                    call.steps = context
         except Exception as error:
             if raised_into(error):
                 raise
@@ -216,18 +267,73 @@ class _Instrumentation:
         self.logged = True
         logger.error("eddie-otel: could not %s recording %s", what, self.name, exc_info=error)
 
-    def _open(self, site: Site, args: Any, kwargs: Any, attach: bool) -> _Span | None:
+    def _headers(self, args: Any, kwargs: Any) -> Mapping[str, str] | None:
+        """What the call's `carrier` returns (None when it fails: the span's parent is then the current one)."""
+        if self.carrier is None:
+            return None
+        try:
+            return self.carrier(*args, **kwargs)
+        except Exception as error:
+            if raised_into(error):
+                raise
+            logger.warning("eddie-otel: carrier of %s: %s; the span's parent is the current one", self.name, error)
+            return None
+
+    def _chunk(
+        self, site: Site, call: _Call, headers: Mapping[str, str] | None, parent: Context | None, args: Any, kwargs: Any
+    ) -> Context | None:
+        """A chunk starts: its queue wait, and, for a chunk created by a split, the context it runs in.
+
+        A chunk is a fallback chunk of a stage when the `eddie-split` header of its carrier says so,
+        or when its context's task is split; it waited since that split (the time `propagate`
+        snapshotted, else the task's last split), or since `queued_since` when that is given.
+        """
+        stage = None
+        since = None
+        remote = fallback.from_headers(headers) if headers else None
+        if remote is not None:
+            since, stage = remote
+        else:
+            mark = fallback.task_mark(parent)
+            if mark is not None and mark.split:
+                stage = mark.stage
+                since = fallback.split_at(parent)
+                if since is None:
+                    since = mark.split_at
+        if self.queued_since is not None:
+            since = self._queued_since(args, kwargs)
+        if since is not None:
+            waited = time.time() - since
+            if math.isfinite(waited):
+                # A clock a little ahead where the split happened is not a negative wait.
+                site.waited(max(0.0, waited))
+        if stage is None:
+            return None
+        call.fallback = site.fallback_seconds(stage)
+        context = otel_context.set_value(fallback.CHUNK, stage, parent)
+        if remote is not None:
+            # A chunk from another process: its own mark of the split, for the chunks and usage inside it.
+            context = otel_context.set_value(fallback.TASK, fallback.new_mark(stage, since), context)
+        return context
+
+    def _queued_since(self, args: Any, kwargs: Any) -> float | None:
+        """When the call's chunk was queued (Unix seconds), from `queued_since`; None when that fails."""
+        queued = self.queued_since
+        try:
+            value = queued(*args, **kwargs) if callable(queued) else queued
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"queued_since must give a finite Unix time, not {value!r}")
+            return float(value)
+        except Exception as error:
+            if raised_into(error):
+                raise
+            logger.warning("eddie-otel: queued_since of %s: %s; no queue wait recorded", self.name, error)
+            return None
+
+    def _open(self, site: Site, args: Any, kwargs: Any, attach: bool, parent: Context | None) -> _Span | None:
         tracing = site.tracing
         if tracing is None:
             return None
-        parent = None
-        if self.carrier is not None:
-            try:
-                parent = traces.extract(self.carrier(*args, **kwargs))
-            except Exception as error:
-                if raised_into(error):
-                    raise
-                logger.warning("eddie-otel: carrier of %s: %s; the span's parent is the current one", self.name, error)
         attributes: dict[str, Any] = site.span_attributes
         if self.depth is not None:
             try:
@@ -267,14 +373,20 @@ class _Instrumentation:
             return
         try:
             now = _perf_counter()
+            token = call.token
+            if token is not None:
+                call.token = None
+                otel_context.detach(token)  # type: ignore[arg-type]
             traced = call.traced
             if traced is not None:
                 self._close(site, call, now, traced, error)
             elif error is None:
-                site.end(now - call.started, None, False, call.began, now, None, None, call)
+                site.end(now - call.started, None, False, call.began, now, None, None, call, call.split, call.fallback)
             else:
                 reason, timed_out = reason_of(error)
-                site.end(now - call.started, reason, timed_out, call.began, now, None, None, call)
+                site.end(
+                    now - call.started, reason, timed_out, call.began, now, None, None, call, call.split, call.fallback
+                )
         except Exception as raised:
             if not raised_into(raised):
                 self._failed("finish", raised)
@@ -282,7 +394,9 @@ class _Instrumentation:
             if not call.done:
                 now = _perf_counter()
                 reason, timed_out = reason_of(raised)
-                site.end(now - call.started, reason, timed_out, call.began, now, None, None, call)
+                site.end(
+                    now - call.started, reason, timed_out, call.began, now, None, None, call, call.split, call.fallback
+                )
             raise
 
     def _interrupted_early(self, call: _Call, error: BaseException | None) -> Site | None:
@@ -307,12 +421,25 @@ class _Instrumentation:
         try:
             if error is None:
                 exemplar = traces.exemplar(span, seconds, kept)
-                site.end(seconds, None, False, call.began, now, exemplar, traced.context, call)
+                site.end(
+                    seconds, None, False, call.began, now, exemplar, traced.context, call, call.split, call.fallback
+                )
             else:
                 reason, timed_out = reason_of(error)
                 traces.fail(span, error, reason if timed_out else type(error).__name__)
                 exemplar = traces.exemplar(span, seconds, kept)
-                site.end(seconds, reason, timed_out, call.began, now, exemplar, traced.context, call)
+                site.end(
+                    seconds,
+                    reason,
+                    timed_out,
+                    call.began,
+                    now,
+                    exemplar,
+                    traced.context,
+                    call,
+                    call.split,
+                    call.fallback,
+                )
         finally:
             span.end()
             if traced.token is not None:
@@ -456,22 +583,26 @@ def decorator(
     *,
     depth: Depth | None = None,
     carrier: Carrier | None = None,
+    queued_since: QueuedSince | None = None,
 ) -> Callable[[F], F]:
     """@task (`is_task`) or @chunk with these labels, recording into `recorder()` on each call.
 
     `depth` is a chunk's fallback depth (its span's `eddie.fallback.depth`); `carrier` returns the
-    W3C headers of the span the call's span is a child of (else the current span).
+    W3C headers of the span the call's span is a child of (else the current span), and of the
+    split that created a chunk; `queued_since` is when a chunk was queued (its queue wait's start).
     """
     if depth is not None and not callable(depth) and (isinstance(depth, bool) or not isinstance(depth, int)):
         raise ValueError(f"depth must be an integer or a callable, not {depth!r}")
     if carrier is not None and not callable(carrier):
         raise ValueError(f"carrier must be a callable returning headers, not {carrier!r}")
+    if queued_since is not None and not callable(queued_since):
+        checks.unix_time("queued_since", queued_since)
     for argument, value in (("stage", stage), ("agent", agent)):
         if value is not None and not callable(value):
             check_label_value(argument, value)
 
     def decorate(fn: F) -> F:
         name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-        return _wrap(_Instrumentation(is_task, stage, agent, name, recorder, depth, carrier), fn)
+        return _wrap(_Instrumentation(is_task, stage, agent, name, recorder, depth, carrier, queued_since), fn)
 
     return decorate

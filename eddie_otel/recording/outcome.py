@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING
 
 from eddie_otel.catalogue import (
     AGENT_ACTIVE_TASKS,
+    AGENT_LAST_SEEN,
     AGENT_TASKS_EXECUTED,
     CHUNK_EXECUTION,
     CHUNK_FAILURE,
+    CHUNK_QUEUE_WAIT,
+    FALLBACK_CHUNK_SECONDS,
     TASK_EXECUTION,
     TASK_FAILURE,
+    TASK_FALLBACK,
     TASK_SUCCESS,
     TIMEOUT_EVENTS,
 )
 from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
-from eddie_otel.store import Cell, Counted, Exemplar, Receipt
+from eddie_otel.store import Cell, Counted, Exemplar, HistogramCell, Receipt
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
@@ -90,6 +94,9 @@ class Site:
     __slots__ = (
         "_bound",
         "_failures",
+        "_fallback",
+        "_queue_wait",
+        "_sdk_queue_wait",
         "active",
         "advance",
         "agent",
@@ -102,6 +109,7 @@ class Site:
         "sample",
         "sdk_attributes",
         "sdk_histogram",
+        "seen",
         "span_attributes",
         "span_name",
         "stage",
@@ -139,6 +147,12 @@ class Site:
         self.stage = stage
         self.agent = agent
         self.executed = store.of(AGENT_TASKS_EXECUTED).cell((agent,)) if agent is not None else None
+        # The agent's last-seen gauge, stamped by every start and end of a call on it.
+        self.seen = store.of(AGENT_LAST_SEEN).cell((agent,)) if agent is not None else None
+        # A split task's task_fallback_total cells (rescued, failed), and a chunk's queue-wait series: on first use.
+        self._fallback: tuple[Cell, Cell] | None = None
+        self._queue_wait: HistogramCell | None = None
+        self._sdk_queue_wait = sdk_histograms.get(CHUNK_QUEUE_WAIT.prometheus_name)
         # Created by the first begin() (a decorated call) or the first success: a task recorded
         # after the fact has no running count, and its success series appears with its first success.
         self.active: Cell | None = None
@@ -167,7 +181,16 @@ class Site:
     def begin(self, receipt: Receipt | None = None) -> None:
         """The call started: one more task running on the agent (after `prepare()`); `receipt.began` says so."""
         if self.active is not None:
-            self.store.start(self.active, receipt)
+            self.store.start(self.active, receipt, self.seen)
+
+    def waited(self, seconds: float) -> None:
+        """A chunk on this site's agent started `seconds` after the split that created it (chunk_queue_wait_seconds)."""
+        cell = self._queue_wait
+        if cell is None:
+            cell = self._queue_wait = self.store.histogram(CHUNK_QUEUE_WAIT).cell((self.agent or UNKNOWN,))
+        self.store.observe(cell, seconds, self.seen)
+        if self._sdk_queue_wait is not None:
+            record(self._sdk_queue_wait, seconds, {"agent": self.agent or UNKNOWN}, None)
 
     def retire(self) -> None:
         """The site's series were forgotten, or its runtime closed: it must not be used again."""
@@ -184,25 +207,53 @@ class Site:
         exemplar: Exemplar | None = None,
         context: Context | None = None,
         receipt: Receipt | None = None,
+        split: bool = False,
+        fallback_seconds: Cell | None = None,
     ) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
         `began` says whether `begin()` counted it as running; `now` is the history clock's reading;
         `exemplar` is the sampled span the duration came from, kept by its histogram bucket;
         `context` is the call's span context, where the SDK histogram takes its own exemplar;
-        `receipt.done` is set with the store's change (a decorated call reads it when interrupted).
+        `receipt.done` is set with the store's change (a decorated call reads it when interrupted);
+        `split`: a task that was split (task_fallback_total counts it, rescued or failed);
+        `fallback_seconds`: a fallback chunk's fallback_chunk_seconds_total cell, which `seconds` go into.
         """
         history = self.history
         if now >= history.next_tick:
             self.advance(now)
         counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
-        self.store.finish(self.active if began else None, counted, self.histogram, seconds, exemplar, receipt)
+        extra, amount = fallback_seconds, seconds
+        if split:
+            extra, amount = self._fallback_cells()[reason is not None], 1.0
+        self.store.finish(
+            self.active if began else None,
+            counted,
+            self.histogram,
+            seconds,
+            exemplar,
+            receipt,
+            self.seen,
+            extra,
+            amount,
+        )
         if self.sdk_histogram is not None:
             record(self.sdk_histogram, seconds, self.sdk_attributes, context)
         if self.sample is not None:
             self.sample.append(seconds)
         if reason is None and self.successes is not None:
             self.successes.append(seconds)
+
+    def fallback_seconds(self, stage: str) -> Cell:
+        """The fallback_chunk_seconds_total cell of chunks created by splits of tasks of `stage` (a valid value)."""
+        return self.store.of(FALLBACK_CHUNK_SECONDS).cell((self._bound("stage", stage),))
+
+    def _fallback_cells(self) -> tuple[Cell, Cell]:
+        cells = self._fallback
+        if cells is None:
+            series = self.store.of(TASK_FALLBACK)
+            cells = self._fallback = (series.cell((self.stage, "rescued")), series.cell((self.stage, "failed")))
+        return cells
 
     def _succeeded(self) -> Counted:
         success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None

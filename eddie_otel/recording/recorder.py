@@ -9,11 +9,17 @@ the store; every finished task or chunk through the one outcome body (`Site.end`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from eddie_otel import fallback
 from eddie_otel import tracing as traces
 from eddie_otel.catalogue import (
+    AGENT_CAPACITY,
+    AGENT_COST,
+    AGENT_LAST_SEEN,
+    AGENT_TOKENS,
     DOCKER_CPU_LIMIT,
     DOCKER_CPU_THROTTLED,
     DOCKER_CPU_USAGE,
@@ -22,6 +28,7 @@ from eddie_otel.catalogue import (
     DOCKER_MEMORY_USAGE,
     DOCKER_OOM_KILLS,
     EVENTS,
+    FALLBACK_COST,
     FALLBACK_DEPTH_EXCEEDED,
     MERGE_CHUNKS_COMBINED,
     MERGE_DEDUPLICATION,
@@ -30,8 +37,9 @@ from eddie_otel.catalogue import (
     TIMEOUT_EVENTS,
 )
 from eddie_otel.history import History
+from eddie_otel.prices import Prices, load
 from eddie_otel.recording import checks
-from eddie_otel.recording.decorators import Carrier, Depth, Label, decorator
+from eddie_otel.recording.decorators import Carrier, Depth, Label, QueuedSince, decorator
 from eddie_otel.recording.outcome import Site, given_reason
 from eddie_otel.telemetry import Telemetry
 
@@ -45,6 +53,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Sites kept per recorder before the cache starts over: label values are capped, so
 # only callable labels that keep changing could grow it.
 MAX_SITES = 4096
+# The span attributes of a task's model usage (the OpenTelemetry GenAI conventions).
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+# Guards the usage sums a task's span carries (chunks in other threads add to them).
+_USAGE_LOCK = threading.Lock()
 
 
 class Recorder:
@@ -62,6 +75,8 @@ class Recorder:
         self._store = telemetry.store
         self._bound = telemetry.label_cap.bound
         self._sites: dict[tuple[bool, str, str | None], Site] = {}
+        # EDDIE_OTEL_PRICES_FILE, read (and checked) when the settings were loaded.
+        self.prices = load(settings.prices_file) if settings.prices_file else Prices()
 
     # -------------------------------------------------------------- sites
 
@@ -117,8 +132,9 @@ class Recorder:
             store = self._store
             store.tick(now)
             ttl = self.settings.series_ttl_seconds
-            if ttl:
-                store.expire(ttl)
+            if ttl and store.expire(ttl):
+                # Sites hold cells; those of dropped series are made anew when next used.
+                self._retire(lambda site: True)
 
     # -------------------------------------------------------------- trusted: values already valid
 
@@ -137,10 +153,13 @@ class Recorder:
             else:
                 attributes["eddie.fallback.max_depth"] = self.settings.max_fallback_depth
                 traces.event("eddie.fallback_depth_exceeded", attributes)
+        seen = store.of(AGENT_LAST_SEEN).cell(key)
         if not allowed:
-            store.add(store.of(FALLBACK_DEPTH_EXCEEDED).cell(key))
+            store.add(store.of(FALLBACK_DEPTH_EXCEEDED).cell(key), 1, seen)
             return False
-        store.add_pair(store.of(TASK_SPLIT).cell(key), 1, store.of(TASK_SPLIT_CHUNKS).cell(key), chunks)
+        # The task whose context this is (if any) was split: its end counts in task_fallback_total.
+        fallback.mark_split()
+        store.add_pair(store.of(TASK_SPLIT).cell(key), 1, store.of(TASK_SPLIT_CHUNKS).cell(key), chunks, seen)
         return True
 
     def timeout(self, agent: str, stage: str, reason: str) -> None:
@@ -150,26 +169,87 @@ class Recorder:
         self._tick()
         if self.tracing is not None:
             traces.event("eddie.timeout", {traces.AGENT: agent, traces.STAGE: stage, "eddie.timeout.reason": reason})
-        key = (self._bound("agent", agent), self._bound("stage", stage), self._bound("reason", reason))
-        self._store.add(self._store.of(TIMEOUT_EVENTS).cell(key))
+        bound = self._bound("agent", agent)
+        key = (bound, self._bound("stage", stage), self._bound("reason", reason))
+        store = self._store
+        store.add(store.of(TIMEOUT_EVENTS).cell(key), 1, store.of(AGENT_LAST_SEEN).cell((bound,)))
 
-    def task_finished(self, stage: str, seconds: float, success: bool, reason: str | None, agent: str | None) -> None:
-        """A task measured elsewhere finished: what @task records for one call (agent load but no active count)."""
+    def task_finished(
+        self, stage: str, seconds: float, success: bool, reason: str | None, agent: str | None, split: bool = False
+    ) -> None:
+        """A task measured elsewhere finished: what @task records for one call (agent load but no active count).
+
+        `split`: the task was split at least once (task_fallback_total counts it, rescued or failed).
+        """
         if not self.enabled:
             return
         now = self.history.clock()
         site = self.site(True, self._bound("stage", stage), None if agent is None else self._bound("agent", agent))
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
-        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds))
+        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds), None, None, split)
 
-    def chunk_finished(self, agent: str, seconds: float, success: bool, reason: str | None = None) -> None:
-        """A chunk measured elsewhere finished on `agent`: what @chunk records for one call."""
+    def chunk_finished(
+        self,
+        agent: str,
+        seconds: float,
+        success: bool,
+        reason: str | None = None,
+        queued_seconds: float | None = None,
+    ) -> None:
+        """A chunk measured elsewhere finished on `agent`: what @chunk records for one call.
+
+        `queued_seconds`: how long it waited between the split that created it and its start. Recorded
+        in the context of a split task (or of a fallback chunk), its seconds are fallback work too.
+        """
         if not self.enabled:
             return
         now = self.history.clock()
         site = self.site(False, "chunk", self._bound("agent", agent))
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
-        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds))
+        if queued_seconds is not None:
+            site.waited(queued_seconds)
+        stage = _fallback_stage()
+        seconds_cell = None if stage is None else site.fallback_seconds(stage)
+        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds), None, None, False, seconds_cell)
+
+    def capacity(self, agent: str, slots: int | None) -> None:
+        """`agent` is alive, and runs at most `slots` tasks and chunks at once (None: capacity unchanged)."""
+        if not self.enabled:
+            return
+        self._tick()
+        store = self._store
+        key = (self._bound("agent", agent),)
+        gauge = None if slots is None else store.of(AGENT_CAPACITY).cell(key)
+        store.seen(store.of(AGENT_LAST_SEEN).cell(key), gauge, 0.0 if slots is None else slots)
+
+    def usage(self, agent: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
+        """Model usage of `agent`: tokens, and a cost (given, else priced from the price table; None: no cost)."""
+        if not self.enabled:
+            return
+        self._tick()
+        cost = cost_usd if cost_usd is not None else self.prices.cost(model, input_tokens, output_tokens)
+        store = self._store
+        bound_agent = self._bound("agent", agent)
+        bound_model = self._bound("model", model)
+        tokens = store.of(AGENT_TOKENS)
+        cost_cell = fallback_cell = None
+        if cost is not None:
+            cost_cell = store.of(AGENT_COST).cell((bound_agent, bound_model))
+            stage = fallback.chunk_stage()
+            if stage is not None:
+                fallback_cell = store.of(FALLBACK_COST).cell((self._bound("stage", stage),))
+        store.usage(
+            tokens.cell((bound_agent, bound_model, "input")),
+            input_tokens,
+            tokens.cell((bound_agent, bound_model, "output")),
+            output_tokens,
+            cost_cell,
+            fallback_cell,
+            0.0 if cost is None else cost,
+            store.of(AGENT_LAST_SEEN).cell((bound_agent,)),
+        )
+        if self.tracing is not None:
+            _on_task_span(input_tokens, output_tokens)
 
     def _exemplar(self, seconds: float) -> Exemplar | None:
         # Work measured elsewhere points at the span current when it is recorded (a webhook's span).
@@ -335,36 +415,65 @@ class Recorder:
         success: bool = True,
         reason: str | None = None,
         agent: str | None = None,
+        split: bool = False,
     ) -> None:
         """Record a finished task measured elsewhere: what @task records for one call.
 
         A failure's `reason` defaults to "error"; a reason of "timeout" or "TimeoutError"
         also counts a timeout event. A success's `reason` is left out (`success=ok, reason=why`
-        reads naturally); a webhook, whose sender can omit it, is refused one.
+        reads naturally); a webhook, whose sender can omit it, is refused one. `split`: the task
+        was split at least once (task_fallback_total counts it, rescued or failed).
         """
         checks.flag("success", success)
+        checks.flag("split", split)
         checks.label("stage", stage)
         if not success:
             checks.label("reason", "error" if reason is None else reason)
         if agent is not None:
             checks.label("agent", agent)
         seconds = checks.seconds("duration_seconds", duration_seconds)
-        self.task_finished(stage, seconds, success, None if success else reason, agent)
+        self.task_finished(stage, seconds, success, None if success else reason, agent, split)
 
     def record_chunk(
-        self, agent: str, duration_seconds: float, success: bool = True, reason: str | None = None
+        self,
+        agent: str,
+        duration_seconds: float,
+        success: bool = True,
+        reason: str | None = None,
+        queued_seconds: float | None = None,
     ) -> None:
         """Record a finished chunk measured elsewhere: what @chunk records for one call.
 
         A failure's `reason` defaults to "error"; "timeout" (or "TimeoutError") also counts a timeout.
-        A success's `reason` is left out, as for `record_task`.
+        A success's `reason` is left out, as for `record_task`. `queued_seconds`: how long the chunk
+        waited between the split that created it and its start (chunk_queue_wait_seconds).
         """
         checks.flag("success", success)
         checks.label("agent", agent)
         if not success:
             checks.label("reason", "error" if reason is None else reason)
         seconds = checks.seconds("duration_seconds", duration_seconds)
-        self.chunk_finished(agent, seconds, success, None if success else reason)
+        queued = None if queued_seconds is None else checks.seconds("queued_seconds", queued_seconds)
+        self.chunk_finished(agent, seconds, success, None if success else reason, queued)
+
+    def set_agent_capacity(self, agent: str, slots: int) -> None:
+        """Record that `agent` can run `slots` tasks and chunks at once (agent_capacity; saturation = running / it)."""
+        checks.label("agent", agent)
+        checks.capacity("slots", slots)
+        self.capacity(agent, slots)
+
+    def record_usage(
+        self, agent: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float | None = None
+    ) -> None:
+        """Record model usage by `agent`: tokens of `model`, and its cost in US dollars.
+
+        Without `cost_usd`, the cost comes from the price table (EDDIE_OTEL_PRICES_FILE); a model it
+        does not price records tokens only. Inside a task the tokens also go on the task's span;
+        inside a chunk created by a split, the cost counts as fallback cost of the task's stage.
+        """
+        checks.usage(agent, model, input_tokens, output_tokens, cost_usd)
+        cost = None if cost_usd is None else checks.cost("cost_usd", cost_usd)
+        self.usage(agent, model, input_tokens, output_tokens, cost)
 
     def forget_agent(self, name: str) -> None:
         """Drop every series of agent `name` (it is gone for good) and free its slot under the agent cap."""
@@ -385,7 +494,34 @@ class Recorder:
         return decorator(True, stage, agent, lambda: self, carrier=carrier)
 
     def chunk(
-        self, agent: Label, stage: Label = "chunk", *, depth: Depth | None = None, carrier: Carrier | None = None
+        self,
+        agent: Label,
+        stage: Label = "chunk",
+        *,
+        depth: Depth | None = None,
+        carrier: Carrier | None = None,
+        queued_since: QueuedSince | None = None,
     ) -> Callable[[F], F]:
         """@chunk recording into this recorder's runtime, whatever is configured later."""
-        return decorator(False, stage, agent, lambda: self, depth=depth, carrier=carrier)
+        return decorator(False, stage, agent, lambda: self, depth=depth, carrier=carrier, queued_since=queued_since)
+
+
+def _fallback_stage() -> str | None:
+    """The stage whose fallback work the current context is: a fallback chunk's, or a split task's."""
+    stage = fallback.chunk_stage()
+    if stage is not None:
+        return stage
+    mark = fallback.task_mark()
+    return mark.stage if mark is not None and mark.split else None
+
+
+def _on_task_span(input_tokens: int, output_tokens: int) -> None:
+    """Add a usage to the sums of tokens on the span of the task whose context this is (if traced)."""
+    mark = fallback.task_mark()
+    span = None if mark is None else getattr(mark, "span", None)
+    if mark is None or span is None:
+        return
+    with _USAGE_LOCK:
+        mark.input_tokens = total_input = getattr(mark, "input_tokens", 0) + input_tokens
+        mark.output_tokens = total_output = getattr(mark, "output_tokens", 0) + output_tokens
+    traces.usage(span, {INPUT_TOKENS: total_input, OUTPUT_TOKENS: total_output})

@@ -40,12 +40,15 @@ from eddie_otel.errors import EddieOtelError
 from eddie_otel.labels import LABEL_VALUE_RE, MAX_LABEL_VALUE_LENGTH, check_label_value
 from eddie_otel.recording import Recorder, checks
 from eddie_otel.recording.checks import (
+    MAX_CAPACITY,
     MAX_CHUNKS,
     MAX_CHUNKS_COMBINED,
+    MAX_COST_USD,
     MAX_CPU_MILLICORES,
     MAX_DEPTH,
     MAX_DURATION_SECONDS,
     MAX_MEMORY_BYTES,
+    MAX_TOKENS,
 )
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_BATCH_EVENTS",
     "MAX_ERRORS",
+    "AgentHeartbeatEvent",
     "BaseEvent",
     "BatchTooLarge",
     "ChunkExecutedEvent",
@@ -68,6 +72,7 @@ __all__ = [
     "TaskCompletedEvent",
     "TaskSplitEvent",
     "TimeoutEvent",
+    "UsageEvent",
     "parse_batch",
     "parse_event",
 ]
@@ -124,6 +129,14 @@ Seconds = Annotated[
     Field(ge=0, le=MAX_DURATION_SECONDS, description="duration in seconds (finite, ≥ 0; -0.0 is read as 0.0)"),
     AfterValidator(_no_negative_zero),
 ]
+
+
+Cost = Annotated[
+    float,
+    Field(ge=0, le=MAX_COST_USD, description="US dollars (finite, ≥ 0)"),
+    AfterValidator(_no_negative_zero),
+]
+Tokens = Annotated[int, BeforeValidator(_integral), Field(ge=0, le=MAX_TOKENS)]
 
 
 class BaseEvent(BaseModel):
@@ -208,12 +221,17 @@ class ChunkExecutedEvent(BaseEvent):
     duration_seconds: Seconds
     success: bool = True
     reason: LabelValue | None = Field(default=None, description="why the chunk failed; only with success false")
+    queued_seconds: Seconds | None = Field(
+        default=None,
+        le=MAX_DURATION_SECONDS,
+        description="seconds between the split that created the chunk and its start (chunk_queue_wait_seconds)",
+    )
 
     _reason = _reason_only_on_failure("chunks")
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
-        recorder.chunk_finished(self.agent, self.duration_seconds, self.success, self.reason)
+        recorder.chunk_finished(self.agent, self.duration_seconds, self.success, self.reason, self.queued_seconds)
         return True
 
 
@@ -250,12 +268,15 @@ class TaskCompletedEvent(BaseEvent):
     success: bool = Field(description="whether the task succeeded; required: a missing value is never a success")
     reason: LabelValue | None = Field(default=None, description="why the task failed; only with success false")
     agent: LabelValue | None = None
+    split: bool = Field(
+        default=False, description="whether the task was split at least once (task_fallback_total: rescued or failed)"
+    )
 
     _reason = _reason_only_on_failure("tasks")
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
-        recorder.task_finished(self.stage, self.duration_seconds, self.success, self.reason, self.agent)
+        recorder.task_finished(self.stage, self.duration_seconds, self.success, self.reason, self.agent, self.split)
         return True
 
 
@@ -299,6 +320,44 @@ class ContainerRemovedEvent(BaseEvent):
         return True
 
 
+class AgentHeartbeatEvent(BaseEvent):
+    """An agent is alive (agent_last_seen_timestamp_seconds), and, with `capacity`, runs that many tasks at once.
+
+    agent_capacity is set to `capacity`; without it, the capacity already recorded stays.
+    """
+
+    type: Literal["agent_heartbeat"] = "agent_heartbeat"
+    agent: LabelValue
+    capacity: Integer | None = Field(
+        default=None, ge=1, le=MAX_CAPACITY, description="tasks and chunks the agent can run at once"
+    )
+
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`."""
+        recorder.capacity(self.agent, self.capacity)
+        return True
+
+
+class UsageEvent(BaseEvent):
+    """Model usage by an agent (agent_tokens_total, agent_cost_usd_total).
+
+    Without `cost_usd`, the cost comes from the price table of EDDIE_OTEL_PRICES_FILE; a model it
+    does not price records tokens only.
+    """
+
+    type: Literal["usage"] = "usage"
+    agent: LabelValue
+    model: LabelValue
+    input_tokens: Tokens = Field(description="input tokens")
+    output_tokens: Tokens = Field(description="output tokens")
+    cost_usd: Cost | None = Field(default=None, description="cost in US dollars; without it, priced from the table")
+
+    def record(self, recorder: Recorder) -> bool:
+        """Record this event through `recorder`."""
+        recorder.usage(self.agent, self.model, self.input_tokens, self.output_tokens, self.cost_usd)
+        return True
+
+
 # The one list of event types, in the order the routes and messages give them.
 EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     TaskSplitEvent,
@@ -308,6 +367,8 @@ EVENT_CLASSES: tuple[type[BaseEvent], ...] = (
     TaskCompletedEvent,
     MergeEvent,
     ContainerRemovedEvent,
+    AgentHeartbeatEvent,
+    UsageEvent,
 )
 EVENT_MODELS: Mapping[str, type[BaseEvent]] = {model.model_fields["type"].default: model for model in EVENT_CLASSES}
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

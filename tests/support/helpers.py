@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import subprocess
 import time
@@ -53,6 +54,27 @@ def record_every_metric() -> None:
     eddie_otel.set_timeout(stage="deploy", seconds=30)
     for _ in range(50):
         eddie_otel.record_task(stage="deploy", duration_seconds=0.5)
+    record_fallback_value()
+
+
+def record_fallback_value() -> None:
+    """Drive the fallback-value metrics: a split task rescued by a chunk (run through `propagate`) that
+    waits and uses a model; an agent's capacity; usage priced from a cost given."""
+
+    @eddie_otel.chunk(agent="rescue-agent")
+    def rescue() -> None:
+        eddie_otel.record_usage(
+            agent="rescue-agent", model="gpt-4o", input_tokens=1000, output_tokens=200, cost_usd=0.5
+        )
+
+    @eddie_otel.task(stage="review", agent="rescue-agent")
+    def split_task() -> None:
+        assert eddie_otel.record_split(agent="rescue-agent", chunks=1, depth=1)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(eddie_otel.propagate(rescue)).result()
+
+    split_task()
+    eddie_otel.set_agent_capacity(agent="rescue-agent", slots=2)
 
 
 def families(text: str) -> dict[str, tuple[str, list[Sample]]]:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, Kind, by_prometheus_name
+from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, QUEUE_WAIT_BUCKETS, Kind, by_prometheus_name
 
 
 def test_prometheus_and_otel_names_are_unique() -> None:
@@ -21,8 +21,18 @@ def test_counters_and_only_counters_end_with_total() -> None:
 
 def test_histograms_use_the_duration_buckets() -> None:
     histograms = [metric for metric in METRICS if metric.kind is Kind.HISTOGRAM]
-    assert [metric.prometheus_name for metric in histograms] == ["task_execution_seconds", "chunk_execution_seconds"]
-    assert all(metric.buckets == DURATION_BUCKETS for metric in histograms)
+    assert [metric.prometheus_name for metric in histograms] == [
+        "task_execution_seconds",
+        "chunk_execution_seconds",
+        "chunk_queue_wait_seconds",
+    ]
+    assert all(metric.buckets == DURATION_BUCKETS for metric in histograms[:2])
+    # A queue wait starts at a millisecond, then has every boundary of the durations.
+    assert (
+        by_prometheus_name("chunk_queue_wait_seconds").buckets
+        == QUEUE_WAIT_BUCKETS
+        == (0.001, 0.005, *DURATION_BUCKETS)
+    )
     assert all(metric.buckets is None for metric in METRICS if metric.kind is not Kind.HISTOGRAM)
 
 

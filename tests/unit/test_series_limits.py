@@ -262,12 +262,13 @@ def test_the_overflow_self_metric_counts_each_new_combination_once_on_every_path
     def work() -> None:
         return None
 
+    # One agent (and the decorated one): its last-seen gauge stays within the budget.
     for index in range(3):  # the budget's three series
-        eddie_otel.record_timeout(agent=f"a{index}", stage="s", reason="deadline")
+        eddie_otel.record_timeout(agent="a", stage=f"s{index}", reason="deadline")
     for stage in ("x", "y"):
         eddie_otel.record_task(stage=stage, duration_seconds=1.0)
     for _ in range(1000):
-        eddie_otel.record_timeout(agent="a3", stage="s", reason="deadline")  # one new combination
+        eddie_otel.record_timeout(agent="a", stage="s3", reason="deadline")  # one new combination
         work()  # the third task_success_total series: within the budget
     text = exposition()
     other = {"agent": "other", "stage": "other", "reason": "other"}

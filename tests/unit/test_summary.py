@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -70,6 +71,14 @@ def test_empty_state(clock: FakeClock) -> None:
     assert stamped(result) == {
         "totals": zeros,
         "agents": {},
+        "fallback": {
+            "split_tasks": 0,
+            "rescued": 0,
+            "failed": 0,
+            "rescue_ratio": None,
+            "chunk_seconds": 0,
+            "cost_usd": 0,
+        },
         "latency": {},
         "timeouts": {},
         "windows": {"5m": {"seconds": 300, **empty}, "1h": {"seconds": 3600, **empty}},
@@ -180,13 +189,23 @@ def test_known_sequence(clock: FakeClock) -> None:
         "merge_deduplication": 1,
         "merge_chunks_combined": 20,
         "chunk_failure": 0,
+        "task_fallback": 0,
+        "fallback_chunk_seconds": 0,
+        "fallback_cost_usd": 0,
+        "agent_tokens": 0,
+        "agent_cost_usd": 0,
     }
-    assert result["agents"] == {
-        "a1": {"active": 0, "executed": 7},
-        "a2": {"active": 0, "executed": 3},
-        "a3": {"active": 0, "executed": 2},
-        "a4": {"active": 1, "executed": 0},
+    assert {name: (load["active"], load["executed"]) for name, load in result["agents"].items()} == {
+        "a1": (0, 7),
+        "a2": (0, 3),
+        "a3": (0, 2),
+        "a4": (1, 0),
     }
+    # No agent said its capacity; each was seen (Unix seconds, to within the 10-second clock).
+    for load in result["agents"].values():
+        assert load["capacity"] is None
+        assert load["saturation"] is None
+        assert abs((load["last_seen"] or 0) - time.time()) < 60
     # codegen: 1..19 and 30 (the failure); nearest rank of 20 values: p50 → 10th, p95 → 19th, p99 → 20th.
     assert result["latency"] == {
         "codegen": {"samples": 20, "p50": 10.0, "p95": 19.0, "p99": 30.0},
@@ -207,6 +226,11 @@ def test_known_sequence(clock: FakeClock) -> None:
         "merge_deduplication": 0,
         "merge_chunks_combined": 10,
         "chunk_failure": 0,
+        "task_fallback": 0,
+        "fallback_chunk_seconds": 0,
+        "fallback_cost_usd": 0,
+        "agent_tokens": 0,
+        "agent_cost_usd": 0,
     }
     # The history began at t=1000 and it is now t=1405: the 5-minute window is full, but the hour
     # has seen only 405 s, so its rates are per second of those 405 s. Dividing by 3600 (as an

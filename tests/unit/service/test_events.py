@@ -33,6 +33,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "task_completed": {"stage": "review", "duration_seconds": 0.0, "success": True},
     "merge": {"chunks_combined": 0, "duplicates_removed": 0},
     "container_removed": {"container": "c1"},
+    "agent_heartbeat": {"agent": "a1"},
+    "usage": {"agent": "a1", "model": "m1", "input_tokens": 0, "output_tokens": 0},
 }
 
 
@@ -64,6 +66,8 @@ def test_the_registry_comes_from_one_tuple() -> None:
         "task_completed",
         "merge",
         "container_removed",
+        "agent_heartbeat",
+        "usage",
     )
     assert set(MINIMAL) == set(EVENT_TYPES)
 
@@ -97,6 +101,15 @@ def test_adjustments_are_initial_and_the_catalogue_ones() -> None:
         ("task_split", {"chunks": "3"}, "chunks", "valid integer"),
         ("timeout", {"agent": "a b"}, "agent", "agent"),
         ("chunk_executed", {"duration_seconds": -1.0}, "duration_seconds", "greater than or equal to 0"),
+        ("chunk_executed", {"queued_seconds": -0.5}, "queued_seconds", "greater than or equal to 0"),
+        ("chunk_executed", {"queued_seconds": "1"}, "queued_seconds", "valid number"),
+        ("task_completed", {"split": 1}, "split", "valid boolean"),
+        ("agent_heartbeat", {"capacity": 0}, "capacity", "greater than or equal to 1"),
+        ("agent_heartbeat", {"capacity": 1.5}, "capacity", "valid integer"),
+        ("usage", {"input_tokens": -1}, "input_tokens", "greater than or equal to 0"),
+        ("usage", {"output_tokens": True}, "output_tokens", "valid integer"),
+        ("usage", {"cost_usd": -0.01}, "cost_usd", "greater than or equal to 0"),
+        ("usage", {"model": "gpt 4"}, "model", "model"),
         ("docker_allocated", {"adjustment": "sideways"}, "adjustment", "'initial', 'cpu_up', 'cpu_down'"),
         ("task_completed", {"reason": "oops"}, "reason", "reason is only for failed tasks"),
         ("merge", {"duplicates_removed": 1}, "duplicates_removed", "cannot exceed chunks_combined"),
@@ -190,7 +203,12 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
         (
             "chunk_executed",
             {"agent": "a2", "duration_seconds": 1.5, "success": False},
-            ("chunk_finished", ("a2", 1.5, False, None)),
+            ("chunk_finished", ("a2", 1.5, False, None, None)),
+        ),
+        (
+            "chunk_executed",
+            {"agent": "a2", "duration_seconds": 1.5, "queued_seconds": 4},
+            ("chunk_finished", ("a2", 1.5, True, None, 4.0)),
         ),
         (
             "docker_allocated",
@@ -200,12 +218,29 @@ def test_invalid_events_is_an_eddie_error_and_a_value_error() -> None:
         (
             "task_completed",
             {"stage": "test", "duration_seconds": 2.0, "success": False, "reason": "crash", "agent": "a3"},
-            ("task_finished", ("test", 2.0, False, "crash", "a3")),
+            ("task_finished", ("test", 2.0, False, "crash", "a3", False)),
         ),
         (
             "task_completed",
             {"stage": "test", "duration_seconds": 2.0, "success": True},
-            ("task_finished", ("test", 2.0, True, None, None)),
+            ("task_finished", ("test", 2.0, True, None, None, False)),
+        ),
+        (
+            "task_completed",
+            {"stage": "test", "duration_seconds": 2.0, "success": True, "split": True},
+            ("task_finished", ("test", 2.0, True, None, None, True)),
+        ),
+        ("agent_heartbeat", {"agent": "a1", "capacity": 4}, ("capacity", ("a1", 4))),
+        ("agent_heartbeat", {"agent": "a1"}, ("capacity", ("a1", None))),
+        (
+            "usage",
+            {"agent": "a1", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2, "cost_usd": 0.25},
+            ("usage", ("a1", "gpt-4o", 10, 2, 0.25)),
+        ),
+        (
+            "usage",
+            {"agent": "a1", "model": "gpt-4o", "input_tokens": 10.0, "output_tokens": 2},
+            ("usage", ("a1", "gpt-4o", 10, 2, None)),
         ),
         ("merge", {"chunks_combined": 5, "duplicates_removed": 1}, ("merge", (5, 1))),
         ("container_removed", {"container": "c7"}, ("forget", ("container", "c7"))),
