@@ -346,6 +346,31 @@ def _add_slo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=_slo)
 
 
+def _recommend(args: argparse.Namespace) -> int:
+    from eddie_otel.ops.recommend import recommend_command
+
+    return recommend_command(prometheus_url=args.prometheus_url, job=args.job, as_json=args.json)
+
+
+def _add_recommend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "recommend",
+        help="recommend a timeout per job and stage from what Prometheus holds (1.5 x the p99 over a day)",
+        description=(
+            "For each job and stage with tasks in the last 7 days: the timeout in use (the largest any instance "
+            "reports), p50/p95/p99 over 1 d and 7 d, the share of tasks that timed out over 1 d, the recommended "
+            "timeout (1.5 x the 1 d p99) and why: too tight (more than 5 %% timed out), too loose (the 1 d p99 "
+            "below a third of the timeout), ok, or not enough data (fewer than 50 tasks in the day)."
+        ),
+    )
+    parser.add_argument(
+        "--prometheus-url", required=True, help="Prometheus base URL, for example http://127.0.0.1:9090"
+    )
+    parser.add_argument("--job", default=None, help="scrape job to look at (default: every job)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
+    parser.set_defaults(handler=_recommend)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `eddie-otel`."""
     parser = argparse.ArgumentParser(
@@ -363,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_doctor,
         _add_summary,
         _add_slo,
+        _add_recommend,
     ):
         add(commands)
     return parser

@@ -11,7 +11,7 @@ from typing import Any
 
 from eddie_otel.catalogue import DOCKER_MEMORY_LIMIT, DOCKER_MEMORY_USAGE, DOCKER_OOM_KILLS
 from eddie_otel.objectives import target
-from eddie_otel.ops import promql, slo, yamlfile
+from eddie_otel.ops import promql, recommend, slo, yamlfile
 from eddie_otel.ops.links import Links
 from eddie_otel.ops.rule import Recording, Rule
 
@@ -248,7 +248,7 @@ def _container_rules(t: Thresholds) -> list[Rule]:
 
 def all_rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
     """Every alerting rule of the rule file: the threshold alerts, then the SLO burn-rate alerts."""
-    return [*rules(thresholds), *slo.burn_rate_rules()]
+    return [*rules(thresholds), *slo.burn_rate_rules(), *recommend.alert_rules()]
 
 
 def rule_annotations(rule: Rule, links: Links) -> dict[str, str]:
@@ -265,7 +265,9 @@ def render_rules(thresholds: Thresholds = THRESHOLDS, links: Links | None = None
     """The Prometheus rule file (YAML): SLO recording rules, then every alert; deterministic, ending with a newline."""
     links = links or Links()
     # Rules of a group are evaluated in order: the alerts read recordings made in the same evaluation.
-    recorded: list[dict[str, Any]] = [{"record": r.record, "expr": r.expr} for r in slo.recording_rules()]
+    recorded: list[dict[str, Any]] = [
+        {"record": r.record, "expr": r.expr} for r in [*slo.recording_rules(), *recommend.recording_rules()]
+    ]
     alerting: list[dict[str, Any]] = [
         {
             "alert": rule.alert,

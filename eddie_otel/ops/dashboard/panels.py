@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eddie_otel.catalogue import DOCKER_CPU_THROTTLED, DOCKER_CPU_USAGE, DOCKER_MEMORY_USAGE, DOCKER_OOM_KILLS
+from eddie_otel.catalogue import (
+    DOCKER_CPU_THROTTLED,
+    DOCKER_CPU_USAGE,
+    DOCKER_MEMORY_USAGE,
+    DOCKER_OOM_KILLS,
+    TASK_EXECUTION,
+    TASK_FAILURE,
+    TASK_SUCCESS,
+    TASK_TIMEOUT,
+    TASK_TIMEOUT_RECOMMENDED,
+    TIMEOUT_EVENTS,
+)
 from eddie_otel.objectives import OBJECTIVES
 from eddie_otel.ops import promql, slo
 from eddie_otel.ops.alerts import Thresholds
@@ -428,4 +439,39 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
         _error_budget_row(),
         # Last, so that the panels above keep their ids (the alerts' dashboard links name them).
         Row("Docker containers: usage against limits (eddie-otel docker-watch)", _docker_usage_panels(t)),
+        Row("Timeouts", _timeout_panels()),
+    )
+
+
+def _timeout_panels() -> tuple[Panel, ...]:
+    """Each stage's timeout in use beside its p99 and the recommendations, and the share of tasks that hit it."""
+    ri, w, stage = RATE_INTERVAL, FILTERS, ("stage",)
+    finished = promql.either_sum(
+        promql.sum_rate(TASK_SUCCESS, ri, stage, where=w), promql.sum_rate(TASK_FAILURE, ri, stage, where=w)
+    )
+    return (
+        Panel(
+            "Timeout in use, p99 and recommendation by stage",
+            "The timeout each stage runs with (the largest any instance reports), the p99 of its task durations, "
+            "and the largest recommendation of a process (from its last 1 000 successful durations; the fleet's, "
+            "1.5 x the p99 over a day, is the recording rule eddie:task_timeout_recommended_seconds).",
+            (
+                Query(promql.aggregate("max", promql.selector(TASK_TIMEOUT, w), stage), "{{stage}} timeout"),
+                Query(promql.quantile(0.99, TASK_EXECUTION, ri, stage, where=w), "{{stage}} p99"),
+                Query(
+                    promql.aggregate("max", promql.selector(TASK_TIMEOUT_RECOMMENDED, w), stage),
+                    "{{stage}} recommended (process)",
+                ),
+            ),
+            "s",
+        ),
+        Panel(
+            "Timeout hit share by stage",
+            "Timeouts of a stage over its finished tasks (successes and failures). Above 5 % the timeout is "
+            "too tight (EddieTimeoutTooTight, with a p99 near the timeout).",
+            (Query(f"{promql.sum_rate(TIMEOUT_EVENTS, ri, stage, where=w)} / ({finished})", "{{stage}}"),),
+            "percentunit",
+            max=1,
+            thresholds=("transparent", ((0.05, "red"),)),
+        ),
     )
