@@ -8,6 +8,8 @@ is needed. Inside compose:
 
 - `eddie-agent`: N replicas (`deploy.replicas`) of the demo workload, each serving its own endpoint on :8503;
 - `eddie-service`: the metrics service (webhooks, and the fleet's summary through Prometheus);
+- `eddie-docker-watch`: `eddie-otel docker-watch` on :8504, the agents' container limits, usage and
+  OOM kills read from the host's Docker Engine (the agents carry the `eddie.agent` label);
 - Prometheus finds every replica through DNS service discovery of `eddie-agent`
   (`dns_sd_configs`, type A, port 8503), loads the rules and sends alerts to Alertmanager;
 - Alertmanager routes them with the shipped dashboards/alertmanager.yml;
@@ -58,6 +60,11 @@ BASE_IMAGE = "python:3.12-slim"
 AGENT_SERVICE = "eddie-agent"
 SERVICE = "eddie-service"
 PORT = 8503
+# The Docker watcher beside the agents, and the limits the agents run with (what it shows).
+DOCKER_WATCH_SERVICE = "eddie-docker-watch"
+DOCKER_WATCH_PORT = 8504
+DOCKER_SOCKET = "/var/run/docker.sock"
+AGENT_LIMITS = {"cpus": "1.0", "memory": "512M"}
 DEFAULT_AGENTS = 3
 # Simulated agents inside each agent process (the demo's --agents).
 _SIMULATED_AGENTS = 4
@@ -110,7 +117,7 @@ def _prometheus_config() -> str:
         raise StackError(f"shipped {assets.PROMETHEUS_CONFIG} has no scrape job {alerts.JOB!r}")
     job = jobs[0]
     job.pop("file_sd_configs", None)
-    job["static_configs"] = [{"targets": [f"{SERVICE}:{PORT}"]}]
+    job["static_configs"] = [{"targets": [f"{SERVICE}:{PORT}", f"{DOCKER_WATCH_SERVICE}:{DOCKER_WATCH_PORT}"]}]
     job["dns_sd_configs"] = _agent_discovery()
     # One job holds the fleet: drop the shipped examples of other ways to find it.
     config["scrape_configs"] = [job]
@@ -120,7 +127,8 @@ def _prometheus_config() -> str:
     header = (
         "# Prometheus configuration of the eddie-otel compose stack (written by `eddie-otel stack`).\n"
         f"# Scrapes every replica of {AGENT_SERVICE} (DNS service discovery: one A record per replica)\n"
-        f"# and {SERVICE}, loads the rules beside this file and sends alerts to Alertmanager.\n"
+        f"# {SERVICE} and {DOCKER_WATCH_SERVICE}, loads the rules beside this file and sends alerts to\n"
+        "# Alertmanager.\n"
         "# Retention is set by the server flags in compose.yaml (--storage.tsdb.retention.*),\n"
         "# not here: Prometheus rejects retention settings in this file.\n"
     )
@@ -165,7 +173,7 @@ FROM {BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/eddie-otel
 COPY {wheel_file} ./
-RUN pip install --no-cache-dir './{wheel_file}[service]'
+RUN pip install --no-cache-dir './{wheel_file}[service,docker]'
 USER nobody
 EXPOSE {PORT}
 CMD {json.dumps(agent_command())}
@@ -204,14 +212,17 @@ def _compose(dashboards_mount: str, agents: int) -> str:
         # 127.0.0.1 only: the stack has default passwords and no TLS.
         return f"127.0.0.1:{port}:{inside or port}"
 
-    health_url = f"http://127.0.0.1:{PORT}{HEALTH_PATH}"
-    healthcheck = {
-        "test": ["CMD", "python", "-c", f"import urllib.request; urllib.request.urlopen({health_url!r})"],
-        "interval": "10s",
-        "timeout": "5s",
-        "retries": 3,
-        "start_period": "20s",
-    }
+    def healthcheck_on(port: int) -> dict[str, Any]:
+        health_url = f"http://127.0.0.1:{port}{HEALTH_PATH}"
+        return {
+            "test": ["CMD", "python", "-c", f"import urllib.request; urllib.request.urlopen({health_url!r})"],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": "20s",
+        }
+
+    healthcheck = healthcheck_on(PORT)
     build = {"context": f"./{IMAGE_DIR}"}
     compose: dict[str, Any] = {
         "name": "eddie-otel",
@@ -221,7 +232,9 @@ def _compose(dashboards_mount: str, agents: int) -> str:
                 "command": agent_command(),
                 # No published port: the replicas would collide on it; Prometheus reaches each one inside.
                 "environment": {"OTEL_SERVICE_NAME": AGENT_SERVICE},
-                "deploy": {"replicas": agents},
+                # The label is what eddie-docker-watch watches; the limits are what it shows.
+                "labels": {"eddie.agent": AGENT_SERVICE},
+                "deploy": {"replicas": agents, "resources": {"limits": dict(AGENT_LIMITS)}},
                 "healthcheck": healthcheck,
                 "restart": "unless-stopped",
             },
@@ -236,6 +249,18 @@ def _compose(dashboards_mount: str, agents: int) -> str:
                 },
                 "ports": [local(PORT)],
                 "healthcheck": healthcheck,
+                "restart": "unless-stopped",
+            },
+            DOCKER_WATCH_SERVICE: {
+                "build": build,
+                "command": ["eddie-otel", "docker-watch", "--host", "0.0.0.0", "--port", str(DOCKER_WATCH_PORT)],
+                "environment": {"OTEL_SERVICE_NAME": DOCKER_WATCH_SERVICE},
+                # The engine's API: root on the host, whatever the mount says (":ro" makes the socket file
+                # read-only, not the API), so the watcher runs as root like the engine it reads.
+                "user": "root",
+                "volumes": [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"],
+                "ports": [local(DOCKER_WATCH_PORT)],
+                "healthcheck": healthcheck_on(DOCKER_WATCH_PORT),
                 "restart": "unless-stopped",
             },
             "prometheus": {

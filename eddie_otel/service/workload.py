@@ -305,6 +305,7 @@ class Workload:
         self._counts = dict.fromkeys(STAT_NAMES, 0)
         # Made-up cumulative CPU and throttled seconds per container (see `_use`).
         self._used: dict[str, list[float]] = {}
+        self._scaled_up: set[str] = set()
 
     def plan(self, n: int, *, max_depth: int = Settings.max_fallback_depth) -> list[Step]:
         """The first `n` steps a run makes: a pure function of the seed, the agents and `max_depth`."""
@@ -357,15 +358,19 @@ class Workload:
     def _use(self, step: Adjustment) -> None:
         # What `eddie-otel docker-watch` would read from the engine, made up from the plan: at each
         # update the container has used half its CPU limit for a second since the last one (and been
-        # throttled a tenth of that), holds half its memory, and a memory raise follows an OOM kill.
+        # throttled a tenth of that), holds half its memory, and was OOM-killed before a memory raise and
+        # before its first scale-up.
         recorder = runtime.current_recorder()
         with self._lock:
             used = self._used.setdefault(step.container, [0.0, 0.0])
             used[0] += step.cpu_millicores / 2000
             used[1] += step.cpu_millicores / 20000
             cpu_seconds, throttled_seconds = used
+            scaled_up = step.adjustment != "initial" and step.container not in self._scaled_up
+            if scaled_up:
+                self._scaled_up.add(step.container)
         recorder.container_usage(step.container, cpu_seconds, throttled_seconds, step.memory_bytes // 2)
-        if "memory_up" in (step.adjustment, step.also):
+        if "memory_up" in (step.adjustment, step.also) or (scaled_up and step.adjustment.endswith("_up")):
             recorder.container_oom(step.container)
 
     def _count(self, name: str, amount: int = 1) -> None:

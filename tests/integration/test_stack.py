@@ -57,7 +57,7 @@ def test_prometheus_config_passes_promtool_and_discovers_the_agents_by_dns(stack
     assert f"SUCCESS: {count} rules found" in checked.stdout + checked.stderr
     document = load(config)
     [job] = [job for job in document["scrape_configs"] if job["job_name"] == alerts.JOB]
-    assert job["static_configs"] == [{"targets": ["eddie-service:8503"]}]
+    assert job["static_configs"] == [{"targets": ["eddie-service:8503", "eddie-docker-watch:8504"]}]
     assert job["dns_sd_configs"] == [{"names": ["eddie-agent"], "type": "A", "port": 8503, "refresh_interval": "30s"}]
     assert job["metrics_path"] == "/metrics/prometheus"
     assert document["rule_files"] == ["prometheus-alerts.yml"]

@@ -16,7 +16,15 @@ from eddie_otel.ops.stack import agent_command
 from tests.support.stack import FILES, written
 
 REPO = Path(__file__).resolve().parents[3]
-SERVICES = {"eddie-agent", "eddie-service", "prometheus", "alertmanager", "grafana", "otel-collector"}
+SERVICES = {
+    "eddie-agent",
+    "eddie-service",
+    "eddie-docker-watch",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "otel-collector",
+}
 PREFIX = "eddie-otel stack: error: "
 
 
@@ -69,13 +77,20 @@ def test_compose_runs_n_agents_built_from_the_directory_and_mounts_only_files_th
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (stack / source).exists(), f"{name} mounts {source}, which the stack lacks"
+            elif source.startswith("/"):
+                # The one host path: the Docker Engine's socket, for the watcher, read-only.
+                assert (name, volume) == ("eddie-docker-watch", "/var/run/docker.sock:/var/run/docker.sock:ro")
             else:
                 assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
 
     agent = services["eddie-agent"]
     assert agent["build"] == {"context": "./image"}
     assert "image" not in agent
-    assert agent["deploy"] == {"replicas": 5}
+    assert agent["deploy"] == {"replicas": 5, "resources": {"limits": {"cpus": "1.0", "memory": "512M"}}}
+    assert agent["labels"] == {"eddie.agent": "eddie-agent"}
+    watcher = services["eddie-docker-watch"]
+    assert watcher["command"] == ["eddie-otel", "docker-watch", "--host", "0.0.0.0", "--port", "8504"]
+    assert watcher["ports"] == ["127.0.0.1:8504:8504"]
     assert (
         agent["command"]
         == agent_command()
@@ -108,7 +123,7 @@ def test_dockerfile_installs_the_wheel_beside_it_and_runs_the_agent_command(stac
     assert instructions[0].startswith("FROM python:3")
     assert f"COPY {name} ./" in instructions
     # The image runs the service and the demo: the wheel with the service extra.
-    assert f"RUN pip install --no-cache-dir './{name}[service]'" in instructions
+    assert f"RUN pip install --no-cache-dir './{name}[service,docker]'" in instructions
     assert json.loads(instructions[-1].removeprefix("CMD ")) == agent_command()
     assert zipfile.is_zipfile(stack / "image" / name)
 
@@ -133,7 +148,7 @@ def test_prometheus_finds_the_agents_by_dns_and_sends_alerts_to_alertmanager(sta
     [job] = config["scrape_configs"]
     assert job["job_name"] == "eddie"
     assert job["dns_sd_configs"] == [{"names": ["eddie-agent"], "type": "A", "port": 8503, "refresh_interval": "30s"}]
-    assert job["static_configs"] == [{"targets": ["eddie-service:8503"]}]
+    assert job["static_configs"] == [{"targets": ["eddie-service:8503", "eddie-docker-watch:8504"]}]
     assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
 
 
