@@ -96,6 +96,8 @@ def add_metrics_routes(app: FastAPI, runtime: Runtime, service: ServiceSettings 
             message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return problem(502, [FieldError(field="scope", message=message)])
 
-    @app.get(HEALTH_PATH, response_model=Health, summary="Health check", tags=["metrics"])
+    @app.get(
+        HEALTH_PATH, response_model=Health, response_model_exclude_none=True, summary="Health check", tags=["metrics"]
+    )
     async def health() -> Health:
         return Health(**health_body(runtime.settings.service_name, started))

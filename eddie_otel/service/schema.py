@@ -67,3 +67,5 @@ class Health(BaseModel):
     version: str
     service: str
     uptime_seconds: float
+    # With `serve --docker`, while the engine cannot be reached (status "degraded"): why not.
+    docker: str | None = None
