@@ -76,6 +76,15 @@ class Thresholds:
     container_memory_for: str = "5m"
     # An OOM kill is lost work (the agent's process, often the whole container): fire at once.
     oom_for: str = "0s"
+    # An agent running above this share of the capacity it said it has queues what comes next: chunks
+    # created by splits wait, so the fallback rescues late. Ten minutes rule out a burst of splits.
+    agent_saturation: float = 0.90
+    agent_saturation_for: str = "10m"
+    # An agent with running tasks and nothing recorded for it (no heartbeat, no finished work) for five
+    # minutes is hung or gone, and its tasks are lost until their timeouts fire; one more minute rules
+    # out a heartbeat late by a scrape.
+    agent_silent_seconds: int = 300
+    agent_silent_for: str = "1m"
 
 
 THRESHOLDS = Thresholds()
@@ -204,6 +213,45 @@ def rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
             panel="Merge efficiency",
         ),
         *_container_rules(t),
+        *_agent_rules(t),
+    ]
+
+
+def _agent_rules(t: Thresholds) -> list[Rule]:
+    """The alerts on what agents say about themselves: running near their capacity, and gone quiet while busy."""
+    by_agent = (*slo.BY, "agent")
+    seconds = t.agent_silent_seconds
+    silence = _spoken(f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s")
+    active = promql.aggregate("sum", promql.AGENT_ACTIVE_TASKS.prometheus_name, by_agent)
+    return [
+        Rule(
+            alert="EddieAgentSaturated",
+            # An agent that never said its capacity has no capacity series, so no saturation: it never fires.
+            expr=f"{promql.saturation(by_agent)} > {t.agent_saturation:g}",
+            for_=t.agent_saturation_for,
+            severity="warning",
+            summary=f"Agent {{{{ $labels.agent }}}} runs above {t.agent_saturation:.0%} of its capacity",
+            description=(
+                "Agent {{ $labels.agent }} has run {{ $value | humanizePercentage }} of the tasks and chunks it "
+                f"says it can run at once (agent_capacity) for {_spoken(t.agent_saturation_for)}: chunks created "
+                "by splits queue behind its work. Add agents or capacity, or send it less work."
+            ),
+            panel="Saturation by agent",
+        ),
+        Rule(
+            alert="EddieAgentSilent",
+            # A forgotten agent (forget_agent, a withdrawn webhook agent) has no series left: it stops firing.
+            expr=(f"{promql.seconds_since_seen(by_agent)} > {t.agent_silent_seconds} and {active} > 0"),
+            for_=t.agent_silent_for,
+            severity="warning",
+            summary=f"Agent {{{{ $labels.agent }}}} has running tasks but has not been seen for {silence}",
+            description=(
+                "Nothing has been recorded for agent {{ $labels.agent }} (no heartbeat, no finished task or chunk) "
+                "for {{ $value | humanizeDuration }} while it has tasks running: it is hung or gone, and its tasks "
+                "are lost until their timeouts fire. Check the agent; forget it (forget_agent) if it is gone."
+            ),
+            panel="Time since last seen by agent",
+        ),
     ]
 
 

@@ -27,12 +27,19 @@ from eddie_otel.catalogue import Kind, Metric, by_prometheus_name
 
 __all__ = [
     "AGENT_ACTIVE_TASKS",
+    "AGENT_CAPACITY",
+    "AGENT_COST",
+    "AGENT_LAST_SEEN",
     "AGENT_TASKS_EXECUTED",
+    "AGENT_TOKENS",
     "CHUNK_EXECUTION",
     "CHUNK_FAILURE",
+    "CHUNK_QUEUE_WAIT",
     "DOCKER_CPU_LIMIT",
     "DOCKER_ELASTIC_ADJUSTMENT",
     "DOCKER_MEMORY_LIMIT",
+    "FALLBACK_CHUNK_SECONDS",
+    "FALLBACK_COST",
     "FALLBACK_DEPTH_EXCEEDED",
     "MERGE_CHUNKS_COMBINED",
     "MERGE_DEDUPLICATION",
@@ -40,6 +47,7 @@ __all__ = [
     "TARGET_LABELS",
     "TASK_EXECUTION",
     "TASK_FAILURE",
+    "TASK_FALLBACK",
     "TASK_SPLIT",
     "TASK_SPLIT_CHUNKS",
     "TASK_SUCCESS",
@@ -48,16 +56,22 @@ __all__ = [
     "active_agent_count",
     "agent_balance",
     "aggregate",
+    "chunk_hours",
+    "cost_per_rescued_task",
     "counted_quantile",
     "duration_seconds",
     "either_sum",
     "failure_ratio",
+    "fallback_rate",
     "increase_from_zero",
     "indicators",
     "mean",
     "merge_efficiency",
     "quantile",
     "ratio",
+    "rescue_ratio",
+    "saturation",
+    "seconds_since_seen",
     "selector",
     "success_ratio",
     "sum_counted",
@@ -83,6 +97,14 @@ DOCKER_ELASTIC_ADJUSTMENT = by_prometheus_name("docker_elastic_adjustment_total"
 MERGE_DEDUPLICATION = by_prometheus_name("merge_deduplication_total")
 MERGE_CHUNKS_COMBINED = by_prometheus_name("merge_chunks_combined_total")
 CHUNK_FAILURE = by_prometheus_name("chunk_failure_total")
+TASK_FALLBACK = by_prometheus_name("task_fallback_total")
+FALLBACK_CHUNK_SECONDS = by_prometheus_name("fallback_chunk_seconds_total")
+FALLBACK_COST = by_prometheus_name("fallback_cost_usd_total")
+CHUNK_QUEUE_WAIT = by_prometheus_name("chunk_queue_wait_seconds")
+AGENT_CAPACITY = by_prometheus_name("agent_capacity")
+AGENT_LAST_SEEN = by_prometheus_name("agent_last_seen_timestamp_seconds")
+AGENT_TOKENS = by_prometheus_name("agent_tokens_total")
+AGENT_COST = by_prometheus_name("agent_cost_usd_total")
 
 
 # Labels Prometheus attaches to every scraped series, whatever the metric.
@@ -277,6 +299,47 @@ def agent_balance(window: str, by: Sequence[str] = (), *, where: Where = None) -
 def active_agent_count(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
     """The number of agents that finished at least one task or chunk over `window`."""
     return aggregate("count", _active_agents(window, by, where), by)
+
+
+def fallback_rate(outcome: str, window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
+    """Split tasks that finished `rescued` or `failed` per second over `window` (task_fallback_total)."""
+    _check_labels(TASK_FALLBACK, by)
+    series = selector(TASK_FALLBACK, where, extra=(f"outcome={_quoted(outcome)}",))
+    return aggregate("sum", f"rate({series}[{window}])", by)
+
+
+def rescue_ratio(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
+    """Rescued / finished split tasks over `window`: 0 (not "no data") where every split task failed."""
+    return _success(fallback_rate("rescued", window, by, where=where), fallback_rate("failed", window, by, where=where))
+
+
+def chunk_hours(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
+    """Hours spent in chunks created by splits over `window` (fallback_chunk_seconds_total / 3600)."""
+    return f"{sum_increase(FALLBACK_CHUNK_SECONDS, window, by, where=where)} / 3600"
+
+
+def cost_per_rescued_task(window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
+    """Model cost of the chunks created by splits / split tasks rescued over `window`, in US dollars.
+
+    The cost of every fallback chunk, those of tasks that failed in the end included: what a rescue costs.
+    """
+    return ratio(sum_rate(FALLBACK_COST, window, by, where=where), fallback_rate("rescued", window, by, where=where))
+
+
+def saturation(by: Sequence[str] = ("agent",), *, where: Where = None) -> str:
+    """Tasks and chunks running / the capacity the agents said they have, summed over instances per `by`.
+
+    No value for an agent that never said its capacity.
+    """
+    _check_labels(AGENT_CAPACITY, by)
+    active = aggregate("sum", selector(AGENT_ACTIVE_TASKS, where), by)
+    return ratio(active, aggregate("sum", selector(AGENT_CAPACITY, where), by))
+
+
+def seconds_since_seen(by: Sequence[str] = ("agent",), *, where: Where = None) -> str:
+    """Seconds since anything was last recorded for an agent, by any instance (to within 10 s)."""
+    _check_labels(AGENT_LAST_SEEN, by)
+    return f"time() - {aggregate('max', selector(AGENT_LAST_SEEN, where), by)}"
 
 
 def _or_zero(expr: str) -> str:

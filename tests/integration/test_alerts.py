@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 RULES_TEST = ROOT / "tests" / "support" / "rules" / "eddie-alerts-test.yml"
+_SILENT = (
+    "an agent with running tasks unseen for over 5 minutes fires 1 minute later; an idle or a seen one stays silent"
+)
 
 
 def _run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,7 +30,7 @@ def _run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_promtool_check_rules_accepts_the_rule_file(promtool: str) -> None:
     result = _run(promtool, "check", "rules", str(ROOT / ALERT_RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 30 rules found" in result.stdout
+    assert "SUCCESS: 32 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass(promtool: str) -> None:
@@ -53,6 +56,15 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
         ({"merge_efficiency": 0.92}, "a merge efficiency of 91 % stays silent"),
         ({"merge_efficiency": 0.88}, "a merge efficiency of 89 % fires after 15 minutes"),
         ({"depth_for": "1m"}, "a depth violation fires, including the first one of a new series; none stays silent"),
+        (
+            {"agent_saturation": 0.89},
+            "a saturation of exactly 90 % stays silent, and so does an agent without a capacity",
+        ),
+        ({"agent_saturation": 0.96}, "a saturation of 95 % fires after 10 minutes"),
+        ({"agent_saturation_for": "11m"}, "a saturation of 95 % fires after 10 minutes"),
+        ({"agent_silent_seconds": 240}, _SILENT),
+        ({"agent_silent_seconds": 360}, _SILENT),
+        ({"agent_silent_for": "2m"}, _SILENT),
     ],
 )
 def test_each_threshold_is_pinned_by_a_unit_test(

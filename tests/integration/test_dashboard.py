@@ -85,6 +85,40 @@ _SERIES: dict[str, str] = {
     "merge_deduplication_total": "0+60x60",
     # Agent a: one chunk in two seconds fails, timed out.
     'chunk_failure_total{agent="a", reason="timeout"}': "0+30x60",
+    # codegen runs with a 120 s timeout on one instance and 90 s on another; their recommendations differ too.
+    'task_timeout_seconds{stage="codegen", instance="i1"}': "120x60",
+    'task_timeout_seconds{stage="codegen", instance="i2"}': "90x60",
+    'task_timeout_recommended_seconds{stage="codegen", instance="i1"}': "135x60",
+    'task_timeout_recommended_seconds{stage="codegen", instance="i2"}': "100x60",
+    # Split tasks: codegen 3 rescued and 1 failed a second (over two instances), review only failures.
+    'task_fallback_total{stage="codegen", outcome="rescued", instance="i1"}': "0+120x60",
+    'task_fallback_total{stage="codegen", outcome="rescued", instance="i2"}': "0+60x60",
+    'task_fallback_total{stage="codegen", outcome="failed"}': "0+60x60",
+    'task_fallback_total{stage="review", outcome="failed"}': "0+30x60",
+    # 120 chunk-seconds a second for codegen's splits (36 000 in 5 minutes: 10 h), 12 for review's (1 h).
+    'fallback_chunk_seconds_total{stage="codegen"}': "0+7200x60",
+    'fallback_chunk_seconds_total{stage="review"}': "0+720x60",
+    # $0.75 a second of fallback cost for codegen, $0.10 for review (which rescues nothing).
+    'fallback_cost_usd_total{stage="codegen"}': "0+45x60",
+    'fallback_cost_usd_total{stage="review"}': "0+6x60",
+    # Agent a's chunks all start within 0.5 s, b's within 30 s.
+    'chunk_queue_wait_seconds_bucket{agent="a", le="0.5"}': "0+60x60",
+    'chunk_queue_wait_seconds_bucket{agent="a", le="+Inf"}': "0+60x60",
+    'chunk_queue_wait_seconds_bucket{agent="b", le="30"}': "0+60x60",
+    'chunk_queue_wait_seconds_bucket{agent="b", le="+Inf"}': "0+60x60",
+    # a can run 2 at once on each of two instances (3 running: 75 %), b 4 (none running); idle runs nothing at all.
+    'agent_capacity{agent="a", instance="i1"}': "2x60",
+    'agent_capacity{agent="a", instance="i2"}': "2x60",
+    'agent_capacity{agent="b", instance="i1"}': "4x60",
+    'agent_capacity{agent="idle", instance="i1"}': "1x60",
+    # a is seen every minute (by i1; i2 saw it last at 50m), b last at 50m.
+    'agent_last_seen_timestamp_seconds{agent="a", instance="i1"}': "0+60x60",
+    'agent_last_seen_timestamp_seconds{agent="a", instance="i2"}': "0+60x50 3000x10",
+    'agent_last_seen_timestamp_seconds{agent="b", instance="i1"}': "0+60x50 3000x10",
+    # a uses 10 input and 2 output tokens of gpt-4o a second, costing $0.25 a second.
+    'agent_tokens_total{agent="a", model="gpt-4o", type="input"}': "0+600x60",
+    'agent_tokens_total{agent="a", model="gpt-4o", type="output"}': "0+120x60",
+    'agent_cost_usd_total{agent="a", model="gpt-4o"}': "0+15x60",
 }
 
 
@@ -137,6 +171,24 @@ _EXPECTED: list[tuple[str, dict[str, float]]] = [
     ("Container memory usage against limit", {'{container="c1"}': 536870912}),
     ("Container CPU throttling", {'{container="c1"}': 0.1}),
     ("Container OOM kills", {'{container="c1"}': 5}),
+    ("Timeout in use, p99 and recommendation by stage", {'{stage="codegen"}': 120}),  # the largest
+    ("Timeout in use, p99 and recommendation by stage", {'{stage="codegen"}': 90}),
+    ("Timeout in use, p99 and recommendation by stage", {'{stage="codegen"}': 135}),
+    # codegen: 2 timeouts / 4 finished tasks a second; review: 3 timeouts / 1 failure.
+    ("Timeout hit share by stage", {'{stage="codegen"}': 0.5, '{stage="review"}': 3}),
+    ("Split tasks rescued and failed by stage", {'{stage="codegen"}': 3}),
+    ("Split tasks rescued and failed by stage", {'{stage="codegen"}': 1, '{stage="review"}': 0.5}),
+    ("Rescue ratio by stage", {'{stage="codegen"}': 0.75, '{stage="review"}': 0}),
+    ("Fallback chunk-hours by stage", {'{stage="codegen"}': 10, '{stage="review"}': 1}),
+    ("Cost per rescued task by stage", {'{stage="codegen"}': 0.25}),  # $0.75 / 3; review rescues none
+    ("Chunk queue wait p95 by agent", {'{agent="a"}': 0.475, '{agent="b"}': 28.5}),  # 0.5 · 0.95, 30 · 0.95
+    ("Saturation by agent", {'{agent="a"}': 0.75, '{agent="b"}': 0}),  # a: 3 / 4; idle has no running series
+    ("Time since last seen by agent", {'{agent="a"}': 0, '{agent="b"}': 600}),
+    (
+        "Model tokens by agent and type",
+        {'{agent="a", model="gpt-4o", type="input"}': 10, '{agent="a", model="gpt-4o", type="output"}': 2},
+    ),
+    ("Model cost by agent and model", {'{agent="a", model="gpt-4o"}': 900}),  # $0.25 a second, per hour
 ]
 
 

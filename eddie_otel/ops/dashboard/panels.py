@@ -440,6 +440,92 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
         # Last, so that the panels above keep their ids (the alerts' dashboard links name them).
         Row("Docker containers: usage against limits (eddie-otel docker-watch)", _docker_usage_panels(t)),
         Row("Timeouts", _timeout_panels()),
+        Row("Fallback value", _fallback_value_panels(t), widths=(12, 12, 12, 12, 12, 12, 8, 8, 8)),
+    )
+
+
+def _fallback_value_panels(t: Thresholds) -> tuple[Panel, ...]:
+    """What the fallback buys (split tasks rescued) and costs (chunk time, model cost, queue waits, saturation)."""
+    ri, w, stage, agent = RATE_INTERVAL, FILTERS, ("stage",), ("agent",)
+    return (
+        Panel(
+            "Split tasks rescued and failed by stage",
+            f"{promql.TASK_FALLBACK.description} Per second.",
+            (
+                Query(promql.fallback_rate("rescued", ri, stage, where=w), "{{stage}} rescued"),
+                Query(promql.fallback_rate("failed", ri, stage, where=w), "{{stage}} failed"),
+            ),
+            _PER_SECOND,
+        ),
+        Panel(
+            "Rescue ratio by stage",
+            "Rescued / finished split tasks, a ratio of rates: the share of the tasks split after a timeout "
+            "that the fallback saved.",
+            (Query(promql.rescue_ratio(ri, stage, where=w), "{{stage}}"),),
+            "percentunit",
+            max=1,
+        ),
+        Panel(
+            "Fallback chunk-hours by stage",
+            f"{promql.FALLBACK_CHUNK_SECONDS.description} In hours per interval.",
+            (Query(promql.chunk_hours(ri, stage, where=w), "{{stage}}"),),
+            "h",
+            bars=True,
+            decimals=2,
+        ),
+        Panel(
+            "Cost per rescued task by stage",
+            "Model cost of the chunks created by splits (those of tasks that failed in the end included) / split "
+            "tasks rescued, in US dollars: what one rescue costs. Usage is priced from EDDIE_OTEL_PRICES_FILE.",
+            (Query(promql.cost_per_rescued_task(ri, stage, where=w), "{{stage}}"),),
+            "currencyUSD",
+            decimals=4,
+        ),
+        Panel(
+            "Chunk queue wait p95 by agent",
+            f"{promql.CHUNK_QUEUE_WAIT.description} 95th percentile.",
+            (Query(promql.quantile(0.95, promql.CHUNK_QUEUE_WAIT, ri, agent, where=w), "{{agent}}"),),
+            "s",
+        ),
+        Panel(
+            "Saturation by agent",
+            "Tasks and chunks running / the capacity the agent said it has (agent_capacity), summed over "
+            f"instances. EddieAgentSaturated fires above {t.agent_saturation:.0%} for {t.agent_saturation_for}.",
+            (Query(promql.saturation(agent, where=w), "{{agent}}"),),
+            "percentunit",
+            thresholds=("transparent", ((t.agent_saturation, "red"),)),
+        ),
+        Panel(
+            "Time since last seen by agent",
+            f"{promql.AGENT_LAST_SEEN.description} Seconds since then, from the latest instance. EddieAgentSilent "
+            f"fires above {t.agent_silent_seconds} s while the agent has running tasks.",
+            (Query(promql.seconds_since_seen(agent, where=w), "{{agent}}"),),
+            "s",
+            thresholds=("transparent", ((t.agent_silent_seconds, "red"),)),
+        ),
+        Panel(
+            "Model tokens by agent and type",
+            _per_second(promql.AGENT_TOKENS.description),
+            (
+                Query(
+                    promql.sum_rate(promql.AGENT_TOKENS, ri, ("agent", "model", "type"), where=w),
+                    "{{agent}} · {{model}} {{type}}",
+                ),
+            ),
+            _PER_SECOND,
+        ),
+        Panel(
+            "Model cost by agent and model",
+            f"{promql.AGENT_COST.description} US dollars per hour, summed over instances.",
+            (
+                Query(
+                    f"{promql.sum_rate(promql.AGENT_COST, ri, ('agent', 'model'), where=w)} * 3600",
+                    "{{agent}} · {{model}}",
+                ),
+            ),
+            "currencyUSD",
+            decimals=2,
+        ),
     )
 
 

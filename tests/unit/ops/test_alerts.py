@@ -34,6 +34,8 @@ ALERT_NAMES = [
     "EddieLowMergeEfficiency",
     "EddieContainerMemoryNearLimit",
     "EddieContainerOOMKilled",
+    "EddieAgentSaturated",
+    "EddieAgentSilent",
 ]
 # After the burn-rate alerts: the timeout alerts of eddie_otel/ops/recommend.py.
 TIMEOUT_ALERTS = ["EddieTimeoutTooTight", "EddieTimeoutTooLoose"]

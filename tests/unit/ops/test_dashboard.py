@@ -115,7 +115,7 @@ def test_cpu_panel_says_cores_and_shows_cores(dashboard: dict[str, Any]) -> None
 
 
 def test_at_least_twelve_panels_with_unique_ids_on_a_non_overlapping_grid(dashboard: dict[str, Any]) -> None:
-    assert len(_panels(dashboard)) == 33
+    assert len(_panels(dashboard)) == 42
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert ids == list(range(1, len(ids) + 1))
     cells: set[tuple[int, int]] = set()
