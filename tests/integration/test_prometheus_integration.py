@@ -82,6 +82,10 @@ def test_prometheus_stores_every_metric_with_its_recorded_value(prometheus: Prom
         'docker_container_cpu_limit{container="agent-1"}': 500,
         'docker_container_memory_limit_bytes{container="agent-1"}': 512 * 2**20,
         'docker_elastic_adjustment_total{container="agent-1",type="cpu_up"}': 1,
+        'docker_container_cpu_usage_seconds_total{container="agent-1"}': 12.5,
+        'docker_container_cpu_throttled_seconds_total{container="agent-1"}': 0.25,
+        'docker_container_memory_usage_bytes{container="agent-1"}': 256 * 2**20,
+        'docker_container_oom_kills_total{container="agent-1"}': 1,
         "merge_deduplication_total": 1,
         "merge_chunks_combined_total": 3,
     }
