@@ -185,7 +185,8 @@ def test_limits_updates_usage_oom_removal_and_a_restarted_watcher(engine: str) -
         assert seen["docker_container_oom_kills_total"] == {"b": 0.0}
 
 
-def test_an_engine_stopped_and_restarted_while_watched(engine: str, tmp_path: Path) -> None:
+def test_an_engine_stopped_and_restarted_while_watched(engine: str) -> None:
+    # Under /tmp rather than pytest's tmp_path: a unix socket's path has at most 107 bytes.
     root = Path("/tmp") / f"eddie-otel-dockerd-{os.getpid()}"
     daemon = start_daemon(root)
     try:
@@ -212,6 +213,7 @@ def test_an_engine_stopped_and_restarted_while_watched(engine: str, tmp_path: Pa
             wait_until(lambda: "docker_container_cpu_limit" not in exposition(port), 10, "kept forgotten")
     finally:
         daemon.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _watch_command(port: int, *extra: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
