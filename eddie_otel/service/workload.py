@@ -1,11 +1,14 @@
 """A simulated distributed-fallback workload: what `eddie-otel demo` runs to drive every metric.
 
 Agents, each in its own container, run tasks of several stages. A task that
-times out is split into 2 to 4 chunks that run concurrently on the agents; a chunk
-that times out (or returns past its deadline) is split again one level deeper,
-until the maximum fallback depth refuses the split and the chunk is given up.
-The chunk results are merged, duplicates removed. Container limits are set at
-start and adjusted elastically along the way. Everything is recorded through the
+times out is split, inside its own call, into 2 to 4 chunks that run concurrently
+on the agents; a chunk that times out (or returns past its deadline) is split again
+one level deeper, until the maximum fallback depth refuses the split and the chunk
+is given up. The chunk results are merged, duplicates removed: a task whose merge
+holds any result is rescued (it succeeds), else it fails with its timeout. Container
+limits are set at start and adjusted elastically along the way. The agents say their
+capacity at start and again as heartbeats, each stage's timeout is set, and every
+task and chunk records its model usage, priced from the packaged example price table. Everything is recorded through the
 public API of eddie_otel only: the decorators and the record calls. With tracing on,
 each task's fallback is one trace: a `fallback task-N` span holding the task's span,
 the split, and a `fallback <key>` span per split level whose chunks (run in the chunk
@@ -25,6 +28,7 @@ import logging
 import math
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 import eddie_otel
-from eddie_otel import runtime
+from eddie_otel import prices, runtime
 from eddie_otel.config import Settings
 
 __all__ = ["STAGES", "Adjustment", "ChunkPlan", "Step", "TaskPlan", "Workload"]
@@ -45,6 +49,25 @@ CHUNK_MEDIAN = 0.3
 # The sigma of the log-normal durations: a p99 around five times the median, like real agent work.
 SPREAD = 0.7
 SHORTEST, LONGEST = 0.02, 4.0
+# The timeout each stage runs with (task_timeout_seconds): no successful task runs longer.
+STAGE_TIMEOUT_SECONDS = LONGEST
+# After the opening, a burst of quick planning tasks: as many successes as a stage needs before a
+# timeout is recommended (task_timeout_recommended_seconds), so that it has a value within seconds.
+WARMUP_TASKS = Settings.timeout_min_samples
+WARMUP_SECONDS = 0.03
+# Tasks and chunks each agent says it can run at once, said at start and again every HEARTBEAT_SECONDS.
+CAPACITY = 4
+HEARTBEAT_SECONDS = 5.0
+# The model each stage's tasks and chunks use, priced from eddie_otel/prices.example.yml, and the
+# tokens they use: a base plus so many per second of work.
+MODELS: dict[str, str] = {
+    "planning": "gpt-4o-mini",
+    "codegen": "claude-sonnet-4",
+    "review": "gpt-4o",
+    "test": "claude-haiku-3.5",
+}
+INPUT_TOKENS, INPUT_TOKENS_PER_SECOND = 2000, 6000
+OUTPUT_TOKENS, OUTPUT_TOKENS_PER_SECOND = 300, 1200
 # Mean pause between two task starts: about five tasks a second, so that a split (and
 # its merge) comes every few seconds and every dashboard panel moves within a minute.
 MEAN_GAP = 0.2
@@ -134,7 +157,8 @@ class _Planner:
     def steps(self) -> Iterator[Step]:
         yield from self._initial()
         yield from self._opening()
-        for number in itertools.count(4):
+        yield from self._warmup()
+        for number in itertools.count(4 + WARMUP_TASKS):
             task = self._task(number)
             yield task
             if task.outcome == "timeout":
@@ -166,6 +190,10 @@ class _Planner:
         yield TaskPlan(1, "planning", agents[1 % len(agents)], 0.05, 0.1, "ok")
         yield TaskPlan(2, "review", agents[2 % len(agents)], 0.1, 0.3, "ValueError")
         yield TaskPlan(3, "test", agents[3 % len(agents)], 0.1, 0.3, "ok")
+
+    def _warmup(self) -> Iterator[Step]:
+        for number in range(4, 4 + WARMUP_TASKS):
+            yield TaskPlan(number, "planning", self.agents[number % len(self.agents)], 0.0, WARMUP_SECONDS, "ok")
 
     def _doomed(self, key: str, depth: int, agent: str) -> ChunkPlan:
         """A chunk that times out at every depth, until a split is refused."""
@@ -261,16 +289,32 @@ def _container(agent: str) -> str:
     return f"{agent}-container"
 
 
-class _Agent:
-    """One simulated agent: runs tasks and chunks, each recorded by the decorators."""
+def usage(stage: str, seconds: float) -> tuple[str, int, int]:
+    """The model, input and output tokens of `seconds` of work of `stage`."""
+    return (
+        MODELS[stage],
+        round(INPUT_TOKENS + INPUT_TOKENS_PER_SECOND * seconds),
+        round(OUTPUT_TOKENS + OUTPUT_TOKENS_PER_SECOND * seconds),
+    )
 
-    def __init__(self, name: str, pause: Callable[[float], object]) -> None:
+
+class _Agent:
+    """One simulated agent: runs tasks and chunks, each recorded by the decorators, with its model usage."""
+
+    def __init__(self, name: str, pause: Callable[[float], object], table: prices.Prices) -> None:
         self.name = name
         self._pause = pause
+        self._prices = table
 
-    @eddie_otel.task(stage=lambda self, plan: plan.stage, agent=lambda self, plan: self.name)
-    def run_task(self, plan: TaskPlan) -> None:
+    @eddie_otel.task(stage=lambda self, plan, rescue: plan.stage, agent=lambda self, plan, rescue: self.name)
+    def run_task(self, plan: TaskPlan, rescue: Callable[[TaskPlan], bool]) -> None:
+        """Run the task; when it times out, `rescue` splits it inside this call: True when the fallback rescued it."""
         self._pause(plan.seconds)
+        self._use(plan.stage, plan.seconds)
+        if plan.outcome == "timeout" and rescue(plan):
+            # The merged chunk results stand for the task's: it succeeds, its timeout counted all the same.
+            eddie_otel.record_timeout(agent=self.name, stage=plan.stage, reason="timeout")
+            return
         if plan.outcome != "ok":
             raise _ERRORS[plan.outcome](f"task-{plan.number} ({plan.stage}) on {self.name}: {plan.outcome}")
 
@@ -281,9 +325,15 @@ class _Agent:
     )
     def run_chunk(self, chunk: ChunkPlan, stage: str, depth: int) -> str:
         self._pause(chunk.seconds)
+        self._use(stage, chunk.seconds)
         if chunk.outcome not in ("ok", "late"):
             raise _ERRORS[chunk.outcome](f"chunk {chunk.key} on {self.name}: {chunk.outcome}")
         return chunk.key
+
+    def _use(self, stage: str, seconds: float) -> None:
+        model, input_tokens, output_tokens = usage(stage, seconds)
+        cost = self._prices.cost(model, input_tokens, output_tokens)
+        eddie_otel.record_usage(self.name, model, input_tokens, output_tokens, cost)
 
 
 class Workload:
@@ -306,6 +356,7 @@ class Workload:
         # Made-up cumulative CPU and throttled seconds per container (see `_use`).
         self._used: dict[str, list[float]] = {}
         self._scaled_up: set[str] = set()
+        self._prices = prices.load(str(prices.EXAMPLE))
 
     def plan(self, n: int, *, max_depth: int = Settings.max_fallback_depth) -> list[Step]:
         """The first `n` steps a run makes: a pure function of the seed, the agents and `max_depth`."""
@@ -322,7 +373,13 @@ class Workload:
         max_depth = configured.settings.max_fallback_depth
         # The fallback spans come from the tracer of the decorators' spans: one tree per task.
         tracer = configured.tracing.tracer if configured.tracing is not None else trace.NoOpTracer()
-        agents = {name: _Agent(name, lambda seconds: stop.wait(seconds / self.speed)) for name in self.agents}
+        agents = {
+            name: _Agent(name, lambda seconds: stop.wait(seconds / self.speed), self._prices) for name in self.agents
+        }
+        for stage in STAGES:
+            eddie_otel.set_timeout(stage, STAGE_TIMEOUT_SECONDS)
+        self._heartbeat()
+        beat = time.monotonic()
         slots = threading.BoundedSemaphore(len(self.agents))
         # The chunk pool is entered first so that it closes last: tasks submit chunks until they end.
         with (
@@ -336,10 +393,18 @@ class Workload:
                 if isinstance(step, Adjustment):
                     self._apply(step)
                     continue
+                if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                    self._heartbeat()
+                    beat = time.monotonic()
                 if stop.wait(step.gap / self.speed) or not _acquire(slots, stop):
                     break
                 future = task_pool.submit(fallback.task, step)
                 future.add_done_callback(lambda _: slots.release())
+
+    def _heartbeat(self) -> None:
+        # Each agent says it is alive, and how many tasks and chunks it runs at once.
+        for name in self.agents:
+            eddie_otel.set_agent_capacity(name, CAPACITY)
 
     def _apply(self, step: Adjustment) -> None:
         if step.also is not None:
@@ -409,13 +474,7 @@ class _Fallback:
         count = self._workload._count
         try:
             try:
-                self._agents[plan.agent].run_task(plan)
-            except TimeoutError:
-                count("tasks")
-                count("failures")
-                count("timeouts")
-                if self._split(plan.agent, plan.split, 1):
-                    self._run(plan.chunks, 1, plan.stage, f"task-{plan.number}")
+                self._agents[plan.agent].run_task(plan, self._rescue)
             except Exception:
                 count("tasks")
                 count("failures")
@@ -424,6 +483,14 @@ class _Fallback:
         except Exception:
             # A bug here must not pass silently into a future nobody reads.
             logger.exception("eddie-otel workload: task-%d broke", plan.number)
+
+    def _rescue(self, plan: TaskPlan) -> bool:
+        """The task timed out: split it (inside its call, so that its end counts as rescued or failed) and run
+        its chunks; True when the merge holds a result."""
+        self._workload._count("timeouts")
+        if not self._split(plan.agent, plan.split, 1):
+            return False
+        return self._run(plan.chunks, 1, plan.stage, f"task-{plan.number}") is not None
 
     def _split(self, agent: str, chunks: int, depth: int) -> bool:
         if eddie_otel.record_split(agent=agent, chunks=chunks, depth=depth):
