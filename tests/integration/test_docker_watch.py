@@ -59,7 +59,8 @@ def engine() -> Iterator[str]:
     except RuntimeError as error:
         _unavailable(f"no Docker Engine: {error}")
     yield IMAGE
-    left = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
+    # Watched or not, every container of this module's run carries its name prefix.
+    left = docker("ps", "-aq", "--filter", f"name=^/?{RUN}-", check=False).split()
     if left:
         docker("rm", "-f", *left, check=False)
 
