@@ -11,7 +11,7 @@ from typing import Any
 
 from eddie_otel.catalogue import DOCKER_MEMORY_LIMIT, DOCKER_MEMORY_USAGE, DOCKER_OOM_KILLS
 from eddie_otel.objectives import target
-from eddie_otel.ops import promql, recommend, slo, yamlfile
+from eddie_otel.ops import anomaly, promql, recommend, slo, yamlfile
 from eddie_otel.ops.links import Links
 from eddie_otel.ops.rule import Recording, Rule
 
@@ -295,7 +295,11 @@ def _container_rules(t: Thresholds) -> list[Rule]:
 
 
 def all_rules(thresholds: Thresholds = THRESHOLDS) -> list[Rule]:
-    """Every alerting rule of the rule file: the threshold alerts, then the SLO burn-rate alerts."""
+    """The alerting rules of the group `eddie-distributed-fallback`: threshold, SLO burn-rate and timeout alerts.
+
+    Not EddieAnomaly (group `eddie-anomaly`): it reads a week of its own recordings, which Grafana-managed
+    rules cannot write out in full.
+    """
     return [*rules(thresholds), *slo.burn_rate_rules(), *recommend.alert_rules()]
 
 
@@ -309,24 +313,35 @@ def rule_annotations(rule: Rule, links: Links) -> dict[str, str]:
     }
 
 
-def render_rules(thresholds: Thresholds = THRESHOLDS, links: Links | None = None) -> str:
-    """The Prometheus rule file (YAML): SLO recording rules, then every alert; deterministic, ending with a newline."""
-    links = links or Links()
+def _group_rules(recordings: list[Recording], alerting: list[Rule], links: Links) -> list[dict[str, Any]]:
     # Rules of a group are evaluated in order: the alerts read recordings made in the same evaluation.
-    recorded: list[dict[str, Any]] = [
-        {"record": r.record, "expr": r.expr} for r in [*slo.recording_rules(), *recommend.recording_rules()]
-    ]
-    alerting: list[dict[str, Any]] = [
+    return [{"record": r.record, "expr": r.expr} for r in recordings] + [
         {
             "alert": rule.alert,
             "expr": rule.expr,
             "for": rule.for_,
-            "labels": {"severity": rule.severity},
+            "labels": {"severity": rule.severity, **dict(rule.labels)},
             "annotations": rule_annotations(rule, links),
         }
-        for rule in all_rules(thresholds)
+        for rule in alerting
     ]
-    document = {"groups": [{"name": GROUP, "rules": recorded + alerting}]}
+
+
+def render_rules(thresholds: Thresholds = THRESHOLDS, links: Links | None = None) -> str:
+    """The Prometheus rule file (YAML): per group, its recording rules, then its alerts; deterministic.
+
+    Two groups: `eddie-distributed-fallback` at the global evaluation interval, and `eddie-anomaly`
+    every 5 minutes (eddie_otel/ops/anomaly.py).
+    """
+    links = links or Links()
+    main = _group_rules([*slo.recording_rules(), *recommend.recording_rules()], all_rules(thresholds), links)
+    anomalies = _group_rules(anomaly.recording_rules(), anomaly.alert_rules(), links)
+    document = {
+        "groups": [
+            {"name": GROUP, "rules": main},
+            {"name": anomaly.GROUP, "interval": anomaly.INTERVAL, "rules": anomalies},
+        ]
+    }
     header = (
         "# Prometheus alerting rules for eddie-otel.\n"
         "# Generated from eddie_otel/ops/alerts.py by `python -m eddie_otel.ops.generate`: edit that, not this.\n"

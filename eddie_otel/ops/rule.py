@@ -9,7 +9,10 @@ __all__ = ["Recording", "Rule"]
 
 @dataclass(frozen=True)
 class Rule:
-    """One Prometheus alerting rule; `for_` is the rule's `for` duration, `panel` the dashboard panel it points at."""
+    """One Prometheus alerting rule; `for_` is the rule's `for` duration, `panel` the dashboard panel it points at.
+
+    `labels` are labels beyond `severity` (name, value), which tell apart rules of the same alert name.
+    """
 
     alert: str
     expr: str
@@ -18,6 +21,7 @@ class Rule:
     summary: str
     description: str
     panel: str
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

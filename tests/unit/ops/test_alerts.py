@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from eddie_otel.ops.alerts import GROUP, THRESHOLDS, all_rules, render_rules, rules
+from eddie_otel.ops.anomaly import GROUP as ANOMALY
 from eddie_otel.ops.assets import ALERT_RULES
 from eddie_otel.ops.links import Links
 
@@ -79,9 +80,19 @@ def _alerting_rules() -> list[dict[str, Any]]:
     return [rule for rule in _rule_file()["groups"][0]["rules"] if "alert" in rule]
 
 
-def test_rule_file_has_one_group_with_the_recordings_first_then_every_alert_in_order() -> None:
+def _every_alerting_rule() -> list[dict[str, Any]]:
+    return [rule for group in _rule_file()["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def test_rule_file_has_two_groups_with_the_recordings_first_then_every_alert_in_order() -> None:
     groups = _rule_file()["groups"]
-    assert [group["name"] for group in groups] == [GROUP] == ["eddie-distributed-fallback"]
+    assert [group["name"] for group in groups] == [GROUP, ANOMALY] == ["eddie-distributed-fallback", "eddie-anomaly"]
+    # The anomaly group reads a week of 5-minute values, evaluated every 5 minutes whatever the global interval.
+    assert "interval" not in groups[0]
+    assert groups[1]["interval"] == "5m"
+    anomaly_rules = groups[1]["rules"]
+    assert [rule["alert"] for rule in anomaly_rules if "alert" in rule] == ["EddieAnomaly"] * 4
+    assert anomaly_rules[:20] == [rule for rule in anomaly_rules if "record" in rule]
     recorded = [rule["record"] for rule in groups[0]["rules"] if "record" in rule]
     assert len(recorded) == 15
     assert groups[0]["rules"][:15] == [rule for rule in groups[0]["rules"] if "record" in rule]
@@ -90,9 +101,11 @@ def test_rule_file_has_one_group_with_the_recordings_first_then_every_alert_in_o
 
 def test_every_alert_has_severity_summary_description_runbook_and_dashboard() -> None:
     runbooks = (ROOT / "docs" / "runbooks.md").read_text(encoding="utf-8")
-    for rule in _alerting_rules():
+    for rule in _every_alerting_rule():
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
-        if rule["alert"] not in BURN_RATE_ALERTS:
+        if rule["alert"] == "EddieAnomaly":
+            assert rule["labels"] == {"severity": "warning", "signal": rule["labels"]["signal"]}
+        elif rule["alert"] not in BURN_RATE_ALERTS:
             assert rule["labels"] == {"severity": "critical" if rule["alert"] in _CRITICAL else "warning"}
         annotations = rule["annotations"]
         assert list(annotations) == ["summary", "description", "runbook_url", "dashboard_url"]
