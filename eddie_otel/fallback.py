@@ -17,10 +17,12 @@ Only the public API of `opentelemetry.context` is used: `create_key`, `set_value
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 from collections.abc import Mapping
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context, create_key, get_value, set_value
 
 from eddie_otel.labels import LABEL_VALUE_RE
@@ -47,6 +49,47 @@ SPLIT_AT = create_key("eddie_otel.split_at")
 CHUNK = create_key("eddie_otel.fallback_chunk")
 # The header of `carrier()` that carries a split to a chunk in another process: `<unix seconds>;stage=<stage>`.
 HEADER = "eddie-split"
+
+
+# The context of a call that is not traced: the OpenTelemetry context with eddie's marks on it,
+# held in a variable of eddie's own. Setting and resetting it is one step for the interpreter,
+# where opentelemetry.context.detach catches and logs whatever is raised inside it: a signal
+# handler's deadline raised there would never reach the application.
+_OVERLAY: contextvars.ContextVar[Context | None] = contextvars.ContextVar("eddie_otel_fallback", default=None)
+
+
+def enter(context: Context) -> contextvars.Token[Context | None]:
+    """Make `context` the one eddie's marks are read from (a call that is not traced); the token to `leave`."""
+    return _OVERLAY.set(context)
+
+
+def leave(token: contextvars.Token[Context | None]) -> None:
+    """Undo the `enter` that gave `token`."""
+    _OVERLAY.reset(token)
+
+
+def current() -> Context:
+    """OpenTelemetry's current context with eddie's marks (of a call that is not traced) on it."""
+    context = otel_context.get_current()
+    overlay = _OVERLAY.get()
+    if overlay is None:
+        return context
+    for key in (TASK, CHUNK, SPLIT_AT):
+        value = get_value(key, overlay)
+        if value is not None:
+            context = set_value(key, value, context)
+    return context
+
+
+def _get(key: str, context: Context | None) -> object:
+    """The value of `key` in `context`; with None, eddie's own marks first, then OpenTelemetry's current context."""
+    if context is None:
+        overlay = _OVERLAY.get()
+        if overlay is not None:
+            value = get_value(key, overlay)
+            if value is not None:
+                return value
+    return get_value(key, context)
 
 
 class Mark:
@@ -83,7 +126,7 @@ def new_mark(stage: str, split_at: float | None = None) -> Mark:
 
 def task_mark(context: Context | None = None) -> Mark | None:
     """The mark of the task whose context `context` (None: the current one) is, if any."""
-    mark = get_value(TASK, context)
+    mark = _get(TASK, context)
     return mark if isinstance(mark, Mark) else None
 
 
@@ -134,11 +177,11 @@ def from_headers(headers: Mapping[str, str] | None) -> tuple[float, str] | None:
 
 def split_at(context: Context | None = None) -> float | None:
     """The split time `propagate` snapshotted into `context` (None: the current one), if any."""
-    value = get_value(SPLIT_AT, context)
+    value = _get(SPLIT_AT, context)
     return value if isinstance(value, float) else None
 
 
 def chunk_stage() -> str | None:
     """The stage of the fallback chunk running in the current context, if any."""
-    stage = get_value(CHUNK)
+    stage = _get(CHUNK, None)
     return stage if isinstance(stage, str) else None

@@ -218,7 +218,7 @@ def propagate(fn: F) -> F:
     In a task that was split, the context carries the time of its last split: a chunk run by `fn`
     measures its queue wait from it, and counts as fallback work of the task's stage.
     """
-    captured = fallback.snapshot(otel_context.get_current())
+    captured = fallback.snapshot(fallback.current())
 
     @functools.wraps(fn)
     def in_context(*args: Any, **kwargs: Any) -> Any:

@@ -242,7 +242,8 @@ class _Instrumentation:
             if self.is_task:
                 # The task's mark, current while it runs: a split inside marks it.
                 call.stage = site.stage
-                context: Context | None = otel_context.set_value(fallback.TASK, call, parent)
+                base = parent if parent is not None else fallback.current()
+                context: Context | None = otel_context.set_value(fallback.TASK, call, base)
             else:
                 context = self._chunk(site, call, headers, parent, args, kwargs)
             if site.tracing is not None:
@@ -251,7 +252,7 @@ class _Instrumentation:
                     call.span = traced.span
             elif context is not None:
                 if attach:
-                    call.token = otel_context.attach(context)
+                    call.token = fallback.enter(context)
                 else:
                     call.steps = context
         except Exception as error:
@@ -310,7 +311,7 @@ class _Instrumentation:
         if stage is None:
             return None
         call.fallback = site.fallback_seconds(stage)
-        context = otel_context.set_value(fallback.CHUNK, stage, parent)
+        context = otel_context.set_value(fallback.CHUNK, stage, parent if parent is not None else fallback.current())
         if remote is not None:
             # A chunk from another process: its own mark of the split, for the chunks and usage inside it.
             context = otel_context.set_value(fallback.TASK, fallback.new_mark(stage, since), context)
@@ -376,7 +377,7 @@ class _Instrumentation:
             token = call.token
             if token is not None:
                 call.token = None
-                otel_context.detach(token)  # type: ignore[arg-type]
+                fallback.leave(token)  # type: ignore[arg-type]
             traced = call.traced
             if traced is not None:
                 self._close(site, call, now, traced, error)
@@ -446,18 +447,31 @@ class _Instrumentation:
                 otel_context.detach(traced.token)  # type: ignore[arg-type]
 
 
-def _stepped(inner: Generator[Any, Any, Any], context: Context) -> Generator[Any, Any, Any]:
+def _enter(call: _Call, context: Context) -> Any:
+    """Make `context` current for a step of `call`: in OpenTelemetry's context when traced, else in eddie's own."""
+    return fallback.enter(context) if call.traced is None else otel_context.attach(context)
+
+
+def _leave(call: _Call, token: Any) -> None:
+    """Undo `_enter`."""
+    if call.traced is None:
+        fallback.leave(token)
+    else:
+        otel_context.detach(token)
+
+
+def _stepped(inner: Generator[Any, Any, Any], call: _Call, context: Context) -> Generator[Any, Any, Any]:
     """Delegate to `inner` as `yield from` would, running each of its steps in `context`."""
     step: Callable[[Any], Any] = inner.send
     argument: Any = None
     while True:
-        attached = otel_context.attach(context)
+        attached = _enter(call, context)
         try:
             item = step(argument)
         except StopIteration as stop:
             return stop.value
         finally:
-            otel_context.detach(attached)
+            _leave(call, attached)
         try:
             argument = yield item
             step = inner.send
@@ -491,14 +505,14 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
                 step: Callable[[Any], Any] = inner.asend
                 argument: Any = None
                 while True:
-                    attached = None if context is None else otel_context.attach(context)
+                    attached = None if context is None else _enter(call, context)
                     try:
                         item = await step(argument)
                     except StopAsyncIteration:
                         break
                     finally:
                         if attached is not None:
-                            otel_context.detach(attached)
+                            _leave(call, attached)
                     try:
                         argument = yield item
                         step = inner.asend
@@ -529,7 +543,7 @@ def _wrap(instrumentation: _Instrumentation, fn: F) -> F:
                 if context is None:
                     result = yield from fn(*args, **kwargs)
                 else:
-                    result = yield from _stepped(fn(*args, **kwargs), context)
+                    result = yield from _stepped(fn(*args, **kwargs), call, context)
                 finish(call, None)
             except GeneratorExit:
                 finish(call, None)
