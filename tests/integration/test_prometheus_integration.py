@@ -88,9 +88,28 @@ def test_prometheus_stores_every_metric_with_its_recorded_value(prometheus: Prom
         'docker_container_oom_kills_total{container="agent-1"}': 1,
         "merge_deduplication_total": 1,
         "merge_chunks_combined_total": 3,
+        'task_fallback_total{stage="rescue",outcome="rescued"}': 1,
+        'chunk_queue_wait_seconds_count{agent="rescue-agent"}': 1,
+        'agent_capacity{agent="rescue-agent"}': 2,
+        'agent_tokens_total{agent="rescue-agent",model="gpt-4o",type="input"}': 1000,
+        'agent_tokens_total{agent="rescue-agent",model="gpt-4o",type="output"}': 200,
+        'agent_cost_usd_total{agent="rescue-agent",model="gpt-4o"}': 0.5,
+        'fallback_cost_usd_total{stage="rescue"}': 0.5,
+        'task_timeout_seconds{stage="deploy"}': 30,
+        # 50 successes of 0.5 s: the p99 times the margin 1.5, clamped at the 1 s minimum.
+        'task_timeout_recommended_seconds{stage="deploy"}': 1,
     }
-    covered = {selector.split("{")[0].removesuffix("_count") for selector in expected}
+    # Measured, so known only to be there: the chunk's seconds and when each agent was last seen.
+    measured = (
+        'fallback_chunk_seconds_total{stage="rescue"}',
+        'agent_last_seen_timestamp_seconds{agent="rescue-agent"}',
+    )
+    covered = {selector.split("{")[0].removesuffix("_count") for selector in (*expected, *measured)}
     assert covered == {m.prometheus_name for m in METRICS}
+    for selector in measured:
+        result = prometheus.query(selector)
+        assert len(result) == 1, (selector, result)
+        assert float(result[0]["value"][1]) > 0, (selector, result)
     for selector, value in expected.items():
         result = prometheus.query(selector)
         assert len(result) == 1, (selector, result)

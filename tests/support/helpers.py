@@ -67,7 +67,7 @@ def record_fallback_value() -> None:
             agent="rescue-agent", model="gpt-4o", input_tokens=1000, output_tokens=200, cost_usd=0.5
         )
 
-    @eddie_otel.task(stage="review", agent="rescue-agent")
+    @eddie_otel.task(stage="rescue", agent="rescue-agent")
     def split_task() -> None:
         assert eddie_otel.record_split(agent="rescue-agent", chunks=1, depth=1)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
