@@ -359,7 +359,8 @@ def test_messages_say_what_is_wrong(service: httpx.Client) -> None:
     assert detail("/events/task_split", body("task_split", chunks="3")) == "chunks: Input should be a valid integer"
     assert detail("/events/nope", b"{}") == (
         "type: unknown event type 'nope'; known types: "
-        "task_split, timeout, chunk_executed, docker_allocated, task_completed, merge, container_removed"
+        "task_split, timeout, chunk_executed, docker_allocated, task_completed, merge, container_removed, "
+        "agent_heartbeat, usage"
     )
     assert detail("/events/merge", b" " * (LIMIT + 1)) == (
         f"body: body is {LIMIT + 1} bytes; the limit is {LIMIT} (EDDIE_OTEL_MAX_BODY_BYTES)"
