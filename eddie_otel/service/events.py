@@ -136,7 +136,17 @@ Cost = Annotated[
     Field(ge=0, le=MAX_COST_USD, description="US dollars (finite, ≥ 0)"),
     AfterValidator(_no_negative_zero),
 ]
-Tokens = Annotated[int, BeforeValidator(_integral), Field(ge=0, le=MAX_TOKENS)]
+Tokens = Annotated[
+    int,
+    BeforeValidator(_integral),
+    Field(ge=0, le=MAX_TOKENS, json_schema_extra={"minimum": 0, "maximum": MAX_TOKENS}),
+]
+# How many tasks an agent runs at once (the bounds in the union's integer branch, where the schema states them).
+Capacity = Annotated[
+    int,
+    BeforeValidator(_integral),
+    Field(ge=1, le=MAX_CAPACITY, json_schema_extra={"minimum": 1, "maximum": MAX_CAPACITY}),
+]
 
 
 class BaseEvent(BaseModel):
@@ -328,9 +338,7 @@ class AgentHeartbeatEvent(BaseEvent):
 
     type: Literal["agent_heartbeat"] = "agent_heartbeat"
     agent: LabelValue
-    capacity: Integer | None = Field(
-        default=None, ge=1, le=MAX_CAPACITY, description="tasks and chunks the agent can run at once"
-    )
+    capacity: Capacity | None = Field(default=None, description="tasks and chunks the agent can run at once")
 
     def record(self, recorder: Recorder) -> bool:
         """Record this event through `recorder`."""
