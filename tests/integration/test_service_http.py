@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import re
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -190,7 +191,13 @@ def test_summary_is_the_same_dict_as_the_python_api(service: httpx.Client) -> No
         assert window["counts"]["task_success"] == 3
         assert window["rates"]["task_success"] == pytest.approx(3 / max(window["covered_seconds"], 1.0))
     assert body["latency"] == {"review": {"samples": 3, "p50": 2.0, "p95": 3.0, "p99": 3.0}}
-    assert body["agents"] == {"a1": {"active": 0, "executed": 3}, "a2": {"active": 0, "executed": 1}}
+    agents = body["agents"]
+    assert {name: (a["active"], a["executed"], a["capacity"], a["saturation"]) for name, a in agents.items()} == {
+        "a1": (0, 3, None, None),
+        "a2": (0, 1, None, None),
+    }
+    # Last seen: when the events were recorded (Unix seconds), on the recorder's 10-second clock.
+    assert all(abs(a["last_seen"] - time.time()) < 60 for a in agents.values())
     indicators = {item["name"]: item for item in body["indicators"]}
     assert indicators["success_rate"] == {
         "name": "success_rate",
