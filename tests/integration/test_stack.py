@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from eddie_otel.cli import main
-from eddie_otel.ops import alerts, assets, slo
+from eddie_otel.ops import alerts, anomaly, assets, recommend, slo
 from tests.conftest import free_port
 from tests.support.helpers import wait_until
 from tests.support.stack import FILES, written
@@ -53,7 +53,13 @@ def test_prometheus_config_passes_promtool_and_discovers_the_agents_by_dns(stack
     checked = promtool_check_config(promtool, config)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    count = len(alerts.all_rules()) + len(slo.recording_rules())
+    count = (
+        len(alerts.all_rules())
+        + len(slo.recording_rules())
+        + len(recommend.recording_rules())
+        + len(anomaly.recording_rules())
+        + len(anomaly.alert_rules())
+    )
     assert f"SUCCESS: {count} rules found" in checked.stdout + checked.stderr
     document = load(config)
     [job] = [job for job in document["scrape_configs"] if job["job_name"] == alerts.JOB]
