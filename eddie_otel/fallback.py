@@ -21,6 +21,7 @@ import contextvars
 import math
 import time
 from collections.abc import Mapping
+from typing import Union
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context, create_key, get_value, set_value
@@ -55,27 +56,34 @@ HEADER = "eddie-split"
 # held in a variable of eddie's own. Setting and resetting it is one step for the interpreter,
 # where opentelemetry.context.detach catches and logs whatever is raised inside it: a signal
 # handler's deadline raised there would never reach the application.
-_OVERLAY: contextvars.ContextVar[Context | None] = contextvars.ContextVar("eddie_otel_fallback", default=None)
+# What a running call holds: a task's mark on what was there before (`(mark, previous)`, one tuple:
+# the hot path of a decorated task), or a context with eddie's marks (a chunk's, a generator's steps).
+_Overlay = Union[tuple["Mark", "_Overlay"], Context, None]  # noqa: UP007 - recursive: forward references
+_OVERLAY: contextvars.ContextVar[_Overlay] = contextvars.ContextVar("eddie_otel_fallback", default=None)
 
 
-def enter(context: Context) -> contextvars.Token[Context | None]:
+def enter(context: Context) -> contextvars.Token[_Overlay]:
     """Make `context` the one eddie's marks are read from (a call that is not traced); the token to `leave`."""
     return _OVERLAY.set(context)
 
 
-def leave(token: contextvars.Token[Context | None]) -> None:
-    """Undo the `enter` that gave `token`."""
+def enter_task(mark: Mark) -> contextvars.Token[_Overlay]:
+    """Make `mark` the current task's mark, over whatever was current; the token to `leave`."""
+    return _OVERLAY.set((mark, _OVERLAY.get()))
+
+
+def leave(token: contextvars.Token[_Overlay]) -> None:
+    """Undo the `enter` or `enter_task` that gave `token`."""
     _OVERLAY.reset(token)
 
 
 def current() -> Context:
-    """OpenTelemetry's current context with eddie's marks (of a call that is not traced) on it."""
+    """OpenTelemetry's current context with eddie's marks (of the calls running here) on it."""
     context = otel_context.get_current()
-    overlay = _OVERLAY.get()
-    if overlay is None:
+    if _OVERLAY.get() is None:
         return context
     for key in (TASK, CHUNK, SPLIT_AT):
-        value = get_value(key, overlay)
+        value = _get(key, None)
         if value is not None:
             context = set_value(key, value, context)
     return context
@@ -85,10 +93,16 @@ def _get(key: str, context: Context | None) -> object:
     """The value of `key` in `context`; with None, eddie's own marks first, then OpenTelemetry's current context."""
     if context is None:
         overlay = _OVERLAY.get()
-        if overlay is not None:
+        while overlay is not None:
+            if isinstance(overlay, tuple):
+                if key == TASK:
+                    return overlay[0]
+                overlay = overlay[1]
+                continue
             value = get_value(key, overlay)
             if value is not None:
                 return value
+            break
     return get_value(key, context)
 
 

@@ -239,18 +239,24 @@ class _Instrumentation:
                 headers = self._headers(args, kwargs)
                 if site.tracing is not None:
                     parent = traces.extract(headers)
+            context: Context | None = None
             if self.is_task:
                 # The task's mark, current while it runs: a split inside marks it.
                 call.stage = site.stage
-                base = parent if parent is not None else fallback.current()
-                context: Context | None = otel_context.set_value(fallback.TASK, call, base)
+                if not attach:
+                    # A generator's steps run in a context of their own, which carries the mark.
+                    base = parent if parent is not None else fallback.current()
+                    context = otel_context.set_value(fallback.TASK, call, base)
             else:
                 context = self._chunk(site, call, headers, parent, args, kwargs)
             if site.tracing is not None:
                 traced = call.traced = self._open(site, args, kwargs, attach, context or parent)
                 if traced is not None and self.is_task:
                     call.span = traced.span
-            elif context is not None:
+            if self.is_task and attach:
+                # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
+                call.token = fallback.enter_task(call)
+            elif site.tracing is None and context is not None:
                 if attach:
                     call.token = fallback.enter(context)
                 else:
