@@ -30,6 +30,7 @@ from eddie_otel.labels import LABEL_VALUE_RE
 
 __all__ = [
     "CHUNK",
+    "CURRENT",
     "HEADER",
     "SPLIT_AT",
     "TASK",
@@ -60,6 +61,8 @@ HEADER = "eddie-split"
 # the hot path of a decorated task), or a context with eddie's marks (a chunk's, a generator's steps).
 _Overlay = Union[tuple["Mark", "_Overlay"], Context, None]  # noqa: UP007 - recursive: forward references
 _OVERLAY: contextvars.ContextVar[_Overlay] = contextvars.ContextVar("eddie_otel_fallback", default=None)
+# The variable itself, for the decorators' hot path (set and reset there without a call of ours around them).
+CURRENT = _OVERLAY
 
 
 def enter(context: Context) -> contextvars.Token[_Overlay]:

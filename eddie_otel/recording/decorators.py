@@ -255,7 +255,8 @@ class _Instrumentation:
                     call.span = traced.span
             if self.is_task and attach:
                 # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
-                call.token = fallback.enter_task(call)
+                current = fallback.CURRENT
+                call.token = current.set((call, current.get()))  # fallback.enter_task, inline
             elif site.tracing is None and context is not None:
                 if attach:
                     call.token = fallback.enter(context)
@@ -383,7 +384,7 @@ class _Instrumentation:
             token = call.token
             if token is not None:
                 call.token = None
-                fallback.leave(token)  # type: ignore[arg-type]
+                fallback.CURRENT.reset(token)  # type: ignore[arg-type]
             traced = call.traced
             if traced is not None:
                 self._close(site, call, now, traced, error)
