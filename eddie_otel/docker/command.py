@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from types import FrameType
 
 from eddie_otel.docker import DOCKER_EXTRA_MISSING, sdk_installed
 from eddie_otel.docker.watcher import DEFAULT_LABEL, DockerWatcher
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import configure, shutdown
+from eddie_otel.stopping import stop_signals
 
 __all__ = ["DEFAULT_PORT", "docker_watch_command"]
 
 # The watcher's endpoint: beside the agents' 8503 on the same host.
 DEFAULT_PORT = 8504
-
-
-@contextlib.contextmanager
-def _stop_signals(stop: threading.Event) -> Iterator[None]:
-    # As the service's: SIGINT and SIGTERM set `stop`; without importing the service extra.
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _log_to_stderr() -> None:
@@ -48,7 +31,7 @@ def docker_watch_command(*, docker_host: str | None, label: str, host: str | Non
         return 2
     _log_to_stderr()
     stop = threading.Event()
-    with _stop_signals(stop):
+    with stop_signals(stop):
         try:
             runtime = configure(host=host, port=DEFAULT_PORT if port is None else port, serve=True)
         except EddieOtelError as error:

@@ -10,15 +10,12 @@ SIGINT or SIGTERM, then stops the server gracefully (which withdraws the announc
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from types import FrameType, TracebackType
+from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +25,7 @@ from eddie_otel.errors import EddieOtelError
 from eddie_otel.runtime import Runtime, configure, shutdown
 from eddie_otel.service.app import create_app
 from eddie_otel.service.slow_clients import KEEP_ALIVE_SECONDS, SlowClientClosingProtocol
+from eddie_otel.stopping import stop_signals
 
 __all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
 
@@ -126,21 +124,6 @@ class BackgroundServer:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def stop_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM set `stop` instead of interrupting; the old handlers come back after."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def urls(base: str) -> dict[str, str]:
