@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from eddie_otel.ops.assets import DASHBOARD
 from eddie_otel.ops.dashboard import (
     expand_variables,
     panel_queries,
 )
+from tests.support.prometheus_server import promtool_expressions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -207,24 +206,8 @@ def test_every_query_gives_the_expected_numbers_in_prometheus(
         }
         for (title, expr), (_, expected) in zip(queries, _EXPECTED, strict=True)
     ]
-    document = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": series, "values": values} for series, values in _SERIES.items()],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    test_file = tmp_path / "dashboard-queries-test.yml"
-    test_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
+    output = promtool_expressions(promtool, tmp_path / "dashboard-queries-test.yml", _SERIES, tests)
+    assert "SUCCESS" in output
 
 
 def _rounded(title: str, expr: str) -> str:

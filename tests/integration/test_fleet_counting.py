@@ -6,13 +6,11 @@ restarted before the window, restarted inside it, or missing a scrape at the win
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-
-import yaml
 
 from eddie_otel.ops import promql
 from eddie_otel.ops.dashboard import build_dashboard, expand_variables, panel_queries
+from tests.support.prometheus_server import promtool_expressions
 
 # One sample a minute from 0 to 70 min; evaluated at 70 min over 1 h, so the window starts at 10 min.
 _SERIES = {
@@ -35,23 +33,7 @@ _COUNTED = {"steady": 60, "new": 5, "short": 3, "restarted": 4, "reset": 59, "ga
 
 
 def _promtool(promtool: str, tmp_path: Path, tests: list[dict[str, object]]) -> None:
-    document = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": series, "values": values} for series, values in _SERIES.items()],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    test_file = tmp_path / "counting-test.yml"
-    test_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_expressions(promtool, tmp_path / "counting-test.yml", _SERIES, tests)
 
 
 def test_every_shape_of_series_counts_what_it_counted_in_the_window(promtool: str, tmp_path: Path) -> None:

@@ -111,3 +111,29 @@ class PrometheusServer:
             self._process.kill()
             self._process.wait(timeout=10)
         self._log.close()
+
+
+def promtool_expressions(promtool: str, test_file: Path, series: dict[str, str], tests: list[dict[str, object]]) -> str:
+    """Run `tests` (promql_expr_test cases) over `series` at a 1-minute interval with `promtool test rules`.
+
+    Fails with promtool's output when a case fails; returns its output otherwise.
+    """
+    import yaml
+
+    document = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": name, "values": values} for name, values in series.items()],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    test_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
