@@ -117,6 +117,7 @@ class Mark:
     `split`, and `span`, `input_tokens` and `output_tokens` may be unset (read them with `getattr`).
     """
 
+    __slots__ = ()
     stage: str
     split: bool
     split_at: float
