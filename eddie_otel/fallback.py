@@ -112,12 +112,12 @@ def _get(key: str, context: Context | None) -> object:
 class Mark:
     """A task's fallback state: its stage, whether it was split and when last, its span and its usage so far.
 
-    The fields only, each a slot of the class that is a mark: a decorated task's call record is its
-    mark (no object more per call), and sets `stage` and `split` at its start; `split_at` is set with
-    `split`, and `span`, `input_tokens` and `output_tokens` may be unset (read them with `getattr`).
+    The fields only, as slots: a decorated task's call record is its mark (a subclass, no object
+    more per call), and sets `stage` and `split` at its start; `split_at` is set with `split`, and
+    `span`, `input_tokens` and `output_tokens` may be unset (read them with `getattr`).
     """
 
-    __slots__ = ()
+    __slots__ = ("input_tokens", "output_tokens", "span", "split", "split_at", "stage")
     stage: str
     split: bool
     split_at: float
@@ -130,7 +130,7 @@ class Mark:
 class _Standalone(Mark):
     """A mark of its own: a chunk's that came from another process, with the split it came from."""
 
-    __slots__ = ("input_tokens", "output_tokens", "span", "split", "split_at", "stage")
+    __slots__ = ()
 
 
 def new_mark(stage: str, split_at: float | None = None) -> Mark:

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
 from eddie_otel.labels import OTHER
@@ -72,15 +72,14 @@ class HistogramCell:
         self.start_unix_nano = time.time_ns()
 
 
-class Receipt:
+class Receipt(Protocol):
     """What one recorded call has changed in the store, set under the store's lock with the change.
 
     A caller interrupted by an exception (a signal handler's) reads it to know, without
     doubt, whether its start and its finish were counted. Its maker sets both False first
-    (no __init__: one is made per decorated call, on the hot path).
+    (a decorated call's record is one: it has the two fields among its slots).
     """
 
-    __slots__ = ("began", "done")
     began: bool
     done: bool
 

@@ -12,6 +12,7 @@ as W3C `traceparent`/`tracestate` for another process, which `extract()` reads b
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import sys
 import time
@@ -48,6 +49,7 @@ __all__ = [
     "Tracing",
     "carrier",
     "current_exemplar",
+    "detach",
     "event",
     "exemplar",
     "extract",
@@ -212,6 +214,21 @@ def usage(span: Any, attributes: Mapping[str, int]) -> None:
         span.set_attributes(attributes)
 
 
+def detach(token: object) -> None:
+    """Undo `opentelemetry.context.attach`, letting through an exception raised into it from outside.
+
+    OpenTelemetry's `detach` catches and logs every Exception raised while it runs, so a signal
+    handler's deadline landing there would never reach the application. With the default runtime
+    context, the token `attach` returned is a `contextvars.Token`: resetting it through its own
+    variable is the very step that `detach` takes, and one call, so a deadline lands before or after
+    it, in eddie's code. A token of another runtime context goes to OpenTelemetry's `detach`.
+    """
+    if isinstance(token, contextvars.Token):
+        token.var.reset(token)
+    else:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+
 def propagate(fn: F) -> F:
     """`fn` that runs in the context current now, wherever it is called: for thread pools and callbacks.
 
@@ -226,7 +243,7 @@ def propagate(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         finally:
-            otel_context.detach(token)
+            detach(token)
 
     return in_context  # type: ignore[return-value]
 

@@ -32,7 +32,7 @@ from eddie_otel.labels import check_label_value
 from eddie_otel.recording import checks
 from eddie_otel.recording.interrupts import raised_into
 from eddie_otel.recording.outcome import UNKNOWN, Site, reason_of
-from eddie_otel.store import Cell, Receipt
+from eddie_otel.store import Cell
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -68,7 +68,7 @@ class _Span:
         self.token = token
 
 
-class _Call(Receipt, fallback.Mark):
+class _Call(fallback.Mark):
     """One decorated call: its site, when it started, its span; `began` and `done` as the store set them.
 
     A task's call is also its fallback mark (`fallback.Mark`: stage, split, ...), current in the
@@ -79,20 +79,9 @@ class _Call(Receipt, fallback.Mark):
     No __init__ (one is made per call, on the hot path): `start` gives every field its value first.
     """
 
-    __slots__ = (
-        "fallback",
-        "input_tokens",
-        "output_tokens",
-        "site",
-        "span",
-        "split",
-        "split_at",
-        "stage",
-        "started",
-        "steps",
-        "token",
-        "traced",
-    )
+    __slots__ = ("began", "done", "fallback", "site", "started", "steps", "token", "traced")
+    began: bool
+    done: bool
     site: Site | None
     started: float
     traced: _Span | None
@@ -451,7 +440,7 @@ class _Instrumentation:
         finally:
             span.end()
             if traced.token is not None:
-                otel_context.detach(traced.token)  # type: ignore[arg-type]
+                traces.detach(traced.token)
 
 
 def _enter(call: _Call, context: Context) -> Any:
@@ -464,7 +453,7 @@ def _leave(call: _Call, token: Any) -> None:
     if call.traced is None:
         fallback.leave(token)
     else:
-        otel_context.detach(token)
+        traces.detach(token)
 
 
 def _stepped(inner: Generator[Any, Any, Any], call: _Call, context: Context) -> Generator[Any, Any, Any]:

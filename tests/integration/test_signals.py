@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     import eddie_otel
     from eddie_otel import runtime
 
-    KIND, DEADLINES = sys.argv[1], int(sys.argv[2])
+    KIND, DEADLINES, TRACED = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "traced"
     # eddie's own log only: the logging module's locks are not safe from an exception a signal raises.
     log = io.StringIO()
     logger = logging.getLogger("eddie_otel")
@@ -51,7 +51,33 @@ SCRIPT = textwrap.dedent(
             raise Deadline()
 
     signal.signal(signal.SIGALRM, on_alarm)
-    eddie_otel.configure(serve=False)
+
+    # What OpenTelemetry logs (a detach that failed: a deadline it caught), kept without a lock.
+    otel_log = []
+
+    class Kept(logging.Handler):
+        def handle(self, record):
+            otel_log.append(record.getMessage())
+            return True
+
+    logging.getLogger("opentelemetry").addHandler(Kept())
+    spans = None
+    if TRACED:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        # A batch that never fills, in a queue that never fills: neither the SDK's wake-up of its
+        # export thread (threading.Event.set) nor the warning a full queue logs is safe from an
+        # exception a signal raises (a Python-level __enter__ can be left holding its lock), for
+        # the application's own spans as much as for eddie's.
+        batch = BatchSpanProcessor(spans, max_queue_size=1_000_000, max_export_batch_size=1_000_000)
+        provider.add_span_processor(batch)
+        eddie_otel.configure(serve=False, tracer_provider=provider)
+    else:
+        eddie_otel.configure(serve=False)
 
     # Calls whose body began: each of them must be counted.
     bodies = [0]
@@ -192,7 +218,10 @@ SCRIPT = textwrap.dedent(
         return found
 
     summary = eddie_otel.summary()
+    if TRACED:
+        provider.force_flush()
     print(json.dumps({
+        "spans": len(spans.get_finished_spans()) if TRACED else 0, "otel_logged": otel_log,
         "fired": fired, "caught": caught - len(swallowed), "swallowed": len(swallowed),
         "elsewhere": len(elsewhere), "swallowed_in_eddie": sum(elsewhere),
         "entries": entries, "attempts": attempts, "bodies": bodies[0], "lock_free": lock_free,
@@ -211,9 +240,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run(kind: str) -> dict[str, Any]:
+def run(kind: str, traced: bool = False) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, kind, str(DEADLINES)],
+        [sys.executable, "-c", SCRIPT, kind, str(DEADLINES), "traced" if traced else "untraced"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -225,14 +254,21 @@ def run(kind: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
 @pytest.mark.parametrize("kind", ["plain", "coroutine", "generator", "async_generator"])
-def test_every_deadline_reaches_the_caller_and_each_call_counts_once(kind: str) -> None:
-    result = run(kind)
+def test_every_deadline_reaches_the_caller_and_each_call_counts_once(kind: str, traced: bool) -> None:
+    # Traced, each call is also a span, current while it runs: OpenTelemetry's own detach would
+    # catch a deadline landing inside it (and log "Failed to detach context"); eddie's must not.
+    result = run(kind, traced)
     assert result["fired"] == result["caught"] == DEADLINES
     assert (result["swallowed"], result["elsewhere"]) == (0, 0)
     assert result["lock_free"] is True
     assert result["other_thread"] is True
     assert result["logged"] == []
+    assert result["otel_logged"] == []
+    if traced:
+        # Each counted call had its span, save those a deadline stopped before the span began.
+        assert 0 < result["spans"] <= result["executed"]
     assert result["active"] == 0
     # Each deadline ended one call: as a timeout when it landed before the call's counts were made,
     # as the success it already was when it landed after; never twice.
