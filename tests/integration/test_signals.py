@@ -8,7 +8,9 @@ whose body began is counted once, and for plain calls exactly every call but tho
 stopped at the wrapper's very first instruction; nothing is logged. Then another thread records
 and scrapes. Each kind of call runs in a fresh interpreter (a real process, real signals);
 coroutines are driven by hand, as an event loop would drive them, so that no loop callback, which
-keeps an exception for itself, stands between a deadline and the application.
+keeps an exception for itself, stands between a deadline and the application. Each kind runs
+untraced and traced (a real SDK TracerProvider with a batch span processor), and the same
+deadlines land in record calls and in scrapes made from the application's thread.
 """
 
 from __future__ import annotations
@@ -146,6 +148,12 @@ SCRIPT = textwrap.dedent(
             while fired == caught:
                 eddie_otel.record_split(agent="a", chunks=3, depth=1)
                 eddie_otel.record_merge(chunks_combined=3, duplicates_removed=1)
+        elif KIND == "scrape":
+            # What an application may read in its own thread: the exposition and the summary.
+            while fired == caught:
+                attempts += 1
+                runtime.current().telemetry.exposition()
+                eddie_otel.summary()
 
     wrappers = {plain.__code__, coroutine.__code__, generator.__code__, async_generator.__code__}
     entry_lines = {
@@ -279,6 +287,18 @@ def test_every_deadline_reaches_the_caller_and_each_call_counts_once(kind: str, 
     if kind == "plain":
         # Exactly: the only calls not counted are those stopped at the wrapper's first instruction.
         assert result["executed"] == result["attempts"] - result["entries"]
+
+
+def test_a_deadline_during_a_scrape_reaches_the_caller() -> None:
+    result = run("scrape")
+    assert result["fired"] == result["caught"] == DEADLINES
+    assert (result["swallowed"], result["elsewhere"]) == (0, 0)
+    assert result["attempts"] > 0
+    assert result["lock_free"] is True
+    assert result["other_thread"] is True
+    assert result["logged"] == []
+    assert result["otel_logged"] == []
+    assert result["late"] == result["summary_timeouts"] == 1
 
 
 def test_record_calls_are_whole_or_absent_under_deadlines() -> None:
