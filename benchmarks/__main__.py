@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Run by default, each bounded to a few minutes.
-BENCHMARKS = ("bench_decorator", "bench_events", "bench_scrape", "bench_import", "bench_fleet")
+BENCHMARKS = ("bench_decorator", "bench_features", "bench_events", "bench_scrape", "bench_import", "bench_fleet")
 # Run only when named (long); `python -m benchmarks soak --help` for its options.
 OPT_IN = ("soak",)
 
