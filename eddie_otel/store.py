@@ -9,7 +9,9 @@ methods below, which take the lock once for all the cells of one recorded event
 (a finished task updates up to five series at once, and one acquisition is
 cheaper than five). Readers take consistent snapshots under the same lock.
 
-Counters and gauges are one float `Cell` per label-value tuple. Histograms are
+Counters and gauges are one float `Cell` per label-value tuple; a running count (an
+up-down gauge) is a `RunningCell`, the set of calls started and not finished, which a
+call joins without the lock. Histograms are
 one `HistogramCell` per tuple: a count per bucket (`le` inclusive, as Prometheus
 puts a value on a boundary), count, sum, min and max, and room for one exemplar
 per bucket. The telemetry layer exports these snapshots to every reader.
@@ -27,7 +29,17 @@ from typing import Generic, Protocol, TypeVar
 from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
 from eddie_otel.labels import OTHER
 
-__all__ = ["Cell", "Counted", "Exemplar", "HistogramCell", "HistogramSeries", "Receipt", "Series", "Store"]
+__all__ = [
+    "Cell",
+    "Counted",
+    "Exemplar",
+    "HistogramCell",
+    "HistogramSeries",
+    "Receipt",
+    "RunningCell",
+    "Series",
+    "Store",
+]
 
 # The self-metric that counts combinations folded into an overflow series.
 OVERFLOW_METRIC = SERIES_OVERFLOW.prometheus_name
@@ -42,6 +54,31 @@ class Cell:
         self.value: float = 0.0
         # The store's coarse clock when a gauge was last set: what the series TTL reads.
         self.touched = 0.0
+
+
+class RunningCell(Cell):
+    """The running count of an up-down gauge (agent_active_tasks): the calls started and not finished.
+
+    A call joins `running` as it starts, with one `set.add`: a single step, whole for other threads
+    and for a signal handler, taken without the store's lock; it leaves as it finishes. The count
+    is read as `value`, the number of calls in it, and a call knows whether it was counted by
+    being in it.
+    """
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.touched = 0.0
+        self.running: set[object] = set()
+
+    @property
+    def value(self) -> float:
+        """The number of calls running."""
+        return float(len(self.running))
+
+    @value.setter
+    def value(self, value: float) -> None:
+        raise AttributeError("a running count changes only as calls start and finish")
 
 
 class Exemplar:
@@ -75,12 +112,11 @@ class HistogramCell:
 class Receipt(Protocol):
     """What one recorded call has changed in the store, set under the store's lock with the change.
 
-    A caller interrupted by an exception (a signal handler's) reads it to know, without
-    doubt, whether its start and its finish were counted. Its maker sets both False first
-    (a decorated call's record is one: it has the two fields among its slots).
+    A caller interrupted by an exception (a signal handler's) reads `done` to know, without
+    doubt, whether its finish was counted (whether its start was is whether it is in its running
+    count). Its maker sets it False first (a decorated call's record is one: the field is a slot).
     """
 
-    began: bool
     done: bool
 
 
@@ -171,8 +207,15 @@ class Series(_Cells[Cell]):
         self.refresh: Callable[[], None] | None = None
 
     def _new(self) -> Cell:
-        cell = Cell()
+        cell = RunningCell() if self.metric.up_down else Cell()
         cell.touched = self._store.now
+        return cell
+
+    def running(self, key: tuple[str, ...]) -> RunningCell:
+        """The running count for label values `key` (of an up-down metric; else a TypeError)."""
+        cell = self.cell(key)
+        if not isinstance(cell, RunningCell):
+            raise TypeError(f"{self.metric.prometheus_name} is not an up-down metric")
         return cell
 
     def values(self) -> dict[tuple[str, ...], float]:
@@ -269,7 +312,8 @@ class Store:
     # backward jumps), so an exception it raises (a SIGALRM deadline, Ctrl-C) arrives before
     # the lock is taken or after it is released, never in the middle: no lock is left held
     # and no change is half-made. (`lock.acquire()` then `try:` has such a check in between.)
-    # What can be computed without the lock (a bucket's index) is computed before.
+    # What can be computed without the lock (a bucket's index) is computed before. A call's
+    # start is the one change made without it: joining a running count is one C-level step.
 
     def add(self, cell: Cell, amount: float = 1.0, seen: Cell | None = None) -> None:
         """Add `amount` to one cell; stamp `seen` (an agent's last-seen gauge) with the coarse Unix time."""
@@ -370,23 +414,21 @@ class Store:
                 del cells[key]
                 del attributes[key]
 
-    def start(self, active: Cell, receipt: Receipt | None = None, seen: Cell | None = None) -> None:
-        """A task or chunk started on an agent: one more active; `receipt.began` says it happened.
+    def start(self, active: RunningCell, call: object, seen: Cell | None = None) -> None:
+        """A task or chunk started on an agent: `call` joins `active`, its running count; stamp `seen`.
 
-        Not stamped for the TTL: a running count is never dropped while it is not zero,
-        and `finish` stamps it when it may become zero.
+        No lock: joining is one `set.add` (whole for threads and signals alike), and a stamp is a
+        store of its own that a snapshot reads before or after. Not stamped for the TTL: a running
+        count is never dropped while it is not zero, and `finish` stamps it when it may become zero.
         """
-        with self.lock:
-            active.value += 1
-            if seen is not None:
-                seen.value = self.wall
-                seen.touched = self.now
-            if receipt is not None:
-                receipt.began = True
+        active.running.add(call)
+        if seen is not None:
+            seen.value = self.wall
+            seen.touched = self.now
 
     def finish(
         self,
-        active: Cell | None,
+        active: RunningCell | None,
         counted: Counted,
         histogram: HistogramCell | None,
         seconds: float,
@@ -396,13 +438,17 @@ class Store:
         extra: Cell | None = None,
         extra_amount: float = 0.0,
     ) -> None:
-        """A task or chunk finished: one less `active`, one more in each `counted`, `seconds` into `histogram`.
+        """A task or chunk finished: `receipt` leaves `active`, one more in each `counted`, `seconds` into `histogram`.
 
         `seen` (the agent's last-seen gauge) is stamped with the coarse Unix time; `extra_amount` goes
         into `extra` (a split task's fallback outcome, a fallback chunk's seconds).
-        `receipt.done` says, under the same lock, that all of it happened.
+        `receipt.done` says, under the same lock, that all of it happened. Leaving the running count
+        comes first, outside the lock, and may be repeated: a finish interrupted between the two is
+        made again whole.
         """
         first, second, third = counted
+        if active is not None:
+            active.running.discard(receipt)
         index = -1
         fresh: list[Exemplar | None] | None = None
         if histogram is not None:
@@ -411,7 +457,6 @@ class Store:
                 fresh = [None] * len(histogram.counts)
         with self.lock:
             if active is not None:
-                active.value -= 1
                 active.touched = self.now
             if first is not None:
                 first.value += 1

@@ -69,7 +69,7 @@ class _Span:
 
 
 class _Call(fallback.Mark):
-    """One decorated call: its site, when it started, its span; `began` and `done` as the store set them.
+    """One decorated call: its site, when it started, its span; `done` as the store set it.
 
     A task's call is also its fallback mark (`fallback.Mark`: stage, split, ...), current in the
     OpenTelemetry context while it runs: `token` detaches it (when not traced, else its span's
@@ -79,8 +79,7 @@ class _Call(fallback.Mark):
     No __init__ (one is made per call, on the hot path): `start` gives every field its value first.
     """
 
-    __slots__ = ("began", "done", "fallback", "site", "started", "steps", "token", "traced")
-    began: bool
+    __slots__ = ("done", "fallback", "site", "started", "steps", "token", "traced")
     done: bool
     site: Site | None
     started: float
@@ -98,7 +97,7 @@ class _Call(fallback.Mark):
 
 def _blank(call: _Call) -> _Call:
     """`call` with every field at its value before a start (for a call interrupted before `start` ran)."""
-    call.began = call.done = call.split = False
+    call.done = call.split = False
     call.site = call.traced = call.token = call.fallback = None
     call.started = 0.0
     return call
@@ -205,7 +204,7 @@ class _Instrumentation:
         An exception raised into it from outside (a signal handler's) goes to the caller, who
         finishes the call with it; eddie's own failure is logged and the call goes on.
         """
-        call.began = call.done = call.split = False
+        call.done = call.split = False
         call.site = call.traced = call.token = call.fallback = None
         try:
             site = self.site
@@ -378,12 +377,10 @@ class _Instrumentation:
             if traced is not None:
                 self._close(site, call, now, traced, error)
             elif error is None:
-                site.end(now - call.started, None, False, call.began, now, None, None, call, call.split, call.fallback)
+                site.end(now - call.started, None, False, now, None, None, call, call.split, call.fallback)
             else:
                 reason, timed_out = reason_of(error)
-                site.end(
-                    now - call.started, reason, timed_out, call.began, now, None, None, call, call.split, call.fallback
-                )
+                site.end(now - call.started, reason, timed_out, now, None, None, call, call.split, call.fallback)
         except Exception as raised:
             if not raised_into(raised):
                 self._failed("finish", raised)
@@ -391,9 +388,7 @@ class _Instrumentation:
             if not call.done:
                 now = _perf_counter()
                 reason, timed_out = reason_of(raised)
-                site.end(
-                    now - call.started, reason, timed_out, call.began, now, None, None, call, call.split, call.fallback
-                )
+                site.end(now - call.started, reason, timed_out, now, None, None, call, call.split, call.fallback)
             raise
 
     def _interrupted_early(self, call: _Call, error: BaseException | None) -> Site | None:
@@ -418,9 +413,7 @@ class _Instrumentation:
         try:
             if error is None:
                 exemplar = traces.exemplar(span, seconds, kept)
-                site.end(
-                    seconds, None, False, call.began, now, exemplar, traced.context, call, call.split, call.fallback
-                )
+                site.end(seconds, None, False, now, exemplar, traced.context, call, call.split, call.fallback)
             else:
                 reason, timed_out = reason_of(error)
                 traces.fail(span, error, reason if timed_out else type(error).__name__)
@@ -429,7 +422,6 @@ class _Instrumentation:
                     seconds,
                     reason,
                     timed_out,
-                    call.began,
                     now,
                     exemplar,
                     traced.context,

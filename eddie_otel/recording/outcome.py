@@ -29,7 +29,7 @@ from eddie_otel.catalogue import (
 )
 from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
-from eddie_otel.store import Cell, Counted, Exemplar, HistogramCell, Receipt
+from eddie_otel.store import Cell, Counted, Exemplar, HistogramCell, Receipt, RunningCell
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
@@ -153,9 +153,9 @@ class Site:
         self._fallback: tuple[Cell, Cell] | None = None
         self._queue_wait: HistogramCell | None = None
         self._sdk_queue_wait = sdk_histograms.get(CHUNK_QUEUE_WAIT.prometheus_name)
-        # Created by the first begin() (a decorated call) or the first success: a task recorded
+        # Created by `prepare()` (before a decorated call) or the first success: a task recorded
         # after the fact has no running count, and its success series appears with its first success.
-        self.active: Cell | None = None
+        self.active: RunningCell | None = None
         self.succeeded: Counted | None = None
         self._failures: dict[tuple[str, bool], Counted] = {}
         metric, key = (TASK_EXECUTION, stage) if is_task else (CHUNK_EXECUTION, agent or UNKNOWN)
@@ -176,12 +176,7 @@ class Site:
         if self.succeeded is None:
             self._succeeded()
         if self.agent is not None and self.active is None:
-            self.active = self.store.of(AGENT_ACTIVE_TASKS).cell((self.agent,))
-
-    def begin(self, receipt: Receipt | None = None) -> None:
-        """The call started: one more task running on the agent (after `prepare()`); `receipt.began` says so."""
-        if self.active is not None:
-            self.store.start(self.active, receipt, self.seen)
+            self.active = self.store.of(AGENT_ACTIVE_TASKS).running((self.agent,))
 
     def waited(self, seconds: float) -> None:
         """A chunk on this site's agent started `seconds` after the split that created it (chunk_queue_wait_seconds)."""
@@ -202,7 +197,6 @@ class Site:
         seconds: float,
         reason: str | None,
         timed_out: bool,
-        began: bool,
         now: float,
         exemplar: Exemplar | None = None,
         context: Context | None = None,
@@ -212,10 +206,11 @@ class Site:
     ) -> None:
         """The call ended after `seconds`: a success when `reason` is None, else a failure (and maybe a timeout).
 
-        `began` says whether `begin()` counted it as running; `now` is the history clock's reading;
+        `now` is the history clock's reading;
         `exemplar` is the sampled span the duration came from, kept by its histogram bucket;
         `context` is the call's span context, where the SDK histogram takes its own exemplar;
-        `receipt.done` is set with the store's change (a decorated call reads it when interrupted);
+        `receipt` is a decorated call's record: it leaves the agent's running count, and `receipt.done`
+        is set with the store's change (the call reads it when interrupted);
         `split`: a task that was split (task_fallback_total counts it, rescued or failed);
         `fallback_seconds`: a fallback chunk's fallback_chunk_seconds_total cell, which `seconds` go into.
         """
@@ -227,7 +222,7 @@ class Site:
         if split:
             extra, amount = self._fallback_cells()[reason is not None], 1.0
         self.store.finish(
-            self.active if began else None,
+            self.active if receipt is not None else None,
             counted,
             self.histogram,
             seconds,

@@ -186,7 +186,7 @@ class Recorder:
         now = self.history.clock()
         site = self.site(True, self._bound("stage", stage), None if agent is None else self._bound("agent", agent))
         failure, timed_out = (None, False) if success else given_reason("error" if reason is None else reason)
-        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds), None, None, split)
+        site.end(seconds, failure, timed_out, now, self._exemplar(seconds), None, None, split)
 
     def chunk_finished(
         self,
@@ -210,7 +210,7 @@ class Recorder:
             site.waited(queued_seconds)
         stage = _fallback_stage()
         seconds_cell = None if stage is None else site.fallback_seconds(stage)
-        site.end(seconds, failure, timed_out, False, now, self._exemplar(seconds), None, None, False, seconds_cell)
+        site.end(seconds, failure, timed_out, now, self._exemplar(seconds), None, None, False, seconds_cell)
 
     def capacity(self, agent: str, slots: int | None) -> None:
         """`agent` is alive, and runs at most `slots` tasks and chunks at once (None: capacity unchanged)."""

@@ -54,18 +54,36 @@ def test_finish_keeps_count_sum_min_and_max(store: Store) -> None:
     assert counts == histogram.counts
 
 
+class _Call:
+    """A decorated call's record, as the store sees it."""
+
+    done = False
+
+
 def test_finish_ends_the_active_task_and_counts_it(store: Store) -> None:
-    active = store.series["agent_active_tasks"].cell(("agent-1",))
+    active = store.series["agent_active_tasks"].running(("agent-1",))
     executed = store.series["agent_tasks_executed_total"].cell(("agent-1",))
     success = store.series["task_success_total"].cell(("task",))
+    first, second = _Call(), _Call()
 
-    store.start(active)
-    store.start(active)
-    store.finish(active, (executed, success, None), None, 1.0)
+    store.start(active, first)
+    store.start(active, second)
+    store.finish(active, (executed, success, None), None, 1.0, receipt=first)
+    # A finish made again (after an interruption) leaves the count as it was.
+    store.finish(active, (None, None, None), None, 1.0, receipt=first)
 
+    assert (first.done, second.done) == (True, False)
     assert store.series["agent_active_tasks"].values() == {("agent-1",): 1.0}
     assert store.series["agent_tasks_executed_total"].values() == {("agent-1",): 1.0}
     assert store.series["task_success_total"].total() == 1.0
+
+
+def test_a_running_count_is_set_only_by_calls_and_only_for_up_down_metrics(store: Store) -> None:
+    active = store.series["agent_active_tasks"].running(("agent-1",))
+    with pytest.raises(AttributeError, match="running count"):
+        active.value = 3.0
+    with pytest.raises(TypeError, match="task_split_total is not an up-down metric"):
+        store.series["task_split_total"].running(("agent-1",))
 
 
 def test_add_pair_is_exact_under_threads(store: Store) -> None:
@@ -135,10 +153,11 @@ def test_forget_drops_the_value_in_every_family_that_has_the_label(store: Store)
 def test_expire_drops_stale_gauges_but_not_a_running_count(store: Store) -> None:
     store.tick(100.0)
     store.set(store.series["docker_container_cpu_limit"].cell(("old",)), 500)
-    store.start(store.series["agent_active_tasks"].cell(("busy",)))
-    idle = store.series["agent_active_tasks"].cell(("idle",))
-    store.start(idle)
-    store.finish(idle, NONE, None, 1.0)
+    store.start(store.series["agent_active_tasks"].running(("busy",)), _Call())
+    idle = store.series["agent_active_tasks"].running(("idle",))
+    call = _Call()
+    store.start(idle, call)
+    store.finish(idle, NONE, None, 1.0, receipt=call)
     store.add(store.series["task_split_total"].cell(("idle",)))
     store.tick(150.0)
     store.set(store.series["docker_container_cpu_limit"].cell(("new",)), 250)
