@@ -1,11 +1,15 @@
-"""Where an alert's annotations point: its runbook section and its dashboard panel, under configurable base URLs."""
+"""Where an alert's annotations point: its runbook section and its dashboard panel, under configurable base URLs.
+
+Reads the dashboard's panel ids (built once by `dashboard`); `alerts` imports this module, never the reverse.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-__all__ = ["DEFAULT_GRAFANA_BASE_URL", "DEFAULT_RUNBOOK_BASE_URL", "Links", "panel_id"]
+from eddie_otel.ops.dashboard import UID, dashboard_panel_ids
+
+__all__ = ["DEFAULT_GRAFANA_BASE_URL", "DEFAULT_RUNBOOK_BASE_URL", "Links"]
 
 # The runbooks' path in the eddie-otel source tree, relative to its root: true wherever the source is,
 # but a link no browser can follow. eddie-otel publishes them nowhere, so in production pass
@@ -13,15 +17,6 @@ __all__ = ["DEFAULT_GRAFANA_BASE_URL", "DEFAULT_RUNBOOK_BASE_URL", "Links", "pan
 DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks.md"
 # Grafana of `eddie-otel stack`.
 DEFAULT_GRAFANA_BASE_URL = "http://127.0.0.1:3000"
-
-
-def panel_id(dashboard: dict[str, Any], title: str) -> int:
-    """The id of the panel titled `title`; a time series wins over a stat of the same title."""
-    matches = [panel for panel in dashboard["panels"] if panel.get("title") == title and panel["type"] != "row"]
-    if not matches:
-        raise ValueError(f"the dashboard has no panel titled {title!r}")
-    matches.sort(key=lambda panel: panel["type"] != "timeseries")
-    return int(matches[0]["id"])
 
 
 @dataclass(frozen=True)
@@ -36,8 +31,8 @@ class Links:
         return f"{self.runbook_base_url}#{alert.lower()}"
 
     def dashboard(self, panel: str) -> str:
-        """The dashboard opened on the panel titled `panel`."""
-        # Imported here: the dashboard module reads the alert thresholds, which import this one.
-        from eddie_otel.ops.dashboard import UID, build_dashboard
-
-        return f"{self.grafana_base_url.rstrip('/')}/d/{UID}?viewPanel={panel_id(build_dashboard(), panel)}"
+        """The dashboard opened on the panel titled `panel` (a time series rather than a stat of the same title)."""
+        ids = dashboard_panel_ids()
+        if panel not in ids:
+            raise ValueError(f"the dashboard has no panel titled {panel!r}")
+        return f"{self.grafana_base_url.rstrip('/')}/d/{UID}?viewPanel={ids[panel]}"

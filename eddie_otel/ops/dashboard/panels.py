@@ -21,7 +21,7 @@ from eddie_otel.catalogue import (
 )
 from eddie_otel.objectives import OBJECTIVES
 from eddie_otel.ops import promql, slo
-from eddie_otel.ops.alerts import Thresholds
+from eddie_otel.ops.thresholds import Thresholds
 
 __all__ = ["FILTERS", "RANGE", "RATE_INTERVAL", "VARIABLES", "Panel", "Query", "Row", "rows"]
 

@@ -1,4 +1,5 @@
-"""Reading a dashboard back: every panel's PromQL, and Grafana's variables replaced for Prometheus itself."""
+"""Reading a dashboard back: every panel's PromQL, its panels' ids by title, and Grafana's variables replaced
+for Prometheus itself."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, VARIABLES
 from eddie_otel.ops.promql import duration_seconds
 
-__all__ = ["expand_variables", "panel_queries"]
+__all__ = ["expand_variables", "panel_ids", "panel_queries"]
 
 
 def _panels(panels: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -26,6 +27,21 @@ def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
         for target in panel.get("targets", [])
         if "expr" in target
     ]
+
+
+def panel_ids(dashboard: dict[str, Any]) -> dict[str, int]:
+    """Panel title → panel id, rows left out; where a time series and a stat share a title, the time series."""
+    ids: dict[str, int] = {}
+    timeseries: set[str] = set()
+    for panel in _panels(dashboard.get("panels", [])):
+        title, kind = str(panel.get("title", "")), panel["type"]
+        if kind == "row" or title in timeseries:
+            continue
+        if title not in ids or kind == "timeseries":
+            ids[title] = int(panel["id"])
+        if kind == "timeseries":
+            timeseries.add(title)
+    return ids
 
 
 def expand_variables(expr: str, *, rate_interval: str = "1m", range_: str = "1h") -> str:

@@ -11,14 +11,17 @@ or patch on load. The JSON below is what Grafana 10/11 itself saves.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from eddie_otel.ops.alerts import THRESHOLDS, Thresholds
 from eddie_otel.ops.dashboard.panels import VARIABLES, Panel, Query, Row, rows
+from eddie_otel.ops.dashboard.queries import panel_ids
+from eddie_otel.ops.thresholds import THRESHOLDS, Thresholds
 
-__all__ = ["DATASOURCE", "TITLE", "UID", "build_dashboard", "render_dashboard"]
+__all__ = ["DATASOURCE", "TITLE", "UID", "build_dashboard", "dashboard_panel_ids", "render_dashboard"]
 
 UID = "eddie-distributed-fallback"
 TITLE = "Eddie · distributed fallback"
@@ -240,3 +243,12 @@ def build_dashboard(thresholds: Thresholds = THRESHOLDS) -> dict[str, Any]:
 def render_dashboard(thresholds: Thresholds = THRESHOLDS) -> str:
     """The dashboard as the JSON text committed to the repository (stable key order, trailing newline)."""
     return json.dumps(build_dashboard(thresholds), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@functools.cache
+def dashboard_panel_ids() -> Mapping[str, int]:
+    """Panel title → id in the dashboard, built once (the alerts' dashboard links read one per rule).
+
+    The layout does not depend on the thresholds, so these are the ids of any `build_dashboard(thresholds)`.
+    """
+    return MappingProxyType(panel_ids(build_dashboard()))
