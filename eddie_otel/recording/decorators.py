@@ -113,6 +113,7 @@ class _Instrumentation:
         "is_task",
         "logged",
         "name",
+        "plain",
         "queued_since",
         "recorder",
         "site",
@@ -141,6 +142,8 @@ class _Instrumentation:
         self.carrier = carrier
         self.queued_since = queued_since
         self.static = not callable(stage) and not callable(agent)
+        # A task with no carrier: untraced, its start is its running count and its mark, nothing more.
+        self.plain = is_task and carrier is None
         # With static labels, the one site, checked against the current recorder on each call.
         self.site: Site | None = None
         # With callable labels, the site of each pair of values the callables gave, checked and
@@ -221,6 +224,12 @@ class _Instrumentation:
             active = site.active
             if active is not None:
                 site.store.start(active, call, site.seen)
+            if self.plain and attach and site.tracing is None:
+                # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
+                call.stage = site.stage
+                current = fallback.CURRENT
+                call.token = current.set((call, current.get()))  # fallback.enter_task, inline
+                return
             parent = None
             headers = None
             if self.carrier is not None:
