@@ -9,7 +9,11 @@ and p99 over 1 d and 7 d (from the histogram's buckets, interpolated within a bu
 recommendation and one word on the timeout, the same as the in-process summary's
 (`eddie_otel.timeouts.verdict`): "too tight" (hit share above 5 %), "too loose" (the 1 d p99
 below a third of the timeout), "ok", or "not enough data" (fewer than 50 tasks in the day, the
-in-process default of EDDIE_OTEL_TIMEOUT_MIN_SAMPLES).
+in-process default of EDDIE_OTEL_TIMEOUT_MIN_SAMPLES), with no recommendation then, as in process.
+
+The command counts tasks and timeouts as the fleet summary does (`promql.increase_from_zero`):
+eddie-otel's counter series appear already holding their first count, so a stage's first
+timeout in the day, or its first task in the week, counts; `increase()` would miss it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from eddie_otel.errors import ConfigurationError, EddieOtelError
 from eddie_otel.ops.credentials import url_redactor
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
+from eddie_otel.ops.promql import aggregate, either_sum, increase_from_zero, ratio
 from eddie_otel.ops.rule import Recording, Rule
 from eddie_otel.timeouts import NOT_ENOUGH_DATA, TOO_TIGHT_SHARE, verdict
 
@@ -84,7 +89,10 @@ def quantile(q: float, window: str, job: str | None = None) -> str:
 
 
 def hit_share(window: str, job: str | None = None) -> str:
-    """Timeouts over finished tasks over `window`, per job and stage."""
+    """Timeouts over finished tasks over `window`, per job and stage, from `increase()`: the alert's.
+
+    The command counts instead (`counted_hit_share`).
+    """
 
     def total(name: str) -> str:
         return f"sum by (job, stage) (increase({_selector(name, job)}[{window}]))"
@@ -93,6 +101,22 @@ def hit_share(window: str, job: str | None = None) -> str:
     # A stage with finished tasks and no timeout has no timeout series: its share is 0, not missing.
     timeouts = f"({total('timeout_events_total')} or {finished} * 0)"
     return f"{timeouts} / {finished}"
+
+
+def counted(name: str, window: str, job: str | None = None) -> str:
+    """How much the counter `name` grew over `window`, per job and stage; a series new in it counts from zero."""
+    return aggregate("sum", increase_from_zero(_selector(name, job), window), BY)
+
+
+def counted_hit_share(window: str, job: str | None = None) -> str:
+    """Timeouts over finished tasks counted over `window` (`counted`), per job and stage: the command's hit share.
+
+    0 for a stage with finished tasks and no timeout; a stage that never failed (or never succeeded) has
+    no series of that counter, and its finished tasks are the other's. No value with none finished.
+    """
+    finished = either_sum(counted("task_success_total", window, job), counted("task_failure_total", window, job))
+    timeouts = f"({counted('timeout_events_total', window, job)} or {finished} * 0)"
+    return ratio(timeouts, finished)
 
 
 def timeout_in_use(job: str | None = None, window: str = "1h") -> str:
@@ -152,14 +176,10 @@ def _by_key(vector: Vector) -> dict[tuple[str, str], float]:
 
 def recommendations(api: PrometheusAPI, job: str | None = None) -> list[dict[str, Any]]:
     """One object per job and stage with tasks in the last 7 days, with the keys of FIELDS (None: unknown)."""
-    active = _by_key(
-        api.query(f"sum by (job, stage) (increase({_selector('task_execution_seconds_count', job)}[7d])) > 0")
-    )
-    tasks_1d = _by_key(
-        api.query(f"sum by (job, stage) (increase({_selector('task_execution_seconds_count', job)}[1d]))")
-    )
+    active = _by_key(api.query(f"{counted('task_execution_seconds_count', '7d', job)} > 0"))
+    tasks_1d = _by_key(api.query(counted("task_execution_seconds_count", "1d", job)))
     timeout = _by_key(api.query(timeout_in_use(job)))
-    share = _by_key(api.query(hit_share("1d", job)))
+    share = _by_key(api.query(counted_hit_share("1d", job)))
     quantiles = {
         f"p{int(q * 100)}_{window}": _by_key(api.query(quantile(q, window, job)))
         for window in ("1d", "7d")
@@ -172,8 +192,9 @@ def recommendations(api: PrometheusAPI, job: str | None = None) -> list[dict[str
         row: dict[str, Any] = {"job": key[0], "stage": key[1], "timeout_seconds": timeout.get(key)}
         row.update({name: values.get(key) for name, values in quantiles.items()})
         row["hit_share"] = share.get(key)
-        row["recommended_seconds"] = None if p99 is None else MARGIN * p99
-        row["reason"] = verdict(row["timeout_seconds"], p99, row["hit_share"], enough) if enough else NOT_ENOUGH_DATA
+        # Too few tasks in the day: nothing is recommended (as in process, below EDDIE_OTEL_TIMEOUT_MIN_SAMPLES).
+        row["recommended_seconds"] = MARGIN * p99 if enough and p99 is not None else None
+        row["reason"] = verdict(row["timeout_seconds"], p99, row["hit_share"]) if enough else NOT_ENOUGH_DATA
         rows.append({name: row[name] for name in FIELDS})
     return rows
 
@@ -240,4 +261,10 @@ def recommend_command(*, prometheus_url: str, job: str | None, as_json: bool) ->
         print(f"no stage had tasks in the last 7 days{'' if job is None else f' in job {job}'}")
     else:
         print(_table(rows))
+        for row in rows:
+            if row["reason"] == NOT_ENOUGH_DATA:
+                print(
+                    f"{row['stage']} (job {row['job']}): too little data for a recommendation, "
+                    f"fewer than {MIN_TASKS} tasks in the last day"
+                )
     return 0
