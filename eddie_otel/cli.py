@@ -359,8 +359,9 @@ def _add_recommend(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         description=(
             "For each job and stage with tasks in the last 7 days: the timeout in use (the largest any instance "
             "reports), p50/p95/p99 over 1 d and 7 d, the share of tasks that timed out over 1 d, the recommended "
-            "timeout (1.5 x the 1 d p99) and why: too tight (more than 5 %% timed out), too loose (the 1 d p99 "
-            "below a third of the timeout), ok, or not enough data (fewer than 50 tasks in the day)."
+            "timeout (1.5 x the 1 d p99) and why: too tight (more than 5 % timed out), too loose (the 1 d p99 "
+            "below a third of the timeout), ok, or not enough data (fewer than 50 tasks in the day: nothing is "
+            "recommended)."
         ),
     )
     parser.add_argument(

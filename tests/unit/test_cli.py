@@ -53,6 +53,8 @@ def test_help_of_every_command_exits_0_and_names_its_options(command: str, capsy
     assert out.startswith(f"usage: eddie-otel {command} ")
     for option in OPTIONS[command]:
         assert option in out
+    # A description is printed as written: a doubled percent sign would show as it is.
+    assert "%%" not in out
 
 
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
