@@ -73,6 +73,16 @@ def test_the_page_links_the_raw_endpoints_and_no_grafana_by_default(service: htt
     assert "grafana-link" not in page
 
 
+def test_the_page_has_a_fallback_card_and_the_timeouts_beside_the_latency(service: httpx.Client) -> None:
+    page = service.get("/").text
+
+    # Before its script has read a summary, the card says there is nothing to show, not zeros.
+    assert '<ul id="fallback" class="figures" hidden></ul>' in page
+    assert '<p id="fallback-empty" class="empty">No task has been split yet.</p>' in page
+    headings = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', page.split('id="latency"')[1].split("</thead>")[0])
+    assert headings == ["Stage", "Samples", "p50", "p95", "p99", "Timeout", "Recom&shy;mended"]
+
+
 def test_grafana_and_frame_ancestors_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setenv("EDDIE_OTEL_GRAFANA_URL", "http://grafana.internal:3000/")
     monkeypatch.setenv("EDDIE_OTEL_FRAME_ANCESTORS", "http://localhost:8501, https://apps.example")

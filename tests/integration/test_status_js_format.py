@@ -67,6 +67,39 @@ RATIOS = [(1, "1.00×"), (1.234, "1.23×"), (250.4, "250×")]
 # Per second in, per minute out.
 PER_MINUTE = [(0, "0"), (0.00001, "< 0.001"), (0.0001, "0.006"), (0.01, "0.6"), (0.125, "7.5"), (0.5, "30"), (1, "60")]
 
+# Seconds in, chunk-hours out.
+HOURS = [
+    (0, "0 h"),
+    (1, "< 0.001 h"),
+    (3.6, "0.001 h"),
+    (90, "0.025 h"),
+    (1800, "0.5 h"),
+    (3600, "1 h"),
+    (5400, "1.5 h"),
+    (12345, "3.43 h"),
+    (360000, "100 h"),
+    (3600000, "1000 h"),
+    (-1800, "−0.5 h"),
+    (math.nan, "—"),
+]
+# US dollars: cents from $1 up, three significant digits below, never fewer than two decimals.
+USD = [
+    (0, "$0.00"),
+    (0.00001, "< $0.0001"),
+    (0.0001, "$0.0001"),
+    (0.00234, "$0.00234"),
+    (0.01, "$0.01"),
+    (0.125, "$0.125"),
+    (0.5, "$0.50"),
+    (0.75, "$0.75"),
+    (0.9999, "$1.00"),
+    (1, "$1.00"),
+    (12.3456, "$12.35"),
+    (1234.5, "$1234.50"),
+    (-0.5, "−$0.50"),
+    (math.nan, "—"),
+]
+
 
 @pytest.fixture(scope="module")
 def page(browser: Browser) -> Iterator[Page]:
@@ -97,6 +130,8 @@ def shown(page: Page, name: str, values: list[float]) -> list[str]:
         ("plain", PLAIN),
         ("ratio", RATIOS),
         ("perMinute", PER_MINUTE),
+        ("hours", HOURS),
+        ("usd", USD),
     ],
 )
 def test_each_format_over_its_table(page: Page, name: str, table: list[tuple[float, str]]) -> None:
@@ -117,3 +152,10 @@ def test_a_duration_never_shows_a_rounded_unit_edge(page: Page) -> None:
             assert unit.split()[0] in ("min", "h"), (value, text)
             assert int(number) >= 1, (value, text)
             assert " 60 " not in f" {text} ", (value, text)
+
+
+@pytest.mark.parametrize("name", ["duration", "percent", "plain", "ratio", "perMinute", "hours", "usd"])
+def test_every_format_shows_a_dash_for_what_is_not_a_number(page: Page, name: str) -> None:
+    # What a summary from an older service, or a null, hands the page.
+    shown: list[str] = page.evaluate("name => [null, undefined, 'x', Infinity].map(v => EddieFormat[name](v))", name)
+    assert shown == ["—"] * 4

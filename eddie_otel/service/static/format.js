@@ -74,5 +74,35 @@ var EddieFormat = (function () {
     return trimmed(value.toPrecision(3));
   }
 
-  return { duration: duration, percent: percent, plain: plain, ratio: ratio, perMinute: perMinute };
+  // Seconds shown in hours (chunk-hours): three significant digits, whole from 1000 h up; "0 h" only for 0.
+  function hours(seconds) {
+    if (typeof seconds !== "number" || !isFinite(seconds)) return "—";
+    if (seconds < 0) return "−" + hours(-seconds);
+    if (seconds === 0) return "0 h";
+    var value = seconds / HOUR;
+    if (Number(value.toPrecision(3)) < 0.001) return "< 0.001 h";
+    return trimmed(significant(value, 3)) + " h";
+  }
+
+  // US dollars: cents from $1 up, three significant digits (at least two decimals) below; "< $0.0001" for less.
+  function usd(value) {
+    if (typeof value !== "number" || !isFinite(value)) return "—";
+    if (value < 0) return "−" + usd(-value);
+    if (value === 0) return "$0.00";
+    var rounded = Number(value.toPrecision(3));
+    if (rounded < 0.0001) return "< $0.0001";
+    if (rounded >= 1) return "$" + value.toFixed(2);
+    // "0.500" → "0.50", "0.0100" → "0.01": zeros past the cents say nothing.
+    return "$" + rounded.toPrecision(3).replace(/(\.\d\d\d*?)0+$/, "$1");
+  }
+
+  return {
+    duration: duration,
+    percent: percent,
+    plain: plain,
+    ratio: ratio,
+    perMinute: perMinute,
+    hours: hours,
+    usd: usd,
+  };
 })();

@@ -1,4 +1,5 @@
 // The status page: polls the JSON summary and draws it; keeps a short series of the 5-minute rates for sparklines.
+// Any field may be missing (an older service, a stage with no timeout): what is not there reads "—".
 "use strict";
 /* global EddieFormat */
 (function () {
@@ -15,6 +16,8 @@
   var ratio = EddieFormat.ratio;
   var plain = EddieFormat.plain;
   var perMinute = EddieFormat.perMinute;
+  var hours = EddieFormat.hours;
+  var usd = EddieFormat.usd;
 
   var INDICATORS = {
     success_rate: { label: "Success rate", format: percent },
@@ -36,6 +39,9 @@
     "no-data": { text: "no data", mark: "–" },
   };
 
+  // The summary's reasons for a stage's timeout (see eddie_otel.timeouts.verdict).
+  var NOT_ENOUGH_DATA = "not enough data";
+
   var series = {};
   RATES.forEach(function (rate) {
     series[rate.key] = [];
@@ -46,6 +52,11 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  // A finite number, or null for anything else (missing, null, a string).
+  function number(value) {
+    return typeof value === "number" && isFinite(value) ? value : null;
   }
 
   function stateOf(indicator) {
@@ -143,24 +154,46 @@
     });
   }
 
+  // Rows are lists of cells, or {cells, data, detail}: `data` sets the row's data attributes, and
+  // `detail` ({text, data}) adds a row under it whose one cell spans the table.
   function fillTable(id, rows) {
     var table = document.getElementById(id);
     var tbody = table.tBodies[0];
     var fresh = document.createElement("tbody");
-    rows.forEach(function (cells) {
+    var columns = table.tHead.rows[0].cells.length;
+    rows.forEach(function (given) {
+      var spec = Array.isArray(given) ? { cells: given } : given;
       var row = document.createElement("tr");
-      cells.forEach(function (cell, i) {
+      setData(row, spec.data);
+      spec.cells.forEach(function (cell, i) {
         var td = element(i === 0 ? "th" : "td", cell.className || (i === 0 ? "" : "num"));
         if (i === 0) td.scope = "row";
+        if (cell.title) td.title = cell.title;
         if (cell.node) td.appendChild(cell.node);
         else td.textContent = cell.text;
         row.appendChild(td);
       });
       fresh.appendChild(row);
+      if (spec.detail) {
+        row.classList.add("has-detail");
+        var detail = element("tr", "detail-row");
+        setData(detail, spec.data);
+        setData(detail, spec.detail.data);
+        var cell = element("td", "detail", spec.detail.text);
+        cell.colSpan = columns;
+        detail.appendChild(cell);
+        fresh.appendChild(detail);
+      }
     });
     table.replaceChild(fresh, tbody);
     table.hidden = rows.length === 0;
     document.getElementById(id + "-empty").hidden = rows.length !== 0;
+  }
+
+  function setData(node, data) {
+    Object.keys(data || {}).forEach(function (key) {
+      node.dataset[key] = data[key];
+    });
   }
 
   function renderAgents(agents) {
@@ -185,20 +218,131 @@
     );
   }
 
-  function renderLatency(latency) {
+  // The line under a stage that says why its timeout is judged so: "too tight: 12.0% of tasks hit it".
+  function timeoutReason(timeout) {
+    var reason = typeof timeout.reason === "string" ? timeout.reason : "";
+    var share = number(timeout.hit_share);
+    var samples = number(timeout.samples);
+    var p99 = number(timeout.p99);
+    if (reason === "too tight" || reason === "ok") {
+      return share === null ? reason : reason + ": " + percent(share) + " of tasks hit it";
+    }
+    if (reason === "too loose") {
+      var cause = p99 === null ? "" : ": p99 of successful tasks (" + duration(p99) + ") is under a third of it";
+      return reason + cause;
+    }
+    if (reason === NOT_ENOUGH_DATA) {
+      if (samples === null) return reason;
+      return reason + ": " + plain(samples) + " successful task" + (samples === 1 ? "" : "s") + " so far";
+    }
+    return reason;
+  }
+
+  // Per stage with latency or a timeout: the percentiles, the timeout in use, the recommended one and why.
+  function renderLatency(latency, timeouts) {
+    var stages = Object.keys(latency).concat(Object.keys(timeouts).filter(function (stage) {
+      return !Object.prototype.hasOwnProperty.call(latency, stage);
+    }));
     fillTable(
       "latency",
-      Object.keys(latency).sort().map(function (stage) {
-        var p = latency[stage];
-        return [
-          { text: stage, className: "label" },
-          { text: plain(p.samples), className: "num optional" },
-          { text: duration(p.p50) },
-          { text: duration(p.p95) },
-          { text: duration(p.p99) },
-        ];
+      stages.sort().map(function (stage) {
+        var p = latency[stage] || {};
+        var t = timeouts[stage];
+        var row = {
+          data: { stage: stage },
+          cells: [
+            { text: stage, className: "label" },
+            { text: plain(p.samples), className: "num optional" },
+            { text: duration(p.p50), className: "num optional" },
+            { text: duration(p.p95), className: "num optional" },
+            { text: duration(p.p99) },
+            { text: "—", className: "num timeout" },
+            { text: "—", className: "num recommended" },
+          ],
+        };
+        if (t && typeof t === "object") {
+          var recommended = number(t.recommended_seconds);
+          var samples = number(t.samples);
+          row.cells[5].text = duration(t.timeout_seconds);
+          // Too few successful tasks: the reason where the number would be.
+          var unknown = recommended === null && t.reason === NOT_ENOUGH_DATA;
+          row.cells[6].text = unknown ? NOT_ENOUGH_DATA : duration(recommended);
+          if (recommended === null) row.cells[6].className += " muted";
+          if (samples !== null) {
+            row.cells[6].title = "from " + plain(samples) + " successful task" + (samples === 1 ? "" : "s");
+          }
+          var reason = timeoutReason(t);
+          if (reason) row.detail = { text: reason, data: { reason: String(t.reason) } };
+        }
+        return row;
       })
     );
+  }
+
+  function renderFallback(fallback) {
+    var given = fallback && typeof fallback === "object" ? fallback : {};
+    var split = number(given.split_tasks);
+    var list = document.getElementById("fallback");
+    var empty = document.getElementById("fallback-empty");
+    var none = split === null || split <= 0;
+    list.hidden = none;
+    empty.hidden = !none;
+    if (none) {
+      // Chunks of a split task that is still running: their time is counted before the task is.
+      empty.textContent =
+        number(given.chunk_seconds) > 0 ? "No split task has finished yet." : "No task has been split yet.";
+      return;
+    }
+    var rescued = number(given.rescued);
+    var failed = number(given.failed);
+    var seconds = number(given.chunk_seconds);
+    var cost = number(given.cost_usd);
+    var perRescued = rescued !== null && rescued > 0 && cost !== null ? cost / rescued : null;
+    var figures = [
+      {
+        key: "rescued",
+        label: "Rescued",
+        value: rescued,
+        text: plain(rescued),
+        detail: plain(failed) + " failed of " + plain(split) + " split task" + (split === 1 ? "" : "s"),
+      },
+      {
+        key: "rescue_ratio",
+        label: "Rescue ratio",
+        value: number(given.rescue_ratio),
+        text: percent(given.rescue_ratio),
+        detail: "rescued of finished split tasks",
+      },
+      {
+        key: "chunk_hours",
+        label: "Chunk time",
+        value: seconds === null ? null : seconds / 3600,
+        text: hours(seconds),
+        detail: duration(seconds) + " in chunks of splits",
+      },
+      {
+        key: "cost_per_rescued",
+        label: "Cost per rescued task",
+        value: perRescued,
+        text: usd(perRescued),
+        detail: usd(cost) + " spent in chunks of splits",
+      },
+    ];
+    figures.forEach(function (figure) {
+      var item = list.querySelector('[data-fallback="' + figure.key + '"]');
+      if (!item) {
+        item = element("li", "figure");
+        item.dataset.fallback = figure.key;
+        item.appendChild(element("span", "name", figure.label));
+        item.appendChild(element("span", "value"));
+        item.appendChild(element("span", "detail"));
+        list.appendChild(item);
+      }
+      var value = item.querySelector(".value");
+      value.dataset.value = figure.value === null ? "" : String(figure.value);
+      value.textContent = figure.text;
+      item.querySelector(".detail").textContent = figure.detail;
+    });
   }
 
   function setConnection(state, text) {
@@ -211,7 +355,8 @@
     renderIndicators(summary.indicators || []);
     renderRates((summary.windows && summary.windows["5m"]) || { rates: {}, counts: {} });
     renderAgents(summary.agents || {});
-    renderLatency(summary.latency || {});
+    renderFallback(summary.fallback);
+    renderLatency(summary.latency || {}, summary.timeouts || {});
     var now = new Date();
     setConnection("live", "live");
     document.getElementById("updated").textContent =
