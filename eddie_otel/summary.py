@@ -1,6 +1,8 @@
 """The JSON summary and the success indicators, computed from the exact series and the history.
 
-`summary()` returns the dict that GET /metrics/summary answers:
+`summary()` returns the dict that GET /metrics/summary answers; every key below is always there
+(`Summary`, whose keys are all required), and the fleet summary (`eddie_otel.ops.fleet`, computed
+with PromQL) has the same ones, each with the fleet's meaning said there:
 
 - `generated_at`: when the summary was computed, an RFC 3339 UTC timestamp
   (`2026-01-31T12:00:00.000Z`), so a reader can tell a stale copy from a fresh one.
@@ -56,7 +58,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from typing_extensions import NotRequired, Protocol, TypedDict
+from typing_extensions import Protocol, TypedDict
 
 from eddie_otel.catalogue import (
     AGENT_ACTIVE_TASKS,
@@ -103,11 +105,11 @@ class AgentLoad(TypedDict):
 
     active: float
     executed: float
-    # Null when the agent never said its capacity; saturation is active / capacity.
-    capacity: NotRequired[float | None]
-    saturation: NotRequired[float | None]
+    # Null when the agent never said its capacity; saturation is active / capacity (null without a capacity).
+    capacity: float | None
+    saturation: float | None
     # Unix seconds of the last record for the agent (to within 10 s); null when never.
-    last_seen: NotRequired[float | None]
+    last_seen: float | None
 
 
 class Fallback(TypedDict):
@@ -173,9 +175,9 @@ class Summary(TypedDict):
     generated_at: str
     totals: dict[str, float]
     agents: dict[str, AgentLoad]
-    fallback: NotRequired[Fallback]
+    fallback: Fallback
     latency: dict[str, Latency]
-    timeouts: NotRequired[dict[str, StageTimeout]]
+    timeouts: dict[str, StageTimeout]
     windows: dict[str, Window]
     indicators: list[Indicator]
 

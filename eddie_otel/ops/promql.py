@@ -16,6 +16,10 @@ indicators (the dashboard's stat panels and the fleet summary) count instead: `s
 is how much each counter grew over the window, with a series that appears during the window
 counted from zero, since eddie-otel's series appear already holding their first count and
 `increase()` sees no step there (see `increase_from_zero` for the definition and its limits).
+
+What a counter counted since its process started, or a gauge's level now, is `current`: its
+value summed (or the largest, for a gauge such as a timestamp) over instances; the fleet summary
+asks it of the targets that are up only (`live`), as its totals do.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ __all__ = [
     "TASK_SPLIT",
     "TASK_SPLIT_CHUNKS",
     "TASK_SUCCESS",
+    "TASK_TIMEOUT",
     "TIMEOUT_EVENTS",
     "Where",
     "active_agent_count",
@@ -59,16 +64,21 @@ __all__ = [
     "chunk_hours",
     "cost_per_rescued_task",
     "counted_quantile",
+    "current",
     "duration_seconds",
     "either_sum",
     "failure_ratio",
     "fallback_rate",
+    "hit_share",
     "increase_from_zero",
     "indicators",
+    "last_seen",
+    "live",
     "mean",
     "merge_efficiency",
     "quantile",
     "ratio",
+    "recorded",
     "rescue_ratio",
     "saturation",
     "seconds_since_seen",
@@ -77,6 +87,7 @@ __all__ = [
     "sum_counted",
     "sum_increase",
     "sum_rate",
+    "timeout_in_use",
     "timeouts_per_hour",
 ]
 
@@ -105,6 +116,7 @@ AGENT_CAPACITY = by_prometheus_name("agent_capacity")
 AGENT_LAST_SEEN = by_prometheus_name("agent_last_seen_timestamp_seconds")
 AGENT_TOKENS = by_prometheus_name("agent_tokens_total")
 AGENT_COST = by_prometheus_name("agent_cost_usd_total")
+TASK_TIMEOUT = by_prometheus_name("task_timeout_seconds")
 
 
 # Labels Prometheus attaches to every scraped series, whatever the metric.
@@ -118,13 +130,19 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _matchers(labels: Sequence[str], where: Where) -> list[str]:
+    """The matchers of `where` for the labels a series has (`labels`): the others would empty the query."""
+    return [f"{label}=~{_quoted(value)}" for label, value in (where or {}).items() if label in labels]
+
+
+def _series(name: str, matchers: Sequence[str]) -> str:
+    return f"{name}{{{', '.join(matchers)}}}" if matchers else name
+
+
 def selector(metric: Metric, where: Where = None, suffix: str = "", extra: Sequence[str] = ()) -> str:
     """`metric` (plus `suffix`, such as `_bucket`) with the matchers of `where` its labels allow, and `extra` ones."""
-    labels = (*TARGET_LABELS, *metric.labels)
-    matchers = [f"{label}=~{_quoted(value)}" for label, value in (where or {}).items() if label in labels]
-    matchers += extra
-    name = metric.prometheus_name + suffix
-    return f"{name}{{{', '.join(matchers)}}}" if matchers else name
+    matchers = _matchers((*TARGET_LABELS, *metric.labels), where) + list(extra)
+    return _series(metric.prometheus_name + suffix, matchers)
 
 
 def _check_labels(metric: Metric, by: Sequence[str]) -> None:
@@ -136,6 +154,37 @@ def _check_labels(metric: Metric, by: Sequence[str]) -> None:
 def aggregate(operator: str, expr: str, by: Sequence[str] = ()) -> str:
     """`operator by (labels) (expr)`, or `operator(expr)` across everything when `by` is empty."""
     return f"{operator} by ({', '.join(by)}) ({expr})" if by else f"{operator}({expr})"
+
+
+def live(expr: str) -> str:
+    """`expr` on the targets Prometheus reaches now (`up == 1`) only.
+
+    A target that is down keeps its last samples for a few minutes: without this, a process that
+    stopped would still count as a live instance's current values.
+    """
+    return f"({expr} and on (job, instance) (up == 1))"
+
+
+def current(
+    operator: str, metric: Metric, by: Sequence[str] = (), *, where: Where = None, up_only: bool = False
+) -> str:
+    """The current value of a counter (its total since its process started) or a gauge (its level now),
+    aggregated with `operator` (`sum`, `max`) over instances and the labels not in `by`; with `up_only`,
+    over the targets that are up only (`live`)."""
+    if metric.kind is Kind.HISTOGRAM:
+        raise ValueError(f"a current value needs a counter or a gauge, and {metric.prometheus_name} is a histogram")
+    _check_labels(metric, by)
+    series = selector(metric, where)
+    return aggregate(operator, live(series) if up_only else series, by)
+
+
+def recorded(operator: str, record: str, labels: Sequence[str], by: Sequence[str] = (), *, where: Where = None) -> str:
+    """The series of the recording rule `record` (whose labels are `labels`), narrowed by the matchers of
+    `where` for those labels, aggregated with `operator` over the labels not in `by`."""
+    unknown = [label for label in by if label not in labels]
+    if unknown:
+        raise ValueError(f"{record} has no label {unknown[0]!r} (labels: {list(labels)})")
+    return aggregate(operator, _series(record, _matchers(labels, where)), by)
 
 
 def sum_rate(metric: Metric, window: str, by: Sequence[str] = (), *, where: Where = None) -> str:
@@ -326,20 +375,49 @@ def cost_per_rescued_task(window: str, by: Sequence[str] = (), *, where: Where =
     return ratio(sum_rate(FALLBACK_COST, window, by, where=where), fallback_rate("rescued", window, by, where=where))
 
 
-def saturation(by: Sequence[str] = ("agent",), *, where: Where = None) -> str:
-    """Tasks and chunks running / the capacity the agents said they have, summed over instances per `by`.
+def saturation(
+    by: Sequence[str] = ("agent",), *, where: Where = None, up_only: bool = False, idle_as_zero: bool = False
+) -> str:
+    """Tasks and chunks running / the capacity the agents said they have, summed over instances per `by`
+    (with `up_only`, over the targets that are up only).
 
-    No value for an agent that never said its capacity.
+    No value for an agent that never said its capacity (or said 0). An agent with a capacity that
+    never ran anything has no agent_active_tasks series: no value either, or 0 with `idle_as_zero`
+    (as the process summary says).
     """
-    _check_labels(AGENT_CAPACITY, by)
-    active = aggregate("sum", selector(AGENT_ACTIVE_TASKS, where), by)
-    return ratio(active, aggregate("sum", selector(AGENT_CAPACITY, where), by))
+    active = current("sum", AGENT_ACTIVE_TASKS, by, where=where, up_only=up_only)
+    capacity = current("sum", AGENT_CAPACITY, by, where=where, up_only=up_only)
+    return ratio(f"({active} or {capacity} * 0)" if idle_as_zero else active, capacity)
+
+
+def last_seen(by: Sequence[str] = ("agent",), *, where: Where = None, up_only: bool = False) -> str:
+    """When anything was last recorded for an agent (Unix seconds, to within 10 s): the latest of any instance
+    (with `up_only`, of any instance that is up)."""
+    return current("max", AGENT_LAST_SEEN, by, where=where, up_only=up_only)
 
 
 def seconds_since_seen(by: Sequence[str] = ("agent",), *, where: Where = None) -> str:
     """Seconds since anything was last recorded for an agent, by any instance (to within 10 s)."""
-    _check_labels(AGENT_LAST_SEEN, by)
-    return f"time() - {aggregate('max', selector(AGENT_LAST_SEEN, where), by)}"
+    return f"time() - {last_seen(by, where=where)}"
+
+
+def timeout_in_use(by: Sequence[str] = ("stage",), *, where: Where = None, up_only: bool = False) -> str:
+    """The timeout a stage runs with (task_timeout_seconds): the largest any instance reports (with `up_only`,
+    any instance that is up)."""
+    return current("max", TASK_TIMEOUT, by, where=where, up_only=up_only)
+
+
+def hit_share(window: str, by: Sequence[str] = ("stage",), *, where: Where = None) -> str:
+    """Timeouts / finished tasks (successes and failures) counted over `window` (`sum_counted`), per `by`:
+    the share of a stage's tasks that hit its timeout.
+
+    0 (not "no data") for a stage with finished tasks and no timeout; no value for one with none finished.
+    """
+    finished = either_sum(
+        sum_counted(TASK_SUCCESS, window, by, where=where), sum_counted(TASK_FAILURE, window, by, where=where)
+    )
+    timeouts = f"({sum_counted(TIMEOUT_EVENTS, window, by, where=where)} or {finished} * 0)"
+    return ratio(timeouts, finished)
 
 
 def _or_zero(expr: str) -> str:
