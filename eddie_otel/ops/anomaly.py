@@ -37,6 +37,7 @@ dashboards/prometheus.yml (15 s) the same windows would hold 20 times as many sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eddie_otel.ops import promql, slo
@@ -53,6 +54,7 @@ __all__ = [
     "alert_rules",
     "record_name",
     "recording_rules",
+    "signal",
 ]
 
 GROUP = "eddie-anomaly"
@@ -71,16 +73,25 @@ FOR = "15m"
 
 @dataclass(frozen=True)
 class Signal:
-    """One signal: its name, its PromQL per job over 5 minutes, its floor, and how an annotation shows it."""
+    """One signal: its PromQL per job over 5 minutes, its floor, how an annotation shows it, and its panel."""
 
     name: str
-    expr: str
+    # Its PromQL per job over 5 minutes, narrowed by `where` (the rules: everything; the dashboard: `$job`).
+    query: Callable[[promql.Where], str]
     # The alert stays silent while the signal is at or below this, whatever its band.
     floor: str
     floor_text: str
     what: str
     value: str
+    # The dashboard panel the alert links to, which draws the band.
     panel: str
+    # Whether several jobs' values add up (events per second) or not (a ratio, a quantile).
+    additive: bool
+
+    @property
+    def expr(self) -> str:
+        """The recorded PromQL: per job, every job."""
+        return self.query(None)
 
 
 _BY = slo.BY
@@ -88,42 +99,52 @@ _BY = slo.BY
 SIGNALS: tuple[Signal, ...] = (
     Signal(
         "timeouts",
-        promql.sum_rate(promql.TIMEOUT_EVENTS, WINDOW, _BY),
+        lambda where: promql.sum_rate(promql.TIMEOUT_EVENTS, WINDOW, _BY, where=where),
         "5 / 3600",
         "5 an hour",
         "timeouts",
         '{{ printf "%.3g" $value }} a second',
         "Timeout events by agent and stage",
+        additive=True,
     ),
     Signal(
         "failure_ratio",
-        promql.failure_ratio(WINDOW, _BY),
+        lambda where: promql.failure_ratio(WINDOW, _BY, where=where),
         "0.05",
         "5 %",
         "failure ratio",
         "{{ $value | humanizePercentage }}",
         "Success rate by stage",
+        additive=False,
     ),
     Signal(
         "latency_p99",
         # No task in 5 minutes makes the quantile NaN, which would poison a week of means: dropped.
-        f"{promql.quantile(0.99, promql.TASK_EXECUTION, WINDOW, _BY)} >= 0",
+        lambda where: f"{promql.quantile(0.99, promql.TASK_EXECUTION, WINDOW, _BY, where=where)} >= 0",
         "10",
         "10 s",
         "task latency p99",
         "{{ $value | humanizeDuration }}",
         "Task execution time by stage",
+        additive=False,
     ),
     Signal(
         "splits",
-        promql.sum_rate(promql.TASK_SPLIT, WINDOW, _BY),
+        lambda where: promql.sum_rate(promql.TASK_SPLIT, WINDOW, _BY, where=where),
         "5 / 3600",
         "5 an hour",
         "task splits",
         '{{ printf "%.3g" $value }} a second',
         "Task splits by agent",
+        additive=True,
     ),
 )
+
+
+def signal(name: str) -> Signal:
+    """The signal called `name`."""
+    [found] = [s for s in SIGNALS if s.name == name]
+    return found
 
 
 def record_name(signal: Signal, part: str) -> str:

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL
-from eddie_otel.ops.dashboard.queries import expand_variables, panel_ids, panel_queries
+from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, WEEK_OF_HISTORY
+from eddie_otel.ops.dashboard.queries import expand_variables, needs_history, panel_ids, panel_queries
 from eddie_otel.ops.dashboard.render import (
     DATASOURCE,
     TITLE,
@@ -23,9 +23,11 @@ __all__ = [
     "RATE_INTERVAL",
     "TITLE",
     "UID",
+    "WEEK_OF_HISTORY",
     "build_dashboard",
     "dashboard_panel_ids",
     "expand_variables",
+    "needs_history",
     "panel_ids",
     "panel_queries",
     "render_dashboard",

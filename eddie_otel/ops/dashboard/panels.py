@@ -20,10 +20,23 @@ from eddie_otel.catalogue import (
     TIMEOUT_EVENTS,
 )
 from eddie_otel.objectives import OBJECTIVES
-from eddie_otel.ops import promql, slo
+from eddie_otel.ops import anomaly, promql, slo
 from eddie_otel.ops.thresholds import Thresholds
 
-__all__ = ["FILTERS", "RANGE", "RATE_INTERVAL", "VARIABLES", "Panel", "Query", "Row", "rows"]
+__all__ = [
+    "BAND",
+    "BAND_LOW",
+    "FILTERS",
+    "RANGE",
+    "RATE_INTERVAL",
+    "VARIABLES",
+    "WEEK_OF_HISTORY",
+    "Panel",
+    "Query",
+    "Row",
+    "anomaly_queries",
+    "rows",
+]
 
 # Grafana's window for rate(): at least four scrape intervals, so every window holds enough samples.
 RATE_INTERVAL = "$__rate_interval"
@@ -41,6 +54,18 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
 FILTERS: dict[str, str] = {name: f"${name}" for name, _, _ in VARIABLES}
 
 _PER_SECOND = "suffix:/s"
+
+# The anomaly band of a signal (eddie_otel/ops/anomaly.py), drawn on the panel its EddieAnomaly rule links to:
+# the upper series (legend BAND) filled down to the lower one (BAND_LOW, left out of the legend), both dashed.
+BAND = "expected range"
+BAND_LOW = "expected range (low)"
+# The band's recorded series exist only once a week of the signal is recorded (anomaly.py says why): the
+# dashboard's queries of these return nothing before that.
+WEEK_OF_HISTORY: tuple[str, ...] = tuple(
+    anomaly.record_name(signal, part) for signal in anomaly.SIGNALS for part in ("upper", "lower")
+)
+# The band is per scrape job, over all its instances, agents and stages: only the job variable narrows it.
+_JOB_ONLY: dict[str, str] = {"job": FILTERS["job"]}
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,9 @@ class Panel:
     # Histogram panels show the exemplars Prometheus stored, each linking to its trace.
     exemplars: bool = False
 
+    # Draws an anomaly band: the targets with the legends BAND and BAND_LOW are styled as one.
+    band: bool = False
+
 
 @dataclass(frozen=True)
 class Row:
@@ -77,6 +105,33 @@ class Row:
     title: str
     panels: tuple[Panel, ...]
     widths: tuple[int, ...] = field(default=())
+
+
+def anomaly_queries(signal: anomaly.Signal, legend: str, *, complement: bool = False) -> tuple[Query, ...]:
+    """The signal as EddieAnomaly reads it (over 5 minutes, per job, from the raw series) and its band's edges.
+
+    With several jobs selected, an additive signal (events per second) is their sum, with the sum of their bands;
+    a ratio or a quantile is the highest job's value, with the widest of their bands. `complement` draws
+    1 - the signal (a success ratio for the failure ratio), so the band's edges swap.
+    """
+    upper, lower = (f'{anomaly.record_name(signal, part)}{{job=~"{FILTERS["job"]}"}}' for part in ("upper", "lower"))
+    value = signal.query(_JOB_ONLY)
+    if signal.additive:
+        line, top, bottom = f"sum({value})", f"sum({upper})", f"sum({lower})"
+    else:
+        line, top, bottom = f"max({value})", f"max({upper})", f"min({lower})"
+    if complement:
+        line, top, bottom = f"1 - {line}", f"1 - {bottom}", f"1 - {top}"
+    return Query(line, legend), Query(top, BAND), Query(bottom, BAND_LOW)
+
+
+def _band_text(signal: anomaly.Signal, line: str) -> str:
+    return (
+        f" Dashed, {BAND}: the band EddieAnomaly compares {line} over 5 minutes with "
+        f"(eddie:anomaly:{signal.name}:upper and :lower: the job's usual level over its last week, "
+        f"± {anomaly.BAND_STDDEVS} standard deviations and at least {anomaly.MIN_BAND:.0%} of it); "
+        "drawn once a week of the signal is recorded."
+    )
 
 
 def _per_second(metric_description: str) -> str:
@@ -222,6 +277,8 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
     """The dashboard's rows, top to bottom, with the targets of `t` as thresholds."""
     ri, w = RATE_INTERVAL, FILTERS
     agent, stage = ("agent",), ("stage",)
+    splits, timeouts = anomaly.signal("splits"), anomaly.signal("timeouts")
+    latency, failures = anomaly.signal("latency_p99"), anomaly.signal("failure_ratio")
     return (
         _indicator_row(t),
         Row(
@@ -229,9 +286,13 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
             (
                 Panel(
                     "Task splits by agent",
-                    _per_second(promql.TASK_SPLIT.description),
-                    (Query(promql.sum_rate(promql.TASK_SPLIT, ri, agent, where=w), "{{agent}}"),),
+                    _per_second(promql.TASK_SPLIT.description) + _band_text(splits, "all agents' splits"),
+                    (
+                        Query(promql.sum_rate(promql.TASK_SPLIT, ri, agent, where=w), "{{agent}}"),
+                        *anomaly_queries(splits, "all agents (5m)"),
+                    ),
                     _PER_SECOND,
+                    band=True,
                 ),
                 Panel(
                     "Chunks created by agent",
@@ -255,14 +316,16 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 ),
                 Panel(
                     "Timeout events by agent and stage",
-                    _per_second(promql.TIMEOUT_EVENTS.description),
+                    _per_second(promql.TIMEOUT_EVENTS.description) + _band_text(timeouts, "all agents' timeouts"),
                     (
                         Query(
                             promql.sum_rate(promql.TIMEOUT_EVENTS, ri, ("agent", "stage"), where=w),
                             "{{agent}} · {{stage}}",
                         ),
+                        *anomaly_queries(timeouts, "all agents and stages (5m)"),
                     ),
                     _PER_SECOND,
+                    band=True,
                 ),
                 Panel(
                     "Fallback depth violations by agent",
@@ -281,15 +344,18 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 Panel(
                     "Task execution time by stage",
                     f"{promql.TASK_EXECUTION.description} p95, p99 and mean. "
-                    f"The p99 target is under {t.latency_p99_seconds:g} s.",
+                    f"The p99 target is under {t.latency_p99_seconds:g} s."
+                    + _band_text(latency, "the p99 of all stages"),
                     (
                         Query(promql.quantile(0.95, promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} p95"),
                         Query(promql.quantile(0.99, promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} p99"),
                         Query(promql.mean(promql.TASK_EXECUTION, ri, stage, where=w), "{{stage}} mean"),
+                        *anomaly_queries(latency, "all stages p99 (5m)"),
                     ),
                     "s",
                     thresholds=("transparent", ((t.latency_p99_seconds, "red"),)),
                     exemplars=True,
+                    band=True,
                 ),
                 Panel(
                     "Chunk execution time by agent",
@@ -321,11 +387,16 @@ def rows(t: Thresholds) -> tuple[Row, ...]:
                 Panel(
                     "Success rate by stage",
                     f"Succeeded / finished tasks, a ratio of rates. Target above {t.success_rate:.0%}; "
-                    f"EddieHighFailureRate fires above {t.failure_ratio:.0%} failures.",
-                    (Query(promql.success_ratio(ri, stage, where=w), "{{stage}}"),),
+                    f"EddieHighFailureRate fires above {t.failure_ratio:.0%} failures."
+                    + _band_text(failures, "the failure ratio of all stages (drawn as 1 - it, a success rate)"),
+                    (
+                        Query(promql.success_ratio(ri, stage, where=w), "{{stage}}"),
+                        *anomaly_queries(failures, "all stages (5m)", complement=True),
+                    ),
                     "percentunit",
                     max=1,
                     thresholds=("transparent", ((t.success_rate, "green"),)),
+                    band=True,
                 ),
                 Panel(
                     "Chunk failures by agent",

@@ -3,13 +3,14 @@ for Prometheus itself."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, VARIABLES
+from eddie_otel.ops.dashboard.panels import RANGE, RATE_INTERVAL, VARIABLES, WEEK_OF_HISTORY
 from eddie_otel.ops.promql import duration_seconds
 
-__all__ = ["expand_variables", "panel_ids", "panel_queries"]
+__all__ = ["expand_variables", "needs_history", "panel_ids", "panel_queries"]
 
 
 def _panels(panels: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -19,13 +20,24 @@ def _panels(panels: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from _panels(panel.get("panels", []))
 
 
-def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL expression) for every target of every panel, rows' nested panels included."""
+def needs_history(expr: str) -> bool:
+    """Whether `expr` reads a series that exists only after a week of recordings (`WEEK_OF_HISTORY`: the
+    anomaly bands), so returns nothing on a Prometheus younger than that."""
+    return any(re.search(rf"\b{re.escape(name)}\b", expr) for name in WEEK_OF_HISTORY)
+
+
+def panel_queries(dashboard: dict[str, Any], *, history: bool = False) -> list[tuple[str, str]]:
+    """(panel title, PromQL expression) for every target of every panel, rows' nested panels included.
+
+    Without `history`, not the targets that need a week of recordings (`needs_history`, the anomaly bands):
+    every other query gives data as soon as Prometheus has scraped a few minutes of the metrics.
+    With it, every target.
+    """
     return [
         (str(panel.get("title", "")), str(target["expr"]))
         for panel in _panels(dashboard.get("panels", []))
         for target in panel.get("targets", [])
-        if "expr" in target
+        if "expr" in target and (history or not needs_history(str(target["expr"])))
     ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from eddie_otel.ops.dashboard.panels import VARIABLES, Panel, Query, Row, rows
+from eddie_otel.ops.dashboard.panels import BAND, BAND_LOW, VARIABLES, Panel, Query, Row, rows
 from eddie_otel.ops.dashboard.queries import panel_ids
 from eddie_otel.ops.thresholds import THRESHOLDS, Thresholds
 
@@ -36,6 +36,14 @@ TRACE_LINK: dict[str, Any] = {
         '"queryType":"traceql","query":"${__data.fields.trace_id}"}],"range":{"from":"now-1h","to":"now"}}'
     ),
 }
+
+# The anomaly band: one colour, thin dashed edges, the upper edge filled down to the lower one.
+_BAND_COLOR = "#8AB8FF"
+_BAND_EDGE: list[dict[str, Any]] = [
+    {"id": "color", "value": {"fixedColor": _BAND_COLOR, "mode": "fixed"}},
+    {"id": "custom.lineStyle", "value": {"dash": [4, 4], "fill": "dash"}},
+    {"id": "custom.lineWidth", "value": 1},
+]
 
 _TIMESERIES_HEIGHT = 8
 _STAT_HEIGHT = 4
@@ -63,6 +71,28 @@ def _target(query: Query, ref_id: str, instant: bool, exemplar: bool = False) ->
     if query.legend:
         target["legendFormat"] = query.legend
     return target
+
+
+def _band_overrides() -> list[dict[str, Any]]:
+    """Grafana field overrides (by series name) that draw BAND down to BAND_LOW as one shaded band."""
+    return [
+        {
+            "matcher": {"id": "byName", "options": BAND},
+            "properties": [
+                *_BAND_EDGE,
+                {"id": "custom.fillBelowTo", "value": BAND_LOW},
+                {"id": "custom.fillOpacity", "value": 15},
+            ],
+        },
+        {
+            "matcher": {"id": "byName", "options": BAND_LOW},
+            "properties": [
+                *_BAND_EDGE,
+                {"id": "custom.fillOpacity", "value": 0},
+                {"id": "custom.hideFrom", "value": {"legend": True, "tooltip": False, "viz": False}},
+            ],
+        },
+    ]
 
 
 def _panel_json(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, Any]:
@@ -104,7 +134,7 @@ def _panel_json(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, 
     return {
         "datasource": DATASOURCE,
         "description": panel.description,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": _band_overrides() if panel.band else []},
         "gridPos": grid,
         "id": panel_id,
         "options": options,

@@ -1,13 +1,16 @@
-"""The Grafana dashboard: current, complete, one datasource variable, indicator thresholds, balanced queries.
+"""The Grafana dashboard: current, complete, one datasource variable, indicator thresholds, balanced queries,
+anomaly bands.
 
 Grafana itself cannot be installed here: the provisioning files are checked against the
-schema Grafana documents for them (apiVersion 1, datasources, providers of type file).
+schema Grafana documents for them (apiVersion 1, datasources, providers of type file), and the
+anomaly bands' field overrides against a stand-in of its time-series field-config schema (below).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +18,20 @@ import pytest
 import yaml
 
 from eddie_otel.catalogue import METRICS, Kind
-from eddie_otel.ops.alerts import Thresholds
+from eddie_otel.ops import anomaly
 from eddie_otel.ops.assets import DASHBOARD, PROVISIONING
 from eddie_otel.ops.dashboard import (
     DATASOURCE,
+    WEEK_OF_HISTORY,
     build_dashboard,
     expand_variables,
+    needs_history,
+    panel_ids,
     panel_queries,
     render_dashboard,
 )
+from eddie_otel.ops.dashboard.panels import BAND, BAND_LOW, anomaly_queries
+from eddie_otel.ops.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,6 +45,16 @@ def dashboard() -> dict[str, Any]:
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+
+
+# The anomaly signals' own queries and band edges (each signal drawn as is, or as 1 - it): they read the job
+# over a fixed 5 minutes, as the rules do, not the panel's other variables or Grafana's interval.
+ANOMALY_EXPRS = {
+    query.expr
+    for signal in anomaly.SIGNALS
+    for complement in (False, True)
+    for query in anomaly_queries(signal, "", complement=complement)
+}
 
 
 def test_committed_dashboard_equals_a_fresh_generation(dashboard: dict[str, Any]) -> None:
@@ -101,6 +119,10 @@ def test_every_series_selector_matches_job_and_instance_and_the_variables_of_its
         selectors = re.findall(rf"\b((?:{names})(?:_bucket|_count|_sum)?)(\{{[^}}]*\}})?", expr)
         assert selectors, title
         for name, matchers in selectors:
+            if expr in ANOMALY_EXPRS:
+                # What EddieAnomaly reads: the whole job (test_anomaly_lines_read_the_job_over_the_rules_window).
+                assert matchers == '{job=~"$job"}', f"{title}: {name}{matchers}"
+                continue
             wanted = ["job", "instance", *(label for label in ("agent", "stage") if label in _labels_of(name))]
             for label in wanted:
                 assert f'{label}=~"${label}"' in matchers, f"{title}: {name}{matchers}"
@@ -191,7 +213,7 @@ def test_queries_are_balanced_and_aggregate_before_quantiles_and_ratios(dashboar
                 continue
             assert re.search(r"sum(?: by \([a-z, ]+\) )?\($", before), f"{title}: {expr}"
         # The error-budget row's windows are the objective's period and the burn-rate alerts' windows.
-        fixed = title.endswith((": burn rate", "(30d)"))
+        fixed = title.endswith((": burn rate", "(30d)")) or expr in ANOMALY_EXPRS
         assert "$__rate_interval" in expr or "$__range" in expr or "rate(" not in expr or fixed, title
 
 
@@ -275,3 +297,120 @@ def test_latency_panels_show_exemplars_linked_to_the_trace_data_source(dashboard
         assert "${__data.fields.trace_id}" in link["url"]
     others = [panel for panel in _panels(dashboard) if panel["title"] not in latency]
     assert not any(target.get("exemplar") for panel in others for target in panel["targets"])
+
+
+# A stand-in for the part of Grafana's time-series field-config schema the bands use (Grafana cannot be
+# installed here): the matcher ids Grafana's field overrides accept, and per property id the shape of its value.
+_OVERRIDE_MATCHERS = ("byName", "byRegexp", "byType", "byFrameRefID")
+_OVERRIDE_PROPERTIES: dict[str, Callable[[Any], bool]] = {
+    "color": lambda v: v.get("mode") == "fixed" and isinstance(v.get("fixedColor"), str),
+    "custom.lineStyle": lambda v: (
+        v.get("fill") in ("dash", "dot")
+        and isinstance(v.get("dash"), list)
+        and all(isinstance(n, int) and n > 0 for n in v["dash"])
+    ),
+    "custom.lineWidth": lambda v: isinstance(v, int) and 0 <= v <= 10,
+    "custom.fillOpacity": lambda v: isinstance(v, int) and 0 <= v <= 100,
+    "custom.fillBelowTo": lambda v: isinstance(v, str) and bool(v),
+    "custom.hideFrom": lambda v: (
+        set(v) == {"legend", "tooltip", "viz"} and all(isinstance(b, bool) for b in v.values())
+    ),
+}
+
+
+def _band_panels(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {panel["title"]: panel for panel in _panels(dashboard) if panel["fieldConfig"]["overrides"]}
+
+
+def test_each_anomaly_signal_has_its_band_on_the_panel_its_alert_links_to(dashboard: dict[str, Any]) -> None:
+    bands = _band_panels(dashboard)
+    assert sorted(bands) == sorted(signal.panel for signal in anomaly.SIGNALS)
+    assert sorted(bands) == [
+        "Success rate by stage",
+        "Task execution time by stage",
+        "Task splits by agent",
+        "Timeout events by agent and stage",
+    ]
+    for signal in anomaly.SIGNALS:
+        panel = bands[signal.panel]
+        assert panel["type"] == "timeseries"
+        assert panel_ids(dashboard)[signal.panel] == panel["id"]
+        by_legend = {target.get("legendFormat"): target["expr"] for target in panel["targets"]}
+        upper, lower = (f'{anomaly.record_name(signal, part)}{{job=~"$job"}}' for part in ("upper", "lower"))
+        top, bottom = by_legend[BAND], by_legend[BAND_LOW]
+        if signal.name == "failure_ratio":
+            # The panel shows success: 1 - the failure ratio, whose upper edge is the success rate's lower one.
+            assert (top, bottom) == (f"1 - min({lower})", f"1 - max({upper})")
+        elif signal.additive:
+            assert (top, bottom) == (f"sum({upper})", f"sum({lower})")
+        else:
+            assert (top, bottom) == (f"max({upper})", f"min({lower})")
+        # The value the band is compared with: the signal the rule records, for the selected jobs.
+        [line] = [expr for legend, expr in by_legend.items() if legend and legend.endswith("(5m)")]
+        assert signal.query({"job": "$job"}) in line
+        assert "eddie:anomaly" not in line
+        assert "expected range" in panel["description"]
+
+
+def test_band_overrides_fit_the_stand_in_of_grafanas_field_config_schema(dashboard: dict[str, Any]) -> None:
+    for title, panel in _band_panels(dashboard).items():
+        legends = {target.get("legendFormat") for target in panel["targets"]}
+        styles: dict[str, dict[str, Any]] = {}
+        for override in panel["fieldConfig"]["overrides"]:
+            assert set(override) == {"matcher", "properties"}, title
+            assert override["matcher"]["id"] in _OVERRIDE_MATCHERS, title
+            name = override["matcher"]["options"]
+            assert name in legends, f"{title}: the override names no series: {name}"
+            for prop in override["properties"]:
+                assert set(prop) == {"id", "value"}, title
+                assert _OVERRIDE_PROPERTIES[prop["id"]](prop["value"]), f"{title}: {prop}"
+            styles[name] = {prop["id"]: prop["value"] for prop in override["properties"]}
+        assert set(styles) == {BAND, BAND_LOW}, title
+        # The upper edge shaded down to the lower one; both thin, dashed and one colour; the lower out of the legend.
+        assert styles[BAND]["custom.fillBelowTo"] == BAND_LOW
+        assert styles[BAND]["custom.fillOpacity"] > 0 == styles[BAND_LOW]["custom.fillOpacity"]
+        for edge in styles.values():
+            assert edge["custom.lineWidth"] == 1
+            assert edge["custom.lineStyle"]["fill"] == "dash"
+        assert styles[BAND]["color"] == styles[BAND_LOW]["color"]
+        assert styles[BAND_LOW]["custom.hideFrom"] == {"legend": True, "tooltip": False, "viz": False}
+    others = [panel for panel in _panels(dashboard) if panel["title"] not in _band_panels(dashboard)]
+    assert all(panel["fieldConfig"]["overrides"] == [] for panel in others)
+
+
+def test_only_the_band_edges_need_a_week_of_history(dashboard: dict[str, Any]) -> None:
+    expected = tuple(
+        f"eddie:anomaly:{signal}:{part}"
+        for signal in ("timeouts", "failure_ratio", "latency_p99", "splits")
+        for part in ("upper", "lower")
+    )
+    assert expected == WEEK_OF_HISTORY
+    edges = [
+        (panel["title"], target["expr"])
+        for panel in _panels(dashboard)
+        for target in panel["targets"]
+        if target.get("legendFormat") in (BAND, BAND_LOW)
+    ]
+    assert len(edges) == 8
+    everything = panel_queries(dashboard, history=True)
+    assert [query for query in everything if needs_history(query[1])] == edges
+    assert panel_queries(dashboard) == [query for query in everything if query not in edges]
+
+
+def test_anomaly_lines_read_the_job_over_the_rules_window(dashboard: dict[str, Any]) -> None:
+    lines = [expr for _, expr in panel_queries(dashboard) if expr in ANOMALY_EXPRS]
+    assert len(lines) == 4
+    assert anomaly.WINDOW == "5m"
+    for expr in lines:
+        assert "[5m]" in expr
+        assert "$__rate_interval" not in expr
+        assert not re.search(r'\b(instance|agent|stage)=~"\$', expr)
+
+
+def test_panel_ids_prefer_a_time_series_to_a_stat_of_the_same_title(dashboard: dict[str, Any]) -> None:
+    ids = panel_ids(dashboard)
+    for title in ("Agent balance", "Merge efficiency"):
+        [timeseries] = [p["id"] for p in _panels(dashboard) if p["title"] == title and p["type"] == "timeseries"]
+        assert ids[title] == timeseries
+    assert ids["Success rate"] == next(p["id"] for p in _panels(dashboard) if p["title"] == "Success rate")
+    assert not any(p["type"] == "row" and ids.get(p["title"]) == p["id"] for p in dashboard["panels"])
