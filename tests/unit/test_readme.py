@@ -14,11 +14,13 @@ too (tests/unit/test_docs_contract.py).
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 from pathlib import Path
 
 import opentelemetry.sdk.environment_variables as sdk_variables
 import yaml
+from typing_extensions import get_type_hints, is_typeddict
 
 from eddie_otel import environment
 from eddie_otel.catalogue import METRICS, SELF_METRICS, Kind
@@ -71,7 +73,6 @@ FOREIGN_OPTIONS = {
 # Words ending like a Prometheus name that are not one: event fields, JSON keys, other libraries' metrics.
 NOT_METRICS = {
     "uptime_seconds": "a key of the health body",
-    "covered_seconds": "a key of the summary's windows",
     "latency_p99_seconds": "an indicator of the summary",
     "http_server_request_duration_seconds": "the FastAPI instrumentation's metric",
 }
@@ -216,8 +217,17 @@ def metric_names() -> set[str]:
     return names
 
 
+def summary_keys() -> set[str]:
+    """Every key of the summary's JSON (its TypedDicts'), which the README names beside metrics."""
+    # The module itself: `eddie_otel.summary` is also the name of the function that builds one.
+    module = importlib.import_module("eddie_otel.summary")
+    shapes = [value for value in vars(module).values() if is_typeddict(value)]
+    assert shapes, "the summary's shapes are TypedDicts of eddie_otel.summary"
+    return {key for shape in shapes for key in get_type_hints(shape)}
+
+
 def check_metric_names(text: str) -> None:
-    fields = {field for model in event_models().values() for field in model}
+    fields = {field for model in event_models().values() for field in model} | summary_keys()
     for span in code_spans(text) + re.findall(r"^\| ?([a-z_]+) \|", text, re.M):
         for word in METRIC_WORD.findall(span):
             if word in fields or word in NOT_METRICS:
