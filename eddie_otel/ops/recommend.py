@@ -11,7 +11,7 @@ recommendation and one word on the timeout, the same as the in-process summary's
 below a third of the timeout), "ok", or "not enough data" (fewer than 50 tasks in the day, the
 in-process default of EDDIE_OTEL_TIMEOUT_MIN_SAMPLES), with no recommendation then, as in process.
 
-The command counts tasks and timeouts as the fleet summary does (`promql.increase_from_zero`):
+The command and EddieTimeoutTooTight count tasks and timeouts as the fleet summary does (`promql.increase_from_zero`):
 eddie-otel's counter series appear already holding their first count, so a stage's first
 timeout in the day, or its first task in the week, counts; `increase()` would miss it.
 """
@@ -88,28 +88,13 @@ def quantile(q: float, window: str, job: str | None = None) -> str:
     return f"histogram_quantile({q:g}, sum by (job, stage, le) (rate({buckets}[{window}])))"
 
 
-def hit_share(window: str, job: str | None = None) -> str:
-    """Timeouts over finished tasks over `window`, per job and stage, from `increase()`: the alert's.
-
-    The command counts instead (`counted_hit_share`).
-    """
-
-    def total(name: str) -> str:
-        return f"sum by (job, stage) (increase({_selector(name, job)}[{window}]))"
-
-    finished = f"({total('task_success_total')} + {total('task_failure_total')})"
-    # A stage with finished tasks and no timeout has no timeout series: its share is 0, not missing.
-    timeouts = f"({total('timeout_events_total')} or {finished} * 0)"
-    return f"{timeouts} / {finished}"
-
-
 def counted(name: str, window: str, job: str | None = None) -> str:
     """How much the counter `name` grew over `window`, per job and stage; a series new in it counts from zero."""
     return aggregate("sum", increase_from_zero(_selector(name, job), window), BY)
 
 
 def counted_hit_share(window: str, job: str | None = None) -> str:
-    """Timeouts over finished tasks counted over `window` (`counted`), per job and stage: the command's hit share.
+    """Timeouts over finished tasks counted over `window` (`counted`), per job and stage: the hit share.
 
     0 for a stage with finished tasks and no timeout; a stage that never failed (or never succeeded) has
     no series of that counter, and its finished tasks are the other's. No value with none finished.
@@ -136,7 +121,7 @@ def alert_rules() -> list[Rule]:
         Rule(
             alert="EddieTimeoutTooTight",
             expr=(
-                f"({hit_share(TIGHT_WINDOW)}) > {TOO_TIGHT_SHARE:g}"
+                f"({counted_hit_share(TIGHT_WINDOW)}) > {TOO_TIGHT_SHARE:g}"
                 f" and on (job, stage) {quantile(0.99, TIGHT_WINDOW)} >= {TIGHT_P99_FRACTION:g} * {timeout}"
             ),
             for_=TIGHT_FOR,
