@@ -1,7 +1,9 @@
 """End to end: `eddie-otel demo`, scraped by a real Prometheus that loads the shipped rules.
 
 After the workload has run, every query of every dashboard panel returns at least one
-series, every shipped rule evaluates without error, and `eddie-otel doctor` passes.
+series (but the edges of the anomaly bands, which need a week of recordings and are
+checked over a week of promtool data in test_anomaly_rules), every shipped rule evaluates
+without error, and `eddie-otel doctor` passes.
 """
 
 from __future__ import annotations
