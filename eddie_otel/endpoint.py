@@ -38,6 +38,7 @@ from eddie_otel._version import __version__
 from eddie_otel.errors import EddieOtelError
 from eddie_otel.exposition import render
 from eddie_otel.hosts import allowed_names, host_allowed
+from eddie_otel.threads import quietly
 
 __all__ = [
     "CONNECTION_SECONDS",
@@ -144,7 +145,8 @@ class MetricsServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(POLL_SECONDS,), name="eddie-otel-metrics", daemon=True
         )
-        self._thread.start()
+        # Its connections' threads are its own: they keep the application's signals blocked too.
+        quietly(self._thread.start)
 
     def close(self) -> None:
         """Stop serving, close the open connections and release the port."""

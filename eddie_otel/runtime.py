@@ -19,7 +19,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 
 from eddie_otel import environment as env
-from eddie_otel import timeouts
+from eddie_otel import threads, timeouts
 from eddie_otel.config import Settings
 from eddie_otel.discovery import Announcement, DiscoveryError, advertised_host
 from eddie_otel.endpoint import MetricsServer
@@ -385,7 +385,7 @@ def _rebuild_inherited(*, quietly: bool = False) -> Runtime | None:
     parent, _inherited = _inherited, None
     if parent is None:
         return None
-    threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start()
+    threads.quietly(threading.Thread(target=parent.close_in_child, name="eddie-otel-parent", daemon=True).start)
     provider = parent.telemetry.borrowed
     # The same settings (configure() with them again is a no-op), but the parent keeps its port.
     port = 0 if parent.server is not None else None

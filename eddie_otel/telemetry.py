@@ -15,6 +15,7 @@ Only public OpenTelemetry API is used, and nothing eddie did not create is chang
 from __future__ import annotations
 
 import atexit
+import functools
 import inspect
 import logging
 import threading
@@ -36,6 +37,7 @@ from eddie_otel.exposition import render
 from eddie_otel.instruments import ALL_METRICS, OtelInstruments
 from eddie_otel.labels import LabelCap
 from eddie_otel.store import Store
+from eddie_otel.threads import quietly
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
@@ -130,7 +132,7 @@ def shutdown_within(providers: Sequence[tuple[str, Any]], seconds: float) -> boo
             target=_shut_down, args=(name, provider, seconds, failed), name="eddie-otel-shutdown", daemon=True
         )
         try:
-            thread.start()
+            quietly(thread.start)
         except RuntimeError:
             # No thread to be had (the interpreter is finalizing): waiting unbounded is worse than not flushing.
             unfinished.append(name)
@@ -267,13 +269,14 @@ class Telemetry:
                 exporter = ConsoleMetricExporter()
             else:
                 continue
-            readers.append(
-                PeriodicExportingMetricReader(
-                    exporter,
-                    export_interval_millis=self.settings.export_interval_millis,
-                    **self._limits(PeriodicExportingMetricReader),
-                )
+            # The reader starts its export thread as it is made.
+            make = functools.partial(
+                PeriodicExportingMetricReader,
+                exporter,
+                export_interval_millis=self.settings.export_interval_millis,
+                **self._limits(PeriodicExportingMetricReader),
             )
+            readers.append(quietly(make))
         return readers
 
     def service_meter_provider(self) -> MeterProvider:

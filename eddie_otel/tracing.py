@@ -31,6 +31,7 @@ from eddie_otel import fallback
 from eddie_otel._version import __version__
 from eddie_otel.store import Exemplar
 from eddie_otel.telemetry import own_provider, shutdown_within
+from eddie_otel.threads import quietly
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -286,7 +287,9 @@ def _build_provider(exporters: tuple[str, ...], resource: Resource, protocol: st
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for name in exporters:
         if name == "otlp":
-            provider.add_span_processor(BatchSpanProcessor(otlp_exporter("trace", protocol)()))
+            exporter = otlp_exporter("trace", protocol)()
+            # The processor starts its export thread as it is made.
+            provider.add_span_processor(quietly(functools.partial(BatchSpanProcessor, exporter)))
         elif name == "console":
             # Each span as it ends: the console exporter is for watching a run.
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))

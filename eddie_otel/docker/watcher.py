@@ -36,6 +36,7 @@ from eddie_otel.docker.engine import Engine, EngineError, EventStream, Vanished,
 from eddie_otel.labels import LABEL_VALUE_RE, OTHER
 from eddie_otel.recording import Recorder
 from eddie_otel.runtime import current_recorder
+from eddie_otel.threads import quietly
 
 __all__ = ["DEFAULT_INTERVAL_SECONDS", "DEFAULT_LABEL", "DEFAULT_WORKERS", "DockerWatcher", "watch_docker"]
 
@@ -151,7 +152,7 @@ class DockerWatcher:
             threading.Thread(target=self._sample_forever, name="eddie-otel-docker-stats", daemon=True),
         ]
         for thread in self._threads:
-            thread.start()
+            quietly(thread.start)
         return self
 
     def wait_ready(self, timeout: float | None = None) -> bool:

@@ -26,6 +26,7 @@ from eddie_otel.runtime import Runtime, configure, shutdown
 from eddie_otel.service.app import create_app
 from eddie_otel.service.slow_clients import KEEP_ALIVE_SECONDS, SlowClientClosingProtocol
 from eddie_otel.stopping import stop_signals
+from eddie_otel.threads import quietly
 
 __all__ = ["BackgroundServer", "bind", "serve_command", "start_service", "stop_signals", "urls"]
 
@@ -98,7 +99,7 @@ class BackgroundServer:
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="eddie-otel-service", daemon=True
         )
-        self._thread.start()
+        quietly(self._thread.start)
         deadline = time.monotonic() + timeout
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
