@@ -89,7 +89,11 @@ AGENT = textwrap.dedent(
         print("the application's handler ran", flush=True)
         sys.exit(7)
 
-    if handler == "before":
+    if handler == "none":
+        # As Python starts when its parent does not ignore the signal (a shell's background job
+        # ignores SIGINT, and passes that on): the test is about the application's choices.
+        signal.signal(signum, signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL)
+    elif handler == "before":
         signal.signal(signum, application_handler)
     elif handler == "default":
         signal.signal(signum, signal.SIG_DFL)
