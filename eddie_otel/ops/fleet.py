@@ -21,9 +21,10 @@ plus `instances` and `source: "prometheus"`:
   `timeout_seconds` (task_timeout_seconds, the largest a live instance reports; null when none
   does), `recommended_seconds` (the recording rule `eddie:task_timeout_recommended_seconds`, 1.5 x
   the day's p99 per job and stage, the largest over the jobs; null when it has no value, e.g. the
-  rule is not loaded), `samples` (the tasks that finished in the last hour, successful or not) and
-  their `p99` (as `latency`'s; null with none), `hit_share` (the stage's timeouts over its finished
-  tasks in the last hour, `promql.hit_share`; null with none finished) and `reason`, the words of
+  rule is not loaded, and when the reason is "not enough data"), `samples` (the tasks that
+  finished in the last hour, successful or not) and their `p99` (as `latency`'s; null with none),
+  `hit_share` (the stage's timeouts over its finished tasks in the last hour, `promql.hit_share`;
+  null with none finished) and `reason`, the words of
   `eddie_otel.timeouts.verdict` and `eddie-otel recommend`: "too tight" (hit share above 5 %),
   "too loose" (p99 below a third of the timeout), "ok", or "not enough data" (fewer than
   `recommend.MIN_TASKS`, 50, tasks in the hour). Unlike the process summary's, whose p99 and
@@ -326,13 +327,15 @@ def _timeouts(
         timeout, p99, share = _number(in_use.get(stage)), _finite(p99s.get(stage)), _finite(shares.get(stage))
         if tasks == 0:
             p99 = None
+        enough = tasks >= recommend.MIN_TASKS and p99 is not None
         stages[stage] = {
             "timeout_seconds": timeout,
-            "recommended_seconds": _finite(recommended.get(stage)),
+            # None where the reason is "not enough data": a number beside those words would contradict them.
+            "recommended_seconds": _finite(recommended.get(stage)) if enough else None,
             "samples": tasks,
             "p99": p99,
             "hit_share": share,
-            "reason": verdict(timeout, p99, share, tasks >= recommend.MIN_TASKS and p99 is not None),
+            "reason": verdict(timeout, p99, share, enough),
         }
     return stages
 

@@ -151,6 +151,7 @@ def test_each_stage_is_judged_with_the_words_of_the_process_summary(monkeypatch:
     assert timeouts["loose"]["recommended_seconds"] is None
     assert timeouts["loose"]["reason"] == TOO_LOOSE
     assert timeouts["few"]["reason"] == NOT_ENOUGH_DATA
+    assert timeouts["few"]["recommended_seconds"] is None
     # No hit share (no timeout series and no finished task counted) with a p99: nothing against it.
     assert (timeouts["ok"]["hit_share"], timeouts["ok"]["reason"]) == (None, OK)
     # A timeout set and no task in the hour: nothing to judge.
@@ -168,10 +169,11 @@ def test_each_stage_is_judged_with_the_words_of_the_process_summary(monkeypatch:
 
 def test_a_stage_with_only_a_fleet_recommendation_is_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _summary(monkeypatch, {"timeouts:recommended": [({"stage": "yesterday"}, 4.5)]})
+    # Listed, but with no task in the hour there is not enough data: no number beside those words.
     assert result["timeouts"] == {
         "yesterday": {
             "timeout_seconds": None,
-            "recommended_seconds": 4.5,
+            "recommended_seconds": None,
             "samples": 0,
             "p99": None,
             "hit_share": None,
