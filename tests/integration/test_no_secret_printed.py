@@ -7,19 +7,16 @@ commands run for real (`main([...])`, and once as `python -m eddie_otel`).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from eddie_otel.cli import main
+from tests.support.echo_server import EchoServer
 from tests.support.grafana_standin import ADMIN, GrafanaStandIn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,78 +27,9 @@ TOKEN = "glsa_secretToken_0123456789abcdef_42"
 FORBIDDEN = (PASSWORD, ENCODED, "admin:", TOKEN)
 
 
-class EchoServer:
-    """Answers every request with `status` and a body that repeats the request's headers.
-
-    `mode` picks the body: "json" ({"message": <headers>}), "text" (the headers as text) or
-    "doctor" (a metrics endpoint, a Prometheus whose only target is down with the headers
-    as its last error, and a Grafana dashboard lookup answering `status` with the headers).
-    """
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.mode = "json"
-        self.target_health = "up"
-        self.seen: list[str] = []
-        echo = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                headers = "; ".join(f"{name}={value}" for name, value in self.headers.items())
-                echo.seen.append(self.headers.get("Authorization") or "")
-                status, body = echo.answer(self.path, headers)
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json" if body.startswith("{") else "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def answer(self, path: str, headers: str) -> tuple[int, str]:
-        if self.mode == "json":
-            return self.status, json.dumps({"message": f"request headers: {headers}"})
-        if self.mode == "text":
-            return self.status, f"request headers: {headers}\n"
-        if path.startswith("/metrics/prometheus"):
-            return 200, f"# TYPE task_split_total counter\n# request headers: {headers}\n"
-        if path.startswith("/api/v1/targets"):
-            target = {
-                "scrapeUrl": f"http://{USERINFO}@127.0.0.1:{self.port}/metrics/prometheus",
-                "health": self.target_health,
-                "lastError": f"server said: {headers}",
-            }
-            return 200, json.dumps({"status": "success", "data": {"activeTargets": [target]}})
-        if path.startswith("/api/v1/query"):
-            return 200, json.dumps({"status": "success", "data": {"result": [{"metric": {}, "value": [0, "1"]}]}})
-        return self.status, f"request headers: {headers}"
-
-    @property
-    def url(self) -> str:
-        """The base URL with the user and password in it."""
-        return f"http://{USERINFO}@127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
 @pytest.fixture
 def echo() -> Iterator[EchoServer]:
-    server = EchoServer()
+    server = EchoServer(USERINFO)
     yield server
     server.stop()
 

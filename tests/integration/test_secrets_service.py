@@ -7,15 +7,11 @@ nor `eddie-otel summary`; an empty webhook token stops the service at start-up.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +23,7 @@ from eddie_otel.errors import ConfigurationError
 from eddie_otel.service import create_app
 from eddie_otel.service.server import BackgroundServer
 from eddie_otel.service.settings import ServiceSettings
+from tests.support.echo_server import EchoServer
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "PassW0rd-s3cret"
@@ -39,58 +36,24 @@ def assert_nothing_secret(text: str) -> None:
         assert secret not in text, f"{secret!r} shown in:\n{text}"
 
 
-class EchoingPrometheus:
-    """A Prometheus stand-in refusing every query with an error that repeats the request's headers."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-            def do_GET(self) -> None:
-                headers = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
-                body = json.dumps({"status": "error", "errorType": "bad_data", "error": f"rejected {headers}"})
-                data = body.encode()
-                self.send_response(400)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{USERINFO}@127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
 @pytest.fixture
-def prometheus() -> Iterator[EchoingPrometheus]:
-    server = EchoingPrometheus()
+def prometheus() -> Iterator[EchoServer]:
+    # A Prometheus refusing every query with an error that repeats the request's headers.
+    server = EchoServer(USERINFO, mode="prometheus", status=400)
     yield server
     server.stop()
 
 
-def test_fleet_summary_over_http_hides_an_echoed_credential(port: int, prometheus: EchoingPrometheus) -> None:
+def test_fleet_summary_over_http_hides_an_echoed_credential(port: int, prometheus: EchoServer) -> None:
     app = create_app(service=ServiceSettings.load({EDDIE_OTEL_PROMETHEUS_URL: prometheus.url}))
     with BackgroundServer(app, "127.0.0.1", port) as server:
         answer = httpx.get(server.url + "/metrics/summary", params={"scope": "fleet"}, timeout=30)
     assert answer.status_code == 502
-    assert "Authorization: Basic <redacted>" in answer.text
+    assert "Authorization=Basic <redacted>" in answer.text
     assert_nothing_secret(answer.text)
 
 
-def test_summary_command_hides_an_echoed_credential(
-    prometheus: EchoingPrometheus, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_summary_command_hides_an_echoed_credential(prometheus: EchoServer, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["summary", "--prometheus-url", prometheus.url])
     out = capsys.readouterr()
     assert status == 1
