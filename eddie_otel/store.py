@@ -41,6 +41,8 @@ __all__ = [
     "Store",
 ]
 
+# The labels of a series of one agent.
+AGENT_ONLY = ("agent",)
 # The self-metric that counts combinations folded into an overflow series.
 OVERFLOW_METRIC = SERIES_OVERFLOW.prometheus_name
 
@@ -522,19 +524,28 @@ class Store:
         """Drop gauge series not set for `ttl` seconds of the coarse clock; the number dropped.
 
         A running count (an up-down metric) that is not zero stays: a long task does not touch its gauge.
+        So do the other gauges of an agent with calls running (its last sight, its capacity): a call
+        longer than `ttl` finishes into them.
         """
         horizon = self.now - ttl
         dropped = 0
         with self.lock:
+            busy = {
+                key
+                for series in self.series.values()
+                if series.metric.up_down and series.metric.labels == AGENT_ONLY
+                for key, cell in series._cells.items()
+                if cell.value != 0
+            }
             for series in self.series.values():
-                if series.metric.kind is not Kind.GAUGE:
+                metric = series.metric
+                if metric.kind is not Kind.GAUGE:
                     continue
-                keep_busy = series.metric.up_down
-                stale = [
-                    key
-                    for key, cell in series._cells.items()
-                    if cell.touched < horizon and not (keep_busy and cell.value != 0)
-                ]
+                if metric.up_down:
+                    kept = {key for key, cell in series._cells.items() if cell.value != 0}
+                else:
+                    kept = busy if metric.labels == AGENT_ONLY else set()
+                stale = [key for key, cell in series._cells.items() if cell.touched < horizon and key not in kept]
                 dropped += series._drop_locked(stale)
         return dropped
 

@@ -159,12 +159,20 @@ def test_expire_drops_stale_gauges_but_not_a_running_count(store: Store) -> None
     store.start(idle, call)
     store.finish(idle, NONE, None, 1.0, receipt=call)
     store.add(store.series["task_split_total"].cell(("idle",)))
+    for agent in ("busy", "idle"):
+        # Seen and said its capacity at 100, nothing since.
+        seen = store.series["agent_last_seen_timestamp_seconds"].cell((agent,))
+        store.seen(seen, store.series["agent_capacity"].cell((agent,)), 4.0)
     store.tick(150.0)
     store.set(store.series["docker_container_cpu_limit"].cell(("new",)), 250)
     store.tick(200.0)
 
-    assert store.expire(60.0) == 2
+    # The old limit, the idle agent's running count, last sight and capacity.
+    assert store.expire(60.0) == 4
 
     assert store.series["docker_container_cpu_limit"].values() == {("new",): 250.0}
     assert store.series["agent_active_tasks"].values() == {("busy",): 1.0}
+    # An agent with a call running keeps its last sight and capacity: the call finishes into them.
+    assert list(store.series["agent_last_seen_timestamp_seconds"].values()) == [("busy",)]
+    assert store.series["agent_capacity"].values() == {("busy",): 4.0}
     assert store.series["task_split_total"].values() == {("idle",): 1.0}  # counters never expire
