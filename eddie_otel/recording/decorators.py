@@ -224,45 +224,47 @@ class _Instrumentation:
             active = site.active
             if active is not None:
                 site.store.start(active, call, site.seen)
-            if self.plain and attach and site.tracing is None:
-                # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
-                call.stage = site.stage
-                current = fallback.CURRENT
-                call.token = current.set((call, current.get()))  # fallback.enter_task, inline
-                return
-            parent = None
-            headers = None
-            if self.carrier is not None:
-                headers = self._headers(args, kwargs)
-                if site.tracing is not None:
-                    parent = traces.extract(headers)
-            context: Context | None = None
+            if not (self.plain and attach and site.tracing is None):
+                self._begin(site, call, args, kwargs, attach)
             if self.is_task:
-                # The task's mark, current while it runs: a split inside marks it.
+                # The task's mark: a split inside marks it.
                 call.stage = site.stage
-                if not attach:
-                    # A generator's steps run in a context of their own, which carries the mark.
-                    base = parent if parent is not None else fallback.current()
-                    context = otel_context.set_value(fallback.TASK, call, base)
-            else:
-                context = self._chunk(site, call, headers, parent, args, kwargs)
-            if site.tracing is not None:
-                traced = call.traced = self._open(site, args, kwargs, attach, context or parent)
-                if traced is not None and self.is_task:
-                    call.span = traced.span
-            if self.is_task and attach:
-                # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
-                current = fallback.CURRENT
-                call.token = current.set((call, current.get()))  # fallback.enter_task, inline
-            elif site.tracing is None and context is not None:
                 if attach:
-                    call.token = fallback.enter(context)
-                else:
-                    call.steps = context
+                    # A plain call or a coroutine: the mark in eddie's own variable, one step to set and reset.
+                    current = fallback.CURRENT
+                    call.token = current.set((call, current.get()))  # fallback.enter_task, inline
         except Exception as error:
             if raised_into(error):
                 raise
             self._failed("start", error)
+
+    def _begin(self, site: Site, call: _Call, args: Any, kwargs: Any, attach: bool) -> None:
+        """What a start takes beyond the running count and a plain task's mark: the carrier's parent,
+        a chunk's queue wait and fallback context, the span, and the context a generator's steps run in."""
+        parent = None
+        headers = None
+        if self.carrier is not None:
+            headers = self._headers(args, kwargs)
+            if site.tracing is not None:
+                parent = traces.extract(headers)
+        context: Context | None = None
+        if self.is_task:
+            if not attach:
+                # A generator's steps run in a context of their own, which carries the task's mark.
+                base = parent if parent is not None else fallback.current()
+                context = otel_context.set_value(fallback.TASK, call, base)
+        else:
+            context = self._chunk(site, call, headers, parent, args, kwargs)
+        if site.tracing is not None:
+            traced = call.traced = self._open(site, args, kwargs, attach, context or parent)
+            if traced is not None and self.is_task:
+                call.span = traced.span
+        elif context is not None:
+            # Untraced, a chunk's context (or a generator's steps') is eddie's own variable's.
+            if attach:
+                call.token = fallback.enter(context)
+            else:
+                call.steps = context
 
     def _failed(self, what: str, error: Exception) -> None:
         """Log a failure of the instrumentation: the first with its traceback, the others as debug lines."""
