@@ -11,7 +11,9 @@ cheaper than five). Readers take consistent snapshots under the same lock.
 
 Counters and gauges are one float `Cell` per label-value tuple; a running count (an
 up-down gauge) is a `RunningCell`, the set of calls started and not finished, which a
-call joins without the lock. Histograms are
+call joins without the lock. A plain success (the common end of a decorated call) is
+counted without the lock too: its duration is appended to its site's `Tally`, which the
+store adds into the cells under the lock before anything reads them. Histograms are
 one `HistogramCell` per tuple: a count per bucket (`le` inclusive, as Prometheus
 puts a value on a boundary), count, sum, min and max, and room for one exemplar
 per bucket. The telemetry layer exports these snapshots to every reader.
@@ -20,10 +22,13 @@ per bucket. The telemetry layer exports these snapshots to every reader.
 from __future__ import annotations
 
 import bisect
+import builtins
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Generic, Protocol, TypeVar
 
 from eddie_otel.catalogue import SERIES_OVERFLOW, Kind, Metric
@@ -39,6 +44,7 @@ __all__ = [
     "RunningCell",
     "Series",
     "Store",
+    "Tally",
 ]
 
 # The labels of a series of one agent.
@@ -125,6 +131,41 @@ class Receipt(Protocol):
 # The cells one finished call adds one to: up to three, None where there is none, so that
 # `Store.finish` updates them with no loop.
 Counted = tuple[Cell | None, Cell | None, Cell | None]
+
+# A tally's pending successes are added into its cells by the call that brings them to this many.
+FOLD_AT = 256
+
+
+class Tally:
+    """Successes of one kind of call and set of labels, counted but not yet added into the cells.
+
+    `pending` holds their durations, oldest first. A success joins it with one `list.append`, a
+    single step, whole for other threads and for a signal handler, taken without the store's
+    lock; `Store` adds what is pending into the cells under the lock: before every read, before
+    a change to the same cells, and whenever `pending` reaches FOLD_AT. What is pending is
+    counted: a read never sees the cells without it.
+
+    One success adds one to each of `counted` (None where there is none), its duration to
+    `histogram` and to each of `rings` (recent durations, kept elsewhere). `running` is the
+    running count its decorated calls leave after joining `pending`: a tally whose cells were
+    dropped is kept while a call that may still join it is running.
+    """
+
+    __slots__ = ("counted", "histogram", "pending", "rings", "running")
+
+    def __init__(
+        self,
+        counted: Counted,
+        histogram: HistogramCell,
+        rings: tuple[deque[float], ...],
+        running: RunningCell | None,
+    ) -> None:
+        self.counted = counted
+        self.histogram = histogram
+        self.rings = rings
+        self.running = running
+        self.pending: list[float] = []
+
 
 C = TypeVar("C", Cell, HistogramCell)
 # Folded combinations remembered per metric, so that each is counted once in the overflow self-metric.
@@ -225,6 +266,7 @@ class Series(_Cells[Cell]):
         if self.refresh is not None:
             self.refresh()
         with self._lock:
+            self._store._settle_locked()
             return {key: cell.value for key, cell in self._cells.items()}
 
     def items(self) -> list[tuple[Mapping[str, str], float]]:
@@ -232,12 +274,14 @@ class Series(_Cells[Cell]):
         if self.refresh is not None:
             self.refresh()
         with self._lock:
+            self._store._settle_locked()
             attributes = self.attributes
             return [(attributes[key], cell.value) for key, cell in self._cells.items()]
 
     def total(self) -> float:
         """The sum over every series."""
         with self._lock:
+            self._store._settle_locked()
             return sum(cell.value for cell in self._cells.values())
 
 
@@ -256,6 +300,7 @@ class HistogramSeries(_Cells[HistogramCell]):
     def snapshot(self) -> list[tuple[tuple[str, ...], int, list[int], int, float, float, float, list[Exemplar | None]]]:
         """Each series as (key, start, bucket counts, count, sum, min, max, exemplars), taken under the lock."""
         with self._lock:
+            self._store._settle_locked()
             return [
                 (
                     key,
@@ -287,6 +332,10 @@ class Store:
         self.started_unix_nano = time.time_ns()
         self.series: dict[str, Series] = {}
         self.histograms: dict[str, HistogramSeries] = {}
+        # Every tally, by the cells it counts into; and those whose cells were dropped, kept while a
+        # call that may join them runs.
+        self._tallies: dict[tuple[HistogramCell | Cell | None, ...], Tally] = {}
+        self._orphans: list[Tally] = []
         for metric in metrics:
             if metric.kind is Kind.HISTOGRAM:
                 self.histograms[metric.prometheus_name] = HistogramSeries(metric, self)
@@ -314,8 +363,10 @@ class Store:
     # backward jumps), so an exception it raises (a SIGALRM deadline, Ctrl-C) arrives before
     # the lock is taken or after it is released, never in the middle: no lock is left held
     # and no change is half-made. (`lock.acquire()` then `try:` has such a check in between.)
-    # What can be computed without the lock (a bucket's index) is computed before. A call's
-    # start is the one change made without it: joining a running count is one C-level step.
+    # What can be computed without the lock (a bucket's index) is computed before. Two changes
+    # are made without it, each one C-level step: a call's start joins its running count, and a
+    # plain success joins its tally (`succeed`). A tally is added into the cells in the same way:
+    # computed first, under the lock, then changed in straight-line code (`_fold_locked`).
 
     def add(self, cell: Cell, amount: float = 1.0, seen: Cell | None = None) -> None:
         """Add `amount` to one cell; stamp `seen` (an agent's last-seen gauge) with the coarse Unix time."""
@@ -488,6 +539,134 @@ class Store:
             if receipt is not None:
                 receipt.done = True
 
+    # -------------------------------------------------------------- successes, tallied
+
+    def tally(
+        self, counted: Counted, histogram: HistogramCell, rings: tuple[deque[float], ...], running: RunningCell | None
+    ) -> Tally:
+        """The tally of successes counted into `counted` and `histogram` (one per set of cells), made on first use.
+
+        `rings` take each duration too; `running` is the running count its decorated calls join.
+        """
+        key = (histogram, *counted)
+        with self.lock:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = Tally(counted, histogram, rings, running)
+            elif running is not None:
+                tally.running = running
+            return tally
+
+    def succeed(
+        self,
+        tally: Tally,
+        seconds: float,
+        active: RunningCell | None = None,
+        receipt: Receipt | None = None,
+        seen: Cell | None = None,
+    ) -> None:
+        """A success after `seconds`, counted by joining `tally`; `receipt` leaves `active`; stamp `seen`.
+
+        No lock: joining is one `list.append`. `receipt.done` is set just before it, with no point
+        between the two where a signal handler can run (one is run after a call, not before), so
+        a caller interrupted after either finds both made. It leaves the running count after
+        joining the tally: while a call is running, the tally it will join is kept.
+        """
+        if receipt is not None:
+            receipt.done = True
+        pending = tally.pending
+        pending.append(seconds)
+        if active is not None:
+            active.running.discard(receipt)
+        if seen is not None:
+            seen.value = self.wall
+            seen.touched = self.now
+        if len(pending) >= FOLD_AT:
+            self.fold(tally)
+
+    def leave(self, active: RunningCell, receipt: Receipt) -> None:
+        """`receipt` leaves `active` (a call interrupted after its success was counted, before it left)."""
+        active.running.discard(receipt)
+
+    def fold(self, tally: Tally) -> None:
+        """Add what `tally` has pending into its cells."""
+        with self.lock:
+            self._fold_locked(tally)
+
+    def settle(self) -> None:
+        """Add what every tally has pending into its cells (what every read of the store does first)."""
+        with self.lock:
+            self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        for tally in self._tallies.values():
+            if tally.pending:
+                self._fold_locked(tally)
+        if self._orphans:
+            for tally in self._orphans:
+                if tally.pending:
+                    self._fold_locked(tally)
+            # Kept while a call that may still join it runs (a call leaves its running count after joining).
+            self._orphans = [
+                tally
+                for tally in self._orphans
+                if tally.pending or (tally.running is not None and tally.running.running)
+            ]
+
+    def _fold_locked(self, tally: Tally) -> None:
+        # Everything is computed first; the change is then made in straight-line code with no call
+        # (see "changes" above): an exception raised into the computing leaves the tally and the cells
+        # as they were. The rings, recent durations for percentiles, take the batch after the change.
+        pending = tally.pending
+        batch = pending[:]  # what is appended from here on stays for the next fold
+        count = len(batch)
+        if not count:
+            return
+        histogram = tally.histogram
+        ordered = sorted(batch)
+        low, high = ordered[0], ordered[-1]
+        total = math.fsum(batch)
+        counts = list(histogram.counts)
+        start = 0
+        for index, bound in enumerate(histogram.bounds):
+            # A bucket counts the values up to its bound, inclusive (bisect_left of each into the bounds).
+            end = bisect.bisect_right(ordered, bound, start)
+            counts[index] += end - start
+            start = end
+        counts[-1] += count - start
+        first, second, third = tally.counted
+        del pending[:count]
+        histogram.counts = counts
+        histogram.count += count
+        histogram.total += total
+        if low < histogram.minimum:
+            histogram.minimum = low
+        if high > histogram.maximum:
+            histogram.maximum = high
+        if first is not None:
+            first.value += count
+        if second is not None:
+            second.value += count
+        if third is not None:
+            third.value += count
+        for ring in tally.rings:
+            ring.extend(batch)
+
+    def _orphan_locked(self, gone: AbstractSet[int]) -> None:
+        """Tallies counting into a dropped cell (ids in `gone`) count into the others only, kept while needed."""
+        for key, tally in list(self._tallies.items()):
+            if any(id(cell) in gone for cell in key if cell is not None):
+                del self._tallies[key]
+                first, second, third = tally.counted
+                tally.counted = (
+                    None if first is None or id(first) in gone else first,
+                    None if second is None or id(second) in gone else second,
+                    None if third is None or id(third) in gone else third,
+                )
+                if id(tally.histogram) in gone:
+                    tally.histogram = HistogramCell(tally.histogram.bounds)
+                self._orphans.append(tally)
+
     # -------------------------------------------------------------- removals
 
     def _families(self) -> list[_Cells[Cell] | _Cells[HistogramCell]]:
@@ -508,11 +687,15 @@ class Store:
         """Drop every series whose `label` is `value`, in every metric; the number dropped."""
         dropped = 0
         with self.lock:
+            self._settle_locked()
+            gone: builtins.set[int] = builtins.set()
             for family in self._families():
                 if label in family.metric.labels:
                     index = family.metric.labels.index(label)
                     keys = [key for key in (*family._cells, *family._folded) if key[index] == value]
+                    gone.update(id(cell) for key, cell in family._cells.items() if key[index] == value)
                     dropped += family._drop_locked(keys)
+            self._orphan_locked(gone)
         return dropped
 
     def tick(self, now: float) -> None:
@@ -559,6 +742,13 @@ class Store:
     def clear(self) -> None:
         """Forget every series (what `reset()` does for instruments a borrowed provider keeps)."""
         with self.lock:
+            # What was pending is forgotten with the cells; a call still running counts into cells of its own.
+            for tally in (*self._tallies.values(), *self._orphans):
+                tally.counted = (None, None, None)
+                tally.histogram = HistogramCell(tally.histogram.bounds)
+                del tally.pending[:]
+            self._tallies.clear()
+            self._orphans.clear()
             for family in self._families():
                 family._folded.clear()
                 family._drop_locked(family._cells)

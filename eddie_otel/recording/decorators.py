@@ -376,7 +376,12 @@ class _Instrumentation:
             site = _blank(call).site
         if site is None:
             site = self._interrupted_early(call, error)
-        if site is None or call.done:
+        if site is None:
+            return
+        if call.done:
+            # Finished again from the handler of an exception raised into the first finish after the
+            # call was counted: it may not have left its running count yet.
+            site.left(call)
             return
         try:
             now = _perf_counter()

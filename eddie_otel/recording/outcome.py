@@ -11,7 +11,7 @@ timeout is.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from eddie_otel.catalogue import (
     AGENT_ACTIVE_TASKS,
@@ -29,7 +29,7 @@ from eddie_otel.catalogue import (
 )
 from eddie_otel.instruments import record
 from eddie_otel.labels import LABEL_VALUE_RE
-from eddie_otel.store import Cell, Counted, Exemplar, HistogramCell, Receipt, RunningCell
+from eddie_otel.store import Cell, Counted, Exemplar, HistogramCell, Receipt, RunningCell, Tally
 from eddie_otel.tracing import span_attributes, span_name
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class Site:
         "store",
         "succeeded",
         "successes",
+        "tally",
         "tracing",
     )
 
@@ -157,6 +158,8 @@ class Site:
         # after the fact has no running count, and its success series appears with its first success.
         self.active: RunningCell | None = None
         self.succeeded: Counted | None = None
+        # Where a plain success is counted, without the lock (made with `succeeded`).
+        self.tally: Tally | None = None
         self._failures: dict[tuple[str, bool], Counted] = {}
         metric, key = (TASK_EXECUTION, stage) if is_task else (CHUNK_EXECUTION, agent or UNKNOWN)
         # The same duration goes to OpenTelemetry readers through an SDK histogram, when there are any.
@@ -173,10 +176,11 @@ class Site:
 
     def prepare(self) -> None:
         """Make the cells a decorated call counts from its start (the running count, the success)."""
-        if self.succeeded is None:
-            self._succeeded()
         if self.agent is not None and self.active is None:
             self.active = self.store.of(AGENT_ACTIVE_TASKS).running((self.agent,))
+            self.tally = None
+        if self.tally is None:
+            self._succeeded()
 
     def waited(self, seconds: float) -> None:
         """A chunk on this site's agent started `seconds` after the split that created it (chunk_queue_wait_seconds)."""
@@ -217,27 +221,43 @@ class Site:
         history = self.history
         if now >= history.next_tick:
             self.advance(now)
-        counted = (self.succeeded or self._succeeded()) if reason is None else self._failed(reason, timed_out)
-        extra, amount = fallback_seconds, seconds
-        if split:
-            extra, amount = self._fallback_cells()[reason is not None], 1.0
-        self.store.finish(
-            self.active if receipt is not None else None,
-            counted,
-            self.histogram,
-            seconds,
-            exemplar,
-            receipt,
-            self.seen,
-            extra,
-            amount,
-        )
+        tally = self.tally
+        if tally is None:
+            self._succeeded()
+            tally = cast(Tally, self.tally)
+        if reason is None and not split and fallback_seconds is None and exemplar is None:
+            # The common end, a plain success: counted by joining the site's tally, without the lock.
+            self.store.succeed(tally, seconds, self.active if receipt is not None else None, receipt, self.seen)
+        else:
+            if tally.pending:
+                # The successes before this end are counted (and sampled) before it.
+                self.store.fold(tally)
+            counted = cast(Counted, self.succeeded) if reason is None else self._failed(reason, timed_out)
+            extra, amount = fallback_seconds, seconds
+            if split:
+                extra, amount = self._fallback_cells()[reason is not None], 1.0
+            self.store.finish(
+                self.active if receipt is not None else None,
+                counted,
+                self.histogram,
+                seconds,
+                exemplar,
+                receipt,
+                self.seen,
+                extra,
+                amount,
+            )
+            if self.sample is not None:
+                self.sample.append(seconds)
+            if reason is None and self.successes is not None:
+                self.successes.append(seconds)
         if self.sdk_histogram is not None:
             record(self.sdk_histogram, seconds, self.sdk_attributes, context)
-        if self.sample is not None:
-            self.sample.append(seconds)
-        if reason is None and self.successes is not None:
-            self.successes.append(seconds)
+
+    def left(self, receipt: Receipt) -> None:
+        """A decorated call whose end was counted (`receipt.done`) leaves the running count, if still in it."""
+        if self.active is not None:
+            self.store.leave(self.active, receipt)
 
     def fallback_seconds(self, stage: str) -> Cell:
         """The fallback_chunk_seconds_total cell of chunks created by splits of tasks of `stage` (a valid value)."""
@@ -250,10 +270,13 @@ class Site:
             cells = self._fallback = (series.cell((self.stage, "rescued")), series.cell((self.stage, "failed")))
         return cells
 
-    def _succeeded(self) -> Counted:
-        success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
-        self.succeeded = (self.executed, success, None)
-        return self.succeeded
+    def _succeeded(self) -> None:
+        """Make the cells a success counts into, and the tally that counts it."""
+        if self.succeeded is None:
+            success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
+            self.succeeded = (self.executed, success, None)
+        rings = tuple(ring for ring in (self.sample, self.successes) if ring is not None)
+        self.tally = self.store.tally(self.succeeded, self.histogram, rings, self.active)
 
     def _failed(self, reason: str, timed_out: bool) -> Counted:
         label = self._bound("reason", reason)

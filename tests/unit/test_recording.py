@@ -305,6 +305,7 @@ def test_a_broken_instrumentation_is_logged_not_raised(
         raise RuntimeError("store on fire")
 
     monkeypatch.setattr(store, "finish", explode)
+    monkeypatch.setattr(store, "succeed", explode)
     with caplog.at_level(logging.ERROR, logger="eddie_otel"):
         assert run() == "result"
     assert "could not finish recording" in caplog.text
@@ -551,3 +552,49 @@ def test_an_exception_a_signal_handler_raises_inside_the_recording_reaches_the_c
     assert sample_value(text, "agent_tasks_executed_total", agent="a") == 2
     assert sample_value(text, "agent_active_tasks", agent="a") == 0
     assert caplog.records == []
+
+
+def test_a_signal_after_a_success_was_counted_reaches_the_caller_and_the_call_still_leaves_its_running_count() -> None:
+    import signal
+
+    from eddie_otel.catalogue import AGENT_ACTIVE_TASKS
+
+    class Deadline(TimeoutError):
+        pass
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise Deadline("the agent's deadline")
+
+    eddie_otel.configure(serve=False)
+
+    @eddie_otel.task(stage="s", agent="a")
+    def work() -> int:
+        return 7
+
+    assert work() == 7
+    cell = runtime.current().telemetry.store.of(AGENT_ACTIVE_TASKS).running(("a",))
+    signalled = []
+
+    class Running(set[object]):
+        def discard(self, call: object) -> None:
+            if not signalled:
+                signalled.append(True)
+                # The signal arrives after the success joined its tally, as the call leaves its running count.
+                signal.raise_signal(signal.SIGUSR1)
+            super().discard(call)
+
+    cell.running = Running(cell.running)
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        with pytest.raises(Deadline):
+            work()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert signalled == [True]
+    text = exposition()
+    # Counted once, as the success it was; gone from the running count.
+    assert sample_value(text, "task_success_total", stage="s") == 2
+    assert sample_value(text, "agent_tasks_executed_total", agent="a") == 2
+    assert sample_value(text, "task_execution_seconds_count", stage="s") == 2
+    assert "timeout_events_total{" not in text
+    assert sample_value(text, "agent_active_tasks", agent="a") == 0

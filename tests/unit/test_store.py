@@ -1,13 +1,16 @@
-"""The store: inclusive buckets, count/sum/min/max, exact adds under threads, clear, budget, forget, expire."""
+"""The store: inclusive buckets, count/sum/min/max, exact adds under threads, clear, budget, forget, expire, tallies."""
 
 from __future__ import annotations
 
+import math
+import random
 import threading
+from collections import deque
 
 import pytest
 
 from eddie_otel.catalogue import DURATION_BUCKETS, METRICS, SELF_METRICS
-from eddie_otel.store import OVERFLOW_METRIC, Counted, Store
+from eddie_otel.store import FOLD_AT, OVERFLOW_METRIC, Counted, HistogramCell, Store
 
 # No cell counted: a finish that only feeds the histogram.
 NONE: Counted = (None, None, None)
@@ -176,3 +179,177 @@ def test_expire_drops_stale_gauges_but_not_a_running_count(store: Store) -> None
     assert list(store.series["agent_last_seen_timestamp_seconds"].values()) == [("busy",)]
     assert store.series["agent_capacity"].values() == {("busy",): 4.0}
     assert store.series["task_split_total"].values() == {("idle",): 1.0}  # counters never expire
+
+
+# ------------------------------------------------------------------ tallies
+
+
+def _task_cells(store: Store, agent: str = "agent-1", stage: str = "task") -> tuple[Counted, HistogramCell]:
+    executed = store.series["agent_tasks_executed_total"].cell((agent,))
+    success = store.series["task_success_total"].cell((stage,))
+    return (executed, success, None), store.histograms["task_execution_seconds"].cell((stage,))
+
+
+def test_a_tally_counts_what_finish_counts_every_bucket_boundary_included() -> None:
+    by_finish, by_tally = Store(METRICS), Store(METRICS)
+    counted, histogram = _task_cells(by_finish)
+    tally = by_tally.tally(*_task_cells(by_tally), (), None)
+    rng = random.Random(7)
+    # Every boundary, a hair either side of it, and values spread over the buckets, shuffled:
+    # more than FOLD_AT, so that calls fold the tally as they go and a read adds the rest.
+    values = [value for bound in DURATION_BUCKETS for value in (bound, math.nextafter(bound, 0), bound * 1.0000001)]
+    values += [rng.uniform(0, 4000) for _ in range(FOLD_AT * 3)]
+    rng.shuffle(values)
+
+    for seconds in values:
+        by_finish.finish(None, counted, histogram, seconds)
+        by_tally.succeed(tally, seconds)
+
+    assert 0 < len(tally.pending) < FOLD_AT  # some are still pending: the reads below must add them
+    [(_, _, counts, count, total, low, high, _)] = by_tally.histograms["task_execution_seconds"].snapshot()
+    assert tally.pending == []
+    assert counts == histogram.counts
+    assert (
+        (count, low, high)
+        == (histogram.count, histogram.minimum, histogram.maximum)
+        == (len(values), min(values), max(values))
+    )
+    # The sum of each batch is exact (math.fsum): at least as close to the true sum as adding one at a time.
+    assert abs(total - math.fsum(values)) <= abs(histogram.total - math.fsum(values)) + 1e-9
+    assert by_tally.series["agent_tasks_executed_total"].values() == {("agent-1",): float(len(values))}
+    assert by_tally.series["task_success_total"].total() == float(len(values))
+
+
+def test_every_read_adds_what_is_pending_first(store: Store) -> None:
+    ring: deque[float] = deque(maxlen=4)
+    tally = store.tally(*_task_cells(store), (ring,), None)
+    for seconds in (1.0, 2.0, 3.0):
+        store.succeed(tally, seconds)
+    executed = store.series["agent_tasks_executed_total"].cell(("agent-1",))
+    assert executed.value == 0.0  # not yet added in
+
+    assert store.series["agent_tasks_executed_total"].values() == {("agent-1",): 3.0}
+    assert store.series["task_success_total"].items() == [({"stage": "task"}, 3.0)]
+    store.succeed(tally, 4.0)
+    store.succeed(tally, 5.0)
+    assert store.series["task_success_total"].total() == 5.0
+    store.succeed(tally, 6.0)
+    [(_, _, _, count, total, _, _, _)] = store.histograms["task_execution_seconds"].snapshot()
+    assert (count, total) == (6, 21.0)
+    # The rings take the durations in the order they came.
+    assert list(ring) == [3.0, 4.0, 5.0, 6.0]
+
+
+def test_the_success_that_fills_a_tally_adds_it_in(store: Store) -> None:
+    tally = store.tally(*_task_cells(store), (), None)
+    executed = store.series["agent_tasks_executed_total"].cell(("agent-1",))
+    for _ in range(FOLD_AT - 1):
+        store.succeed(tally, 0.5)
+    assert (len(tally.pending), executed.value) == (FOLD_AT - 1, 0.0)
+
+    store.succeed(tally, 0.5)
+
+    assert (len(tally.pending), executed.value) == (0, float(FOLD_AT))
+
+
+def test_a_success_sets_its_receipt_and_leaves_the_running_count(store: Store) -> None:
+    active = store.series["agent_active_tasks"].running(("agent-1",))
+    tally = store.tally(*_task_cells(store), (), active)
+    seen = store.series["agent_last_seen_timestamp_seconds"].cell(("agent-1",))
+    call = _Call()
+    store.start(active, call)
+    store.tick(5.0)
+
+    store.succeed(tally, 1.0, active, call, seen)
+
+    assert call.done is True
+    assert active.value == 0.0
+    assert (seen.value, seen.touched) == (store.wall, 5.0)
+
+
+def test_tallies_are_exact_under_threads_and_every_read_is_whole(store: Store) -> None:
+    tally = store.tally(*_task_cells(store), (), None)
+    histograms = store.histograms["task_execution_seconds"]
+    stop = threading.Event()
+    torn: list[str] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            for _, _, counts, count, _, _, _, _ in histograms.snapshot():
+                if sum(counts) != count:
+                    torn.append(f"buckets {sum(counts)} != count {count}")
+
+    def succeed() -> None:
+        for index in range(5_000):
+            store.succeed(tally, DURATION_BUCKETS[index % len(DURATION_BUCKETS)])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=succeed) for _ in range(8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    stop.set()
+    reader.join()
+
+    assert torn == []
+    [(_, _, counts, count, _, _, _, _)] = histograms.snapshot()
+    # Each writer put index % len(bounds) on that bucket's bound: the bucket it lands in.
+    expected = [0] * (len(DURATION_BUCKETS) + 1)
+    for index in range(5_000):
+        expected[index % len(DURATION_BUCKETS)] += 8
+    assert (count, counts) == (40_000, expected)
+    assert store.series["task_success_total"].total() == 40_000.0
+
+
+def test_forget_keeps_the_tally_of_a_running_call_which_then_counts_into_what_is_left(store: Store) -> None:
+    active = store.series["agent_active_tasks"].running(("gone",))
+    counted, histogram = _task_cells(store, agent="gone")
+    tally = store.tally(counted, histogram, (), active)
+    store.succeed(tally, 1.0)
+    running = _Call()
+    store.start(active, running)
+
+    store.forget("agent", "gone")
+
+    # Its success after the agent was forgotten counts for its stage (the agent's series are gone).
+    store.succeed(tally, 2.0, active, running)
+    assert store.series["task_success_total"].total() == 2.0
+    assert store.series["agent_tasks_executed_total"].values() == {}
+    [(_, _, _, count, total, _, _, _)] = store.histograms["task_execution_seconds"].snapshot()
+    assert (count, total) == (2, 3.0)
+    # With nothing running that could join it, the forgotten tally goes.
+    assert store._orphans == []
+    # A new tally for the agent counts into its new cells.
+    fresh = store.tally(*_task_cells(store, agent="gone"), (), None)
+    assert fresh is not tally
+    store.succeed(fresh, 1.0)
+    assert store.series["agent_tasks_executed_total"].values() == {("gone",): 1.0}
+
+
+def test_a_forgotten_tally_stays_while_a_call_that_may_join_it_runs(store: Store) -> None:
+    active = store.series["agent_active_tasks"].running(("gone",))
+    tally = store.tally(*_task_cells(store, agent="gone"), (), active)
+    running = _Call()
+    store.start(active, running)
+
+    store.forget("agent", "gone")
+    store.settle()
+    assert store._orphans == [tally]
+
+    store.succeed(tally, 2.0, active, running)
+    store.settle()
+    assert store._orphans == []
+    assert store.series["task_success_total"].total() == 1.0
+
+
+def test_clear_forgets_what_is_pending(store: Store) -> None:
+    tally = store.tally(*_task_cells(store), (), None)
+    store.succeed(tally, 1.0)
+
+    store.clear()
+
+    assert store.series["task_success_total"].values() == {}
+    assert store.histograms["task_execution_seconds"].snapshot() == []
+    assert tally.pending == []
