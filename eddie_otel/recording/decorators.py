@@ -386,7 +386,7 @@ class _Instrumentation:
         try:
             now = _perf_counter()
             token = call.token
-            if token is not None:
+            if token is not None:  # _unmark(call), inline on the hot path
                 call.token = None
                 fallback.CURRENT.reset(token)  # type: ignore[arg-type]
             traced = call.traced
@@ -405,7 +405,23 @@ class _Instrumentation:
                 now = _perf_counter()
                 reason, timed_out = reason_of(raised)
                 site.end(now - call.started, reason, timed_out, now, None, None, call, call.split, call.fallback)
+            # Raised before the task's mark (or a chunk's context) was undone: undone here, or it
+            # would stay current in the caller's context after the call.
+            self._unmark(call)
             raise
+
+    def _unmark(self, call: _Call) -> None:
+        """Undo what `start` made current in eddie's own variable, if it still is (once, whoever comes first)."""
+        token = call.token
+        if token is None:
+            return
+        call.token = None
+        try:
+            fallback.CURRENT.reset(token)  # type: ignore[arg-type]
+        except Exception as error:
+            if raised_into(error):
+                raise
+            self._failed("finish", error)
 
     def _interrupted_early(self, call: _Call, error: BaseException | None) -> Site | None:
         """The site of a call interrupted from outside before `start` gave it one (static labels only)."""

@@ -598,3 +598,63 @@ def test_a_signal_after_a_success_was_counted_reaches_the_caller_and_the_call_st
     assert sample_value(text, "task_execution_seconds_count", stage="s") == 2
     assert "timeout_events_total{" not in text
     assert sample_value(text, "agent_active_tasks", agent="a") == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_signal_as_the_call_ends_leaves_no_task_mark_current_in_the_caller(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from eddie_otel import fallback
+    from eddie_otel.recording import decorators
+
+    class Deadline(TimeoutError):
+        pass
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise Deadline("the agent's deadline")
+
+    eddie_otel.configure(serve=False)
+    clock = decorators._perf_counter
+    readings = []
+
+    def clock_with_a_signal() -> float:
+        readings.append(True)
+        now = clock()
+        if len(readings) == 2:
+            # The second reading is the call's end: the signal arrives right after it, before the
+            # task's mark is undone.
+            signal.raise_signal(signal.SIGUSR1)
+        return now
+
+    @eddie_otel.task(stage="s", agent="a")
+    def work() -> int:
+        return 7
+
+    @eddie_otel.task(stage="s", agent="a")
+    async def awork() -> int:
+        return 7
+
+    monkeypatch.setattr(decorators, "_perf_counter", clock_with_a_signal)
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+
+    def caller() -> object:
+        with pytest.raises(Deadline):
+            work()
+        return fallback.CURRENT.get()
+
+    async def async_caller() -> object:
+        with pytest.raises(Deadline):
+            await awork()
+        return fallback.CURRENT.get()
+
+    try:
+        assert fallback.CURRENT.get() is None
+        # Nothing of the finished task is current in the caller: a split or chunk there is not the task's.
+        assert (caller() if kind == "sync" else asyncio.run(async_caller())) is None
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    text = exposition()
+    assert sample_value(text, "timeout_events_total", agent="a", stage="s", reason="timeout") == 1
+    assert sample_value(text, "agent_active_tasks", agent="a") == 0
