@@ -652,18 +652,18 @@ class Store:
         for ring in tally.rings:
             ring.extend(batch)
 
-    def _orphan_locked(self, gone: AbstractSet[int]) -> None:
-        """Tallies counting into a dropped cell (ids in `gone`) count into the others only, kept while needed."""
+    def _orphan_locked(self, gone: AbstractSet[object]) -> None:
+        """Tallies counting into a dropped cell (in `gone`) count into the others only, kept while needed."""
         for key, tally in list(self._tallies.items()):
-            if any(id(cell) in gone for cell in key if cell is not None):
+            if any(cell in gone for cell in key if cell is not None):
                 del self._tallies[key]
                 first, second, third = tally.counted
                 tally.counted = (
-                    None if first is None or id(first) in gone else first,
-                    None if second is None or id(second) in gone else second,
-                    None if third is None or id(third) in gone else third,
+                    None if first in gone else first,
+                    None if second in gone else second,
+                    None if third in gone else third,
                 )
-                if id(tally.histogram) in gone:
+                if tally.histogram in gone:
                     tally.histogram = HistogramCell(tally.histogram.bounds)
                 self._orphans.append(tally)
 
@@ -688,12 +688,13 @@ class Store:
         dropped = 0
         with self.lock:
             self._settle_locked()
-            gone: builtins.set[int] = builtins.set()
+            # Cells compare by identity.
+            gone: builtins.set[object] = builtins.set()
             for family in self._families():
                 if label in family.metric.labels:
                     index = family.metric.labels.index(label)
                     keys = [key for key in (*family._cells, *family._folded) if key[index] == value]
-                    gone.update(id(cell) for key, cell in family._cells.items() if key[index] == value)
+                    gone.update(cell for key, cell in family._cells.items() if key[index] == value)
                     dropped += family._drop_locked(keys)
             self._orphan_locked(gone)
         return dropped
