@@ -48,9 +48,13 @@ SCRIPT = textwrap.dedent(
     port = runtime.current().server.port
     held = socket.create_connection(("127.0.0.1", port))
     deadline = time.monotonic() + 10
-    while threading.active_count() < 5 and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        # A thread still starting (its native id not yet known) is waited for too.
+        alive = threading.enumerate()
+        if len(alive) >= 5 and all(t.native_id is not None for t in alive):
+            break
         time.sleep(0.01)
-    threads = {t.name: blocked(t.native_id) for t in threading.enumerate() if t.native_id != main}
+    threads = {t.name: blocked(t.native_id) for t in alive if t.native_id != main}
     print(json.dumps({"before": before, "after": blocked(main), "threads": threads}))
     held.close()
     eddie_otel.shutdown()
