@@ -24,6 +24,7 @@ asks it of the targets that are up only (`live`), as its totals do.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 
@@ -57,6 +58,7 @@ __all__ = [
     "TASK_SUCCESS",
     "TASK_TIMEOUT",
     "TIMEOUT_EVENTS",
+    "Exact",
     "Where",
     "active_agent_count",
     "agent_balance",
@@ -122,17 +124,29 @@ TASK_TIMEOUT = by_prometheus_name("task_timeout_seconds")
 # Labels Prometheus attaches to every scraped series, whatever the metric.
 TARGET_LABELS = ("job", "instance")
 
-# Label → regular expression: the series a query is narrowed to (None or empty: every series).
+
+class Exact(str):
+    """A value of `Where` matched as it is (`label="value"`), not as a regular expression."""
+
+    __slots__ = ()
+
+
+# Label → regular expression (or `Exact` value): the series a query is narrowed to (None or empty: every series).
 Where = Mapping[str, str] | None
 
 
 def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # A JSON string is a valid PromQL string literal: quotes, backslashes and control characters escaped.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _matchers(labels: Sequence[str], where: Where) -> list[str]:
     """The matchers of `where` for the labels a series has (`labels`): the others would empty the query."""
-    return [f"{label}=~{_quoted(value)}" for label, value in (where or {}).items() if label in labels]
+    return [
+        f"{label}={'' if isinstance(value, Exact) else '~'}{_quoted(value)}"
+        for label, value in (where or {}).items()
+        if label in labels
+    ]
 
 
 def _series(name: str, matchers: Sequence[str]) -> str:

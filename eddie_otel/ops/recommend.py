@@ -11,7 +11,8 @@ recommendation and one word on the timeout, the same as the in-process summary's
 below a third of the timeout), "ok", or "not enough data" (fewer than 50 tasks in the day, the
 in-process default of EDDIE_OTEL_TIMEOUT_MIN_SAMPLES), with no recommendation then, as in process.
 
-The command and EddieTimeoutTooTight count tasks and timeouts as the fleet summary does (`promql.increase_from_zero`):
+The command and EddieTimeoutTooTight count tasks and timeouts with the fleet summary's builders
+(`promql.sum_counted`, `promql.hit_share`, which count with `promql.increase_from_zero`):
 eddie-otel's counter series appear already holding their first count, so a stage's first
 timeout in the day, or its first task in the week, counts; `increase()` would miss it.
 """
@@ -25,9 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from eddie_otel.errors import ConfigurationError, EddieOtelError
+from eddie_otel.ops import promql
 from eddie_otel.ops.credentials import url_redactor
 from eddie_otel.ops.prometheus_api import PrometheusAPI, Vector
-from eddie_otel.ops.promql import aggregate, either_sum, increase_from_zero, ratio
+from eddie_otel.ops.promql import TASK_EXECUTION, TASK_TIMEOUT, Exact, Where, aggregate, selector
 from eddie_otel.ops.rule import Recording, Rule
 from eddie_otel.timeouts import NOT_ENOUGH_DATA, TOO_TIGHT_SHARE, verdict
 
@@ -72,41 +74,24 @@ LOOSE_WINDOW = "1d"
 LOOSE_FOR = "1h"
 
 
-def _matchers(job: str | None) -> str:
-    # A JSON string is a valid PromQL string literal.
-    return "" if job is None else f"job={json.dumps(job)}"
-
-
-def _selector(name: str, job: str | None) -> str:
-    matchers = _matchers(job)
-    return f"{name}{{{matchers}}}" if matchers else name
+def _where(job: str | None) -> Where:
+    """The series of `job` only (every job when None)."""
+    return None if job is None else {"job": Exact(job)}
 
 
 def quantile(q: float, window: str, job: str | None = None) -> str:
     """The `q` quantile of task durations over `window`, per job and stage."""
-    buckets = _selector("task_execution_seconds_bucket", job)
-    return f"histogram_quantile({q:g}, sum by (job, stage, le) (rate({buckets}[{window}])))"
+    return promql.quantile(q, TASK_EXECUTION, window, BY, where=_where(job))
 
 
-def counted(name: str, window: str, job: str | None = None) -> str:
-    """How much the counter `name` grew over `window`, per job and stage; a series new in it counts from zero."""
-    return aggregate("sum", increase_from_zero(_selector(name, job), window), BY)
-
-
-def counted_hit_share(window: str, job: str | None = None) -> str:
-    """Timeouts over finished tasks counted over `window` (`counted`), per job and stage: the hit share.
-
-    0 for a stage with finished tasks and no timeout; a stage that never failed (or never succeeded) has
-    no series of that counter, and its finished tasks are the other's. No value with none finished.
-    """
-    finished = either_sum(counted("task_success_total", window, job), counted("task_failure_total", window, job))
-    timeouts = f"({counted('timeout_events_total', window, job)} or {finished} * 0)"
-    return ratio(timeouts, finished)
+def tasks_counted(window: str, job: str | None = None) -> str:
+    """Tasks finished over `window`, per job and stage (`promql.sum_counted`: a series new in it counts from zero)."""
+    return promql.sum_counted(TASK_EXECUTION, window, BY, where=_where(job), suffix="_count")
 
 
 def timeout_in_use(job: str | None = None, window: str = "1h") -> str:
     """The timeout in use per job and stage: the largest any instance reported in the last `window`."""
-    return f"max by (job, stage) (max_over_time({_selector('task_timeout_seconds', job)}[{window}]))"
+    return aggregate("max", f"max_over_time({selector(TASK_TIMEOUT, _where(job))}[{window}])", BY)
 
 
 def recording_rules() -> list[Recording]:
@@ -121,7 +106,7 @@ def alert_rules() -> list[Rule]:
         Rule(
             alert="EddieTimeoutTooTight",
             expr=(
-                f"({counted_hit_share(TIGHT_WINDOW)}) > {TOO_TIGHT_SHARE:g}"
+                f"({promql.hit_share(TIGHT_WINDOW, BY)}) > {TOO_TIGHT_SHARE:g}"
                 f" and on (job, stage) {quantile(0.99, TIGHT_WINDOW)} >= {TIGHT_P99_FRACTION:g} * {timeout}"
             ),
             for_=TIGHT_FOR,
@@ -161,10 +146,10 @@ def _by_key(vector: Vector) -> dict[tuple[str, str], float]:
 
 def recommendations(api: PrometheusAPI, job: str | None = None) -> list[dict[str, Any]]:
     """One object per job and stage with tasks in the last 7 days, with the keys of FIELDS (None: unknown)."""
-    active = _by_key(api.query(f"{counted('task_execution_seconds_count', '7d', job)} > 0"))
-    tasks_1d = _by_key(api.query(counted("task_execution_seconds_count", "1d", job)))
+    active = _by_key(api.query(f"{tasks_counted('7d', job)} > 0"))
+    tasks_1d = _by_key(api.query(tasks_counted("1d", job)))
     timeout = _by_key(api.query(timeout_in_use(job)))
-    share = _by_key(api.query(counted_hit_share("1d", job)))
+    share = _by_key(api.query(promql.hit_share("1d", BY, where=_where(job))))
     quantiles = {
         f"p{int(q * 100)}_{window}": _by_key(api.query(quantile(q, window, job)))
         for window in ("1d", "7d")

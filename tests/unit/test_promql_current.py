@@ -76,3 +76,23 @@ def test_the_fleet_summary_asks_only_builder_queries_narrowed_to_its_job() -> No
     for key, expr in queries.items():
         if key != "instances:ids":
             assert 'job=~"eddie"' in expr, key
+
+
+def test_a_where_value_is_a_regular_expression_unless_exact_and_is_quoted_as_a_promql_string() -> None:
+    job = 'agents.eu "blue"\\'
+    assert promql.selector(promql.TASK_TIMEOUT, {"job": job}) == 'task_timeout_seconds{job=~"agents.eu \\"blue\\"\\\\"}'
+    assert (
+        promql.selector(promql.TASK_TIMEOUT, {"job": promql.Exact(job)})
+        == 'task_timeout_seconds{job="agents.eu \\"blue\\"\\\\"}'
+    )
+    # A control character is escaped (a raw newline would end the query's string).
+    assert promql.selector(promql.TASK_TIMEOUT, {"job": promql.Exact("a\nb")}) == 'task_timeout_seconds{job="a\\nb"}'
+
+
+def test_recommend_asks_for_its_job_exactly_with_the_fleet_summarys_builders() -> None:
+    where = {"job": promql.Exact("eddie.agents")}
+    assert recommend.quantile(0.99, "1d", "eddie.agents") == promql.quantile(
+        0.99, promql.TASK_EXECUTION, "1d", recommend.BY, where=where
+    )
+    assert 'job="eddie.agents"' in recommend.tasks_counted("7d", "eddie.agents")
+    assert 'job=~"' not in recommend.timeout_in_use("eddie.agents")
