@@ -1,15 +1,14 @@
 """What two per-call records of a decorated task cost: the agent's last-seen stamp and the success ring.
 
 A decorated task stamps its agent's agent_last_seen_timestamp_seconds with the store's coarse
-Unix time (two stores, no lock), and each successful duration reaches the ring the recommended
-timeout is computed from when read (with its counts, when the store adds the site's tally in:
-one `deque.extend` per batch). Each is measured by taking it away from one
+Unix time (two stores, no lock), and appends each successful duration to the ring the
+recommended timeout is computed from when read. Each is measured by taking it away from one
 site and timing the same decorated call with and without it, interleaved in one run (three
 stages of one agent, endpoint alone):
 
   full          the decorator as it ships;
   no last-seen  its site's last-seen cell removed (nothing stamped);
-  no ring       its site's success ring removed (no duration kept).
+  no ring       its site's success ring removed (nothing appended).
 
 The cost of each is the difference of medians, shown beside the spread (max - min) of the full
 variant's own repetitions: a difference inside that spread cannot be told from noise on this

@@ -6,9 +6,7 @@ total at the window's first snapshot. A snapshot is taken by the first record of
 a bucket, before that record counts, so windows are exact to the bucket and the
 hot path pays one comparison. Durations are kept per stage in a fixed-size
 ring (the last SAMPLE_SIZE) for exact recent percentiles, and successful ones in
-another (the last SUCCESS_SAMPLE_SIZE), which the recommended timeout reads. A plain
-success reaches its rings with its counts, when the store adds its tally in: the rings
-are read after the store has done so.
+another (the last SUCCESS_SAMPLE_SIZE), which the recommended timeout reads.
 
 The size does not grow with time or with the number of events: only with the
 number of distinct stages and agents, which the label cap bounds.
@@ -102,7 +100,6 @@ class History:
 
     def successful_durations(self) -> dict[str, list[float]]:
         """The recent successful durations of every stage that has a ring, oldest first."""
-        self._store.settle()
         with self._lock:
             rings = list(self._successes.items())
         return {stage: list(ring) for stage, ring in rings}
@@ -139,7 +136,6 @@ class History:
 
     def durations(self) -> dict[str, list[float]]:
         """The recent durations of every stage, oldest first."""
-        self._store.settle()
         with self._lock:
             rings = list(self._samples.items())
         return {stage: list(ring) for stage, ring in rings}

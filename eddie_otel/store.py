@@ -26,7 +26,6 @@ import builtins
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Generic, Protocol, TypeVar
@@ -139,30 +138,21 @@ FOLD_AT = 256
 class Tally:
     """Successes of one kind of call and set of labels, counted but not yet added into the cells.
 
-    `pending` holds their durations, oldest first. A success joins it with one `list.append`, a
-    single step, whole for other threads and for a signal handler, taken without the store's
-    lock; `Store` adds what is pending into the cells under the lock: before every read, before
-    a change to the same cells, and whenever `pending` reaches FOLD_AT. What is pending is
-    counted: a read never sees the cells without it.
+    `pending` holds their durations. A success joins it with one `list.append`, a single step,
+    whole for other threads and for a signal handler, taken without the store's lock; `Store`
+    adds what is pending into the cells under the lock, before every read and whenever `pending`
+    reaches FOLD_AT. What is pending is counted: a read never sees the cells without it.
 
-    One success adds one to each of `counted` (None where there is none), its duration to
-    `histogram` and to each of `rings` (recent durations, kept elsewhere). `running` is the
-    running count its decorated calls leave after joining `pending`: a tally whose cells were
-    dropped is kept while a call that may still join it is running.
+    One success adds one to each of `counted` (None where there is none) and its duration to
+    `histogram`. `running` is the running count its decorated calls leave after joining
+    `pending`: a tally whose cells were dropped is kept while a call that may still join it runs.
     """
 
-    __slots__ = ("counted", "histogram", "pending", "rings", "running")
+    __slots__ = ("counted", "histogram", "pending", "running")
 
-    def __init__(
-        self,
-        counted: Counted,
-        histogram: HistogramCell,
-        rings: tuple[deque[float], ...],
-        running: RunningCell | None,
-    ) -> None:
+    def __init__(self, counted: Counted, histogram: HistogramCell, running: RunningCell | None) -> None:
         self.counted = counted
         self.histogram = histogram
-        self.rings = rings
         self.running = running
         self.pending: list[float] = []
 
@@ -541,18 +531,16 @@ class Store:
 
     # -------------------------------------------------------------- successes, tallied
 
-    def tally(
-        self, counted: Counted, histogram: HistogramCell, rings: tuple[deque[float], ...], running: RunningCell | None
-    ) -> Tally:
+    def tally(self, counted: Counted, histogram: HistogramCell, running: RunningCell | None) -> Tally:
         """The tally of successes counted into `counted` and `histogram` (one per set of cells), made on first use.
 
-        `rings` take each duration too; `running` is the running count its decorated calls join.
+        `running` is the running count its decorated calls join.
         """
         key = (histogram, *counted)
         with self.lock:
             tally = self._tallies.get(key)
             if tally is None:
-                tally = self._tallies[key] = Tally(counted, histogram, rings, running)
+                tally = self._tallies[key] = Tally(counted, histogram, running)
             elif running is not None:
                 tally.running = running
             return tally
@@ -616,7 +604,7 @@ class Store:
     def _fold_locked(self, tally: Tally) -> None:
         # Everything is computed first; the change is then made in straight-line code with no call
         # (see "changes" above): an exception raised into the computing leaves the tally and the cells
-        # as they were. The rings, recent durations for percentiles, take the batch after the change.
+        # as they were.
         pending = tally.pending
         batch = pending[:]  # what is appended from here on stays for the next fold
         count = len(batch)
@@ -649,8 +637,6 @@ class Store:
             second.value += count
         if third is not None:
             third.value += count
-        for ring in tally.rings:
-            ring.extend(batch)
 
     def _orphan_locked(self, gone: AbstractSet[object]) -> None:
         """Tallies counting into a dropped cell (in `gone`) count into the others only, kept while needed."""

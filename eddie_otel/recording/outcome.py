@@ -229,9 +229,6 @@ class Site:
             # The common end, a plain success: counted by joining the site's tally, without the lock.
             self.store.succeed(tally, seconds, self.active if receipt is not None else None, receipt, self.seen)
         else:
-            if tally.pending:
-                # The successes before this end are counted (and sampled) before it.
-                self.store.fold(tally)
             counted = cast(Counted, self.succeeded) if reason is None else self._failed(reason, timed_out)
             extra, amount = fallback_seconds, seconds
             if split:
@@ -247,12 +244,12 @@ class Site:
                 extra,
                 amount,
             )
-            if self.sample is not None:
-                self.sample.append(seconds)
-            if reason is None and self.successes is not None:
-                self.successes.append(seconds)
         if self.sdk_histogram is not None:
             record(self.sdk_histogram, seconds, self.sdk_attributes, context)
+        if self.sample is not None:
+            self.sample.append(seconds)
+        if reason is None and self.successes is not None:
+            self.successes.append(seconds)
 
     def left(self, receipt: Receipt) -> None:
         """A decorated call whose end was counted (`receipt.done`) leaves the running count, if still in it."""
@@ -275,8 +272,7 @@ class Site:
         if self.succeeded is None:
             success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
             self.succeeded = (self.executed, success, None)
-        rings = tuple(ring for ring in (self.sample, self.successes) if ring is not None)
-        self.tally = self.store.tally(self.succeeded, self.histogram, rings, self.active)
+        self.tally = self.store.tally(self.succeeded, self.histogram, self.active)
 
     def _failed(self, reason: str, timed_out: bool) -> Counted:
         label = self._bound("reason", reason)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections import deque
 
 import pytest
 
@@ -193,7 +192,7 @@ def _task_cells(store: Store, agent: str = "agent-1", stage: str = "task") -> tu
 def test_a_tally_counts_what_finish_counts_every_bucket_boundary_included() -> None:
     by_finish, by_tally = Store(METRICS), Store(METRICS)
     counted, histogram = _task_cells(by_finish)
-    tally = by_tally.tally(*_task_cells(by_tally), (), None)
+    tally = by_tally.tally(*_task_cells(by_tally), None)
     rng = random.Random(7)
     # Every boundary, a hair either side of it, and values spread over the buckets, shuffled:
     # more than FOLD_AT, so that calls fold the tally as they go and a read adds the rest.
@@ -221,8 +220,7 @@ def test_a_tally_counts_what_finish_counts_every_bucket_boundary_included() -> N
 
 
 def test_every_read_adds_what_is_pending_first(store: Store) -> None:
-    ring: deque[float] = deque(maxlen=4)
-    tally = store.tally(*_task_cells(store), (ring,), None)
+    tally = store.tally(*_task_cells(store), None)
     for seconds in (1.0, 2.0, 3.0):
         store.succeed(tally, seconds)
     executed = store.series["agent_tasks_executed_total"].cell(("agent-1",))
@@ -236,12 +234,10 @@ def test_every_read_adds_what_is_pending_first(store: Store) -> None:
     store.succeed(tally, 6.0)
     [(_, _, _, count, total, _, _, _)] = store.histograms["task_execution_seconds"].snapshot()
     assert (count, total) == (6, 21.0)
-    # The rings take the durations in the order they came.
-    assert list(ring) == [3.0, 4.0, 5.0, 6.0]
 
 
 def test_the_success_that_fills_a_tally_adds_it_in(store: Store) -> None:
-    tally = store.tally(*_task_cells(store), (), None)
+    tally = store.tally(*_task_cells(store), None)
     executed = store.series["agent_tasks_executed_total"].cell(("agent-1",))
     for _ in range(FOLD_AT - 1):
         store.succeed(tally, 0.5)
@@ -254,7 +250,7 @@ def test_the_success_that_fills_a_tally_adds_it_in(store: Store) -> None:
 
 def test_a_success_sets_its_receipt_and_leaves_the_running_count(store: Store) -> None:
     active = store.series["agent_active_tasks"].running(("agent-1",))
-    tally = store.tally(*_task_cells(store), (), active)
+    tally = store.tally(*_task_cells(store), active)
     seen = store.series["agent_last_seen_timestamp_seconds"].cell(("agent-1",))
     call = _Call()
     store.start(active, call)
@@ -268,7 +264,7 @@ def test_a_success_sets_its_receipt_and_leaves_the_running_count(store: Store) -
 
 
 def test_tallies_are_exact_under_threads_and_every_read_is_whole(store: Store) -> None:
-    tally = store.tally(*_task_cells(store), (), None)
+    tally = store.tally(*_task_cells(store), None)
     histograms = store.histograms["task_execution_seconds"]
     stop = threading.Event()
     torn: list[str] = []
@@ -306,7 +302,7 @@ def test_tallies_are_exact_under_threads_and_every_read_is_whole(store: Store) -
 def test_forget_keeps_the_tally_of_a_running_call_which_then_counts_into_what_is_left(store: Store) -> None:
     active = store.series["agent_active_tasks"].running(("gone",))
     counted, histogram = _task_cells(store, agent="gone")
-    tally = store.tally(counted, histogram, (), active)
+    tally = store.tally(counted, histogram, active)
     store.succeed(tally, 1.0)
     running = _Call()
     store.start(active, running)
@@ -322,7 +318,7 @@ def test_forget_keeps_the_tally_of_a_running_call_which_then_counts_into_what_is
     # With nothing running that could join it, the forgotten tally goes.
     assert store._orphans == []
     # A new tally for the agent counts into its new cells.
-    fresh = store.tally(*_task_cells(store, agent="gone"), (), None)
+    fresh = store.tally(*_task_cells(store, agent="gone"), None)
     assert fresh is not tally
     store.succeed(fresh, 1.0)
     assert store.series["agent_tasks_executed_total"].values() == {("gone",): 1.0}
@@ -330,7 +326,7 @@ def test_forget_keeps_the_tally_of_a_running_call_which_then_counts_into_what_is
 
 def test_a_forgotten_tally_stays_while_a_call_that_may_join_it_runs(store: Store) -> None:
     active = store.series["agent_active_tasks"].running(("gone",))
-    tally = store.tally(*_task_cells(store, agent="gone"), (), active)
+    tally = store.tally(*_task_cells(store, agent="gone"), active)
     running = _Call()
     store.start(active, running)
 
@@ -345,7 +341,7 @@ def test_a_forgotten_tally_stays_while_a_call_that_may_join_it_runs(store: Store
 
 
 def test_clear_forgets_what_is_pending(store: Store) -> None:
-    tally = store.tally(*_task_cells(store), (), None)
+    tally = store.tally(*_task_cells(store), None)
     store.succeed(tally, 1.0)
 
     store.clear()
