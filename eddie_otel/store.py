@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import builtins
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -139,21 +140,24 @@ class Tally:
     """Successes of one kind of call and set of labels, counted but not yet added into the cells.
 
     `pending` holds their durations. A success joins it with one `list.append`, a single step,
-    whole for other threads and for a signal handler, taken without the store's lock; `Store`
-    adds what is pending into the cells under the lock, before every read and whenever `pending`
-    reaches FOLD_AT. What is pending is counted: a read never sees the cells without it.
+    whole for other threads and for a signal handler, taken without the store's lock; `Store.fold`
+    adds what is pending into the cells (computed without the lock, changed under it), before
+    every read and whenever `pending` reaches FOLD_AT. What is pending is counted: a read never
+    sees the cells without what was pending when it began.
 
     One success adds one to each of `counted` (None where there is none) and its duration to
     `histogram`. `running` is the running count its decorated calls leave after joining
     `pending`: a tally whose cells were dropped is kept while a call that may still join it runs.
     """
 
-    __slots__ = ("counted", "histogram", "pending", "running")
+    __slots__ = ("counted", "histogram", "pending", "running", "version")
 
     def __init__(self, counted: Counted, histogram: HistogramCell, running: RunningCell | None) -> None:
         self.counted = counted
         self.histogram = histogram
         self.running = running
+        # Moved on by each fold's change (and by `Store.clear`): a fold computed from an older one is dropped.
+        self.version = 0
         self.pending: list[float] = []
 
 
@@ -255,23 +259,23 @@ class Series(_Cells[Cell]):
         """A consistent snapshot of every series."""
         if self.refresh is not None:
             self.refresh()
+        self._store.settle()
         with self._lock:
-            self._store._settle_locked()
             return {key: cell.value for key, cell in self._cells.items()}
 
     def items(self) -> list[tuple[Mapping[str, str], float]]:
         """A consistent snapshot of every series as (attributes, value)."""
         if self.refresh is not None:
             self.refresh()
+        self._store.settle()
         with self._lock:
-            self._store._settle_locked()
             attributes = self.attributes
             return [(attributes[key], cell.value) for key, cell in self._cells.items()]
 
     def total(self) -> float:
         """The sum over every series."""
+        self._store.settle()
         with self._lock:
-            self._store._settle_locked()
             return sum(cell.value for cell in self._cells.values())
 
 
@@ -289,8 +293,8 @@ class HistogramSeries(_Cells[HistogramCell]):
 
     def snapshot(self) -> list[tuple[tuple[str, ...], int, list[int], int, float, float, float, list[Exemplar | None]]]:
         """Each series as (key, start, bucket counts, count, sum, min, max, exemplars), taken under the lock."""
+        self._store.settle()
         with self._lock:
-            self._store._settle_locked()
             return [
                 (
                     key,
@@ -356,7 +360,7 @@ class Store:
     # What can be computed without the lock (a bucket's index) is computed before. Two changes
     # are made without it, each one C-level step: a call's start joins its running count, and a
     # plain success joins its tally (`succeed`). A tally is added into the cells in the same way:
-    # computed first, under the lock, then changed in straight-line code (`_fold_locked`).
+    # computed without the lock, then changed under it in straight-line code (`fold`).
 
     def add(self, cell: Cell, amount: float = 1.0, seen: Cell | None = None) -> None:
         """Add `amount` to one cell; stamp `seen` (an agent's last-seen gauge) with the coarse Unix time."""
@@ -577,36 +581,16 @@ class Store:
         active.running.discard(receipt)
 
     def fold(self, tally: Tally) -> None:
-        """Add what `tally` has pending into its cells."""
-        with self.lock:
-            self._fold_locked(tally)
+        """Add what `tally` has pending into its cells.
 
-    def settle(self) -> None:
-        """Add what every tally has pending into its cells (what every read of the store does first)."""
-        with self.lock:
-            self._settle_locked()
-
-    def _settle_locked(self) -> None:
-        for tally in self._tallies.values():
-            if tally.pending:
-                self._fold_locked(tally)
-        if self._orphans:
-            for tally in self._orphans:
-                if tally.pending:
-                    self._fold_locked(tally)
-            # Kept while a call that may still join it runs (a call leaves its running count after joining).
-            self._orphans = [
-                tally
-                for tally in self._orphans
-                if tally.pending or (tally.running is not None and tally.running.running)
-            ]
-
-    def _fold_locked(self, tally: Tally) -> None:
-        # Everything is computed first; the change is then made in straight-line code with no call
-        # (see "changes" above): an exception raised into the computing leaves the tally and the cells
-        # as they were.
+        Computed without the lock; the change is then made under it in straight-line code with no
+        call (see "changes" above), unless another fold of the tally came first (its `version`
+        moved on: that fold took the batch, and what is left waits for the next). An exception
+        raised into the computing (a signal handler's) leaves the tally and the cells as they were.
+        """
+        version = tally.version
         pending = tally.pending
-        batch = pending[:]  # what is appended from here on stays for the next fold
+        batch = pending[:]  # copied after reading the version: a fold made in between is seen below
         count = len(batch)
         if not count:
             return
@@ -614,29 +598,57 @@ class Store:
         ordered = sorted(batch)
         low, high = ordered[0], ordered[-1]
         total = math.fsum(batch)
-        counts = list(histogram.counts)
+        added = [0] * len(histogram.counts)
         start = 0
         for index, bound in enumerate(histogram.bounds):
             # A bucket counts the values up to its bound, inclusive (bisect_left of each into the bounds).
             end = bisect.bisect_right(ordered, bound, start)
-            counts[index] += end - start
+            added[index] = end - start
             start = end
-        counts[-1] += count - start
+        added[-1] = count - start
+        buckets = histogram.counts
+        # Read as the change is made (C-level, no Python code): what `finish` added meanwhile is kept.
+        summed = map(operator.add, buckets, added)
         first, second, third = tally.counted
-        del pending[:count]
-        histogram.counts = counts
-        histogram.count += count
-        histogram.total += total
-        if low < histogram.minimum:
-            histogram.minimum = low
-        if high > histogram.maximum:
-            histogram.maximum = high
-        if first is not None:
-            first.value += count
-        if second is not None:
-            second.value += count
-        if third is not None:
-            third.value += count
+        with self.lock:
+            if tally.version == version:
+                tally.version = version + 1
+                del pending[:count]
+                buckets[:] = summed
+                histogram.count += count
+                histogram.total += total
+                if low < histogram.minimum:
+                    histogram.minimum = low
+                if high > histogram.maximum:
+                    histogram.maximum = high
+                if first is not None:
+                    first.value += count
+                if second is not None:
+                    second.value += count
+                if third is not None:
+                    third.value += count
+
+    def settle(self) -> None:
+        """Add what every tally has pending into its cells: what every read of the store does first.
+
+        A success that ended before the read began is in what it reads.
+        """
+        for tally in self._tallies.copy().values():
+            if tally.pending:
+                self.fold(tally)
+        orphans = self._orphans
+        if orphans:
+            for tally in orphans:
+                if tally.pending:
+                    self.fold(tally)
+            # Kept while a call that may still join it runs (a call leaves its running count after joining).
+            kept = [
+                tally for tally in orphans if tally.pending or (tally.running is not None and tally.running.running)
+            ]
+            if len(kept) != len(orphans):
+                with self.lock:
+                    if self._orphans is orphans:
+                        self._orphans = kept
 
     def _orphan_locked(self, gone: AbstractSet[object]) -> None:
         """Tallies counting into a dropped cell (in `gone`) count into the others only, kept while needed."""
@@ -651,7 +663,7 @@ class Store:
                 )
                 if tally.histogram in gone:
                     tally.histogram = HistogramCell(tally.histogram.bounds)
-                self._orphans.append(tally)
+                self._orphans = [*self._orphans, tally]
 
     # -------------------------------------------------------------- removals
 
@@ -672,8 +684,8 @@ class Store:
     def forget(self, label: str, value: str) -> int:
         """Drop every series whose `label` is `value`, in every metric; the number dropped."""
         dropped = 0
+        self.settle()
         with self.lock:
-            self._settle_locked()
             # Cells compare by identity.
             gone: builtins.set[object] = builtins.set()
             for family in self._families():
@@ -731,11 +743,12 @@ class Store:
         with self.lock:
             # What was pending is forgotten with the cells; a call still running counts into cells of its own.
             for tally in (*self._tallies.values(), *self._orphans):
+                tally.version += 1  # a fold being computed now changes nothing
                 tally.counted = (None, None, None)
                 tally.histogram = HistogramCell(tally.histogram.bounds)
                 del tally.pending[:]
             self._tallies.clear()
-            self._orphans.clear()
+            self._orphans = []
             for family in self._families():
                 family._folded.clear()
                 family._drop_locked(family._cells)

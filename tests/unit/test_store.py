@@ -349,3 +349,72 @@ def test_clear_forgets_what_is_pending(store: Store) -> None:
     assert store.series["task_success_total"].values() == {}
     assert store.histograms["task_execution_seconds"].snapshot() == []
     assert tally.pending == []
+
+
+@pytest.mark.parametrize("another_fold", [False, True])
+def test_a_fold_keeps_what_changed_while_it_was_computed_and_never_counts_a_batch_twice(
+    store: Store, another_fold: bool
+) -> None:
+    tally = store.tally(*_task_cells(store), None)
+    histogram = tally.histogram
+    failure = store.series["task_failure_total"].cell(("task", "ValueError"))
+    for seconds in (0.5, 2.0, 30.0):
+        store.succeed(tally, seconds)
+    lock = store.lock
+    meanwhile = []
+
+    class Lock:
+        """The store's lock; the first time it is taken (the fold's change), other work comes first."""
+
+        def __enter__(self) -> None:
+            if not meanwhile:
+                meanwhile.append(True)
+                # Between the fold's computing and its change: a failure is counted into the same
+                # buckets, a success joins the tally, and maybe another fold takes the same batch.
+                store.lock = lock
+                if another_fold:
+                    store.fold(tally)
+                store.finish(None, (None, failure, None), histogram, 0.5)
+                store.succeed(tally, 7.0)
+                store.lock = self  # type: ignore[assignment]
+            lock.acquire()
+
+        def __exit__(self, *exc_info: object) -> None:
+            lock.release()
+
+    store.lock = Lock()  # type: ignore[assignment]
+    store.fold(tally)
+    store.lock = lock
+
+    assert meanwhile == [True]
+    # The batch is counted once, by whichever fold changed the cells first; the later success waits.
+    assert tally.pending == [7.0]
+    store.settle()
+    [(_, _, counts, count, total, _, _, _)] = store.histograms["task_execution_seconds"].snapshot()
+    # The failure's bucket count, made after the fold read the buckets, is kept.
+    assert (count, sum(counts), total) == (5, 5, 40.0)
+    assert counts[DURATION_BUCKETS.index(0.5)] == 2
+    assert store.series["task_success_total"].total() == 4.0
+    assert failure.value == 1.0
+
+
+def test_a_fold_computes_without_the_lock(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A signal handler can run wherever Python code runs: while the lock is held only by straight-line
+    # code, a handler that records (and takes the lock) never waits on its own thread.
+    import eddie_otel.store as store_module
+
+    tally = store.tally(*_task_cells(store), None)
+    store.succeed(tally, 1.0)
+    held = []
+
+    class Math:
+        @staticmethod
+        def fsum(values: list[float]) -> float:
+            held.append(store.lock.locked())
+            return math.fsum(values)
+
+    monkeypatch.setattr(store_module, "math", Math)
+    store.fold(tally)
+
+    assert held == [False]
+    assert tally.pending == []
