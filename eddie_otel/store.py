@@ -580,12 +580,12 @@ class Store:
         """`receipt` leaves `active` (a call interrupted after its success was counted, before it left)."""
         active.running.discard(receipt)
 
-    def fold(self, tally: Tally) -> None:
-        """Add what `tally` has pending into its cells.
+    def fold(self, tally: Tally) -> bool:
+        """Add what `tally` has pending into its cells; False if another fold of it came first.
 
         Computed without the lock; the change is then made under it in straight-line code with no
         call (see "changes" above), unless another fold of the tally came first (its `version`
-        moved on: that fold took the batch, and what is left waits for the next). An exception
+        moved on: that fold took the batch, and what it left waits for the next). An exception
         raised into the computing (a signal handler's) leaves the tally and the cells as they were.
         """
         version = tally.version
@@ -593,7 +593,7 @@ class Store:
         batch = pending[:]  # copied after reading the version: a fold made in between is seen below
         count = len(batch)
         if not count:
-            return
+            return True
         histogram = tally.histogram
         ordered = sorted(batch)
         low, high = ordered[0], ordered[-1]
@@ -611,7 +611,8 @@ class Store:
         summed = map(operator.add, buckets, added)
         first, second, third = tally.counted
         with self.lock:
-            if tally.version == version:
+            done = tally.version == version
+            if done:
                 tally.version = version + 1
                 del pending[:count]
                 buckets[:] = summed
@@ -627,20 +628,20 @@ class Store:
                     second.value += count
                 if third is not None:
                     third.value += count
+        return done
 
     def settle(self) -> None:
         """Add what every tally has pending into its cells: what every read of the store does first.
 
         A success that ended before the read began is in what it reads.
         """
-        for tally in self._tallies.copy().values():
-            if tally.pending:
-                self.fold(tally)
         orphans = self._orphans
+        for tally in (*self._tallies.copy().values(), *orphans):
+            # Until a fold of its own goes through: one that another fold came before may have left
+            # successes that ended before this read began.
+            while tally.pending and not self.fold(tally):
+                pass
         if orphans:
-            for tally in orphans:
-                if tally.pending:
-                    self.fold(tally)
             # Kept while a call that may still join it runs (a call leaves its running count after joining).
             kept = [
                 tally for tally in orphans if tally.pending or (tally.running is not None and tally.running.running)
