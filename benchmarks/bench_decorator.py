@@ -22,6 +22,8 @@ A third table measures traces: the decorator without tracing (must cost what it 
 before traces existed), with tracing on (an SDK TracerProvider, always sampled, a span
 processor exporting to a no-op exporter), and a hand-written `tracer.start_as_current_span`
 around the same function on the same provider, the cost a user pays for a span anyway.
+A fourth times `record_task` pairs, two successes against a success then a failure: what a
+failure (which takes the store's lock) costs beside a success (which does not).
 """
 
 from __future__ import annotations
@@ -349,6 +351,41 @@ def measure_tracing() -> dict[str, float]:
     return {name: statistics.median(values) - base for name, values in samples.items() if name != BARE}
 
 
+SUCCESSES = "success, success"
+MIXED = "success, failure"
+
+
+def measure_outcomes() -> dict[str, float]:
+    """Median ns per pair of `Recorder.record_task` calls: two successes, and a success then a failure.
+
+    A plain success is counted without the store's lock (it joins its site's tally); a failure takes
+    the lock. The second pair shows what a failure costs beside a success, pending successes included.
+    """
+    settings = Settings.load(serve=False, exporters="prometheus")
+    built = Runtime(settings, Telemetry(settings))
+    recorder = built.recorder
+
+    def successes() -> None:
+        recorder.record_task("s", 0.5, True, None, "a", False)
+        recorder.record_task("s", 0.7, True, None, "a", False)
+
+    def mixed() -> None:
+        recorder.record_task("s", 0.5, True, None, "a", False)
+        recorder.record_task("s", 0.7, False, "ValueError", "a", False)
+
+    variants: dict[str, Callable[[], Any]] = {SUCCESSES: successes, MIXED: mixed}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for fn in variants.values():  # warm-up
+            _time_sync(fn, CALLS // 10)
+        for _ in range(REPEATS):
+            for name, fn in variants.items():
+                samples[name].append(_time_sync(fn, CALLS))
+    finally:
+        built.close()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def main() -> None:
     """Print the overhead of each variant, the ratios the project tracks, and the readers table."""
     print_command("bench_decorator")
@@ -423,6 +460,13 @@ def main() -> None:
         print(f"  {name:34} {value:12.0f}")
     added = tracing[TRACING_ON] - tracing[TRACING_OFF]
     print(f"  added by tracing: {added:.0f} ns/call, {added / tracing[HAND_SPAN]:.2f}x a hand-written span")
+
+    outcomes = measure_outcomes()
+    print("outcomes: record_task twice (exporters=prometheus), interleaved")
+    print(f"  {'pair':34} {'ns/pair':>12}")
+    for name, value in outcomes.items():
+        print(f"  {name:34} {value:12.0f}")
+    print(f"  a failure costs {outcomes[MIXED] - outcomes[SUCCESSES]:.0f} ns more than a success")
 
 
 if __name__ == "__main__":
