@@ -233,6 +233,17 @@ def _time_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[Any]
     return loop.run_until_complete(_await_loop(fn, calls)) / calls * 1e9
 
 
+def _interleaved(variants: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Median nanoseconds per call of each sync variant, after a warm-up, REPEATS rounds interleaved."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():  # warm-up
+        _time_sync(fn, CALLS // 10)
+    for _ in range(REPEATS):
+        for name, fn in variants.items():
+            samples[name].append(_time_sync(fn, CALLS))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def measure(
     sync_variants: dict[str, Callable[[], Any]], async_variants: dict[str, Callable[[], Awaitable[Any]]]
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -336,19 +347,13 @@ def measure_tracing() -> dict[str, float]:
         TRACING_ON: traced.recorder.task(stage="s", agent="a")(bare),
         HAND_SPAN: by_hand,
     }
-    samples: dict[str, list[float]] = {name: [] for name in variants}
     try:
-        for fn in variants.values():  # warm-up
-            _time_sync(fn, CALLS // 10)
-        for _ in range(REPEATS):
-            for name, fn in variants.items():
-                samples[name].append(_time_sync(fn, CALLS))
+        medians = _interleaved(variants)
     finally:
         untraced.close()
         traced.close()
         provider.shutdown()
-    base = statistics.median(samples[BARE])
-    return {name: statistics.median(values) - base for name, values in samples.items() if name != BARE}
+    return {name: value - medians[BARE] for name, value in medians.items() if name != BARE}
 
 
 SUCCESSES = "success, success"
@@ -373,17 +378,10 @@ def measure_outcomes() -> dict[str, float]:
         recorder.record_task("s", 0.5, True, None, "a", False)
         recorder.record_task("s", 0.7, False, "ValueError", "a", False)
 
-    variants: dict[str, Callable[[], Any]] = {SUCCESSES: successes, MIXED: mixed}
-    samples: dict[str, list[float]] = {name: [] for name in variants}
     try:
-        for fn in variants.values():  # warm-up
-            _time_sync(fn, CALLS // 10)
-        for _ in range(REPEATS):
-            for name, fn in variants.items():
-                samples[name].append(_time_sync(fn, CALLS))
+        return _interleaved({SUCCESSES: successes, MIXED: mixed})
     finally:
         built.close()
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
