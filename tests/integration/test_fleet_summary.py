@@ -26,6 +26,7 @@ from eddie_otel.summary import WINDOWS
 from eddie_otel.timeouts import NOT_ENOUGH_DATA, TOO_LOOSE, TOO_TIGHT
 from tests.conftest import free_port
 from tests.support.agents import Agent, ScriptedAgent
+from tests.support.helpers import NOTHING_SPLIT
 from tests.support.prometheus_server import PrometheusServer, promtool_expressions
 
 SPLITS = (1, 2, 3)
@@ -113,14 +114,7 @@ def test_totals_are_exact_sums_over_every_live_instance(
     }
     assert result["latency"]["codegen"]["samples"] >= 10 * n
     # Splits outside a task split no task: nothing rescued, nothing failed.
-    assert result["fallback"] == {
-        "split_tasks": 0,
-        "rescued": 0,
-        "failed": 0,
-        "rescue_ratio": None,
-        "chunk_seconds": 0,
-        "cost_usd": 0,
-    }
+    assert result["fallback"] == NOTHING_SPLIT
 
 
 def test_last_seen_is_the_latest_any_process_reports(

@@ -1,4 +1,7 @@
-"""Helpers shared by tests: record every metric once, parse an exposition, poll with a deadline."""
+"""Helpers shared by tests: record every metric once, parse an exposition, poll with a deadline.
+
+Also what a summary's fallback is when nothing was split.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,16 @@ import eddie_otel
 from eddie_otel.history import History
 from eddie_otel.recording import Recorder
 from eddie_otel.runtime import Runtime, current_recorder
+
+# A summary's `fallback` (in process or for the fleet) when no task was split.
+NOTHING_SPLIT = {
+    "split_tasks": 0,
+    "rescued": 0,
+    "failed": 0,
+    "rescue_ratio": None,
+    "chunk_seconds": 0,
+    "cost_usd": 0,
+}
 
 
 def record_every_metric() -> None:

@@ -18,6 +18,7 @@ from eddie_otel.ops.prometheus_api import Vector
 from eddie_otel.runtime import Runtime
 from eddie_otel.summary import AgentLoad, Fallback, StageTimeout, Summary
 from eddie_otel.timeouts import NOT_ENOUGH_DATA, OK, TOO_LOOSE, TOO_TIGHT
+from tests.support.helpers import NOTHING_SPLIT
 
 _WHERE = {"job": "eddie"}
 
@@ -66,14 +67,7 @@ def test_nothing_recorded_gives_empty_agents_and_timeouts_and_a_fallback_of_zero
     result = _summary(monkeypatch, {})
     assert set(result) == fleet.FleetSummary.__required_keys__
     assert (result["agents"], result["timeouts"]) == ({}, {})
-    assert result["fallback"] == {
-        "split_tasks": 0,
-        "rescued": 0,
-        "failed": 0,
-        "rescue_ratio": None,
-        "chunk_seconds": 0,
-        "cost_usd": 0,
-    }
+    assert result["fallback"] == NOTHING_SPLIT
 
 
 def test_fallback_counts_outcomes_and_takes_chunk_time_and_cost_from_the_totals(

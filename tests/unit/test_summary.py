@@ -21,7 +21,7 @@ from eddie_otel import (
 from eddie_otel.catalogue import METRICS, Kind
 from eddie_otel.runtime import Runtime
 from eddie_otel.summary import Summary, percentile
-from tests.support.helpers import drive_history
+from tests.support.helpers import NOTHING_SPLIT, drive_history
 
 COUNTER_KEYS = [metric.key for metric in METRICS if metric.kind is Kind.COUNTER]
 
@@ -71,14 +71,7 @@ def test_empty_state(clock: FakeClock) -> None:
     assert stamped(result) == {
         "totals": zeros,
         "agents": {},
-        "fallback": {
-            "split_tasks": 0,
-            "rescued": 0,
-            "failed": 0,
-            "rescue_ratio": None,
-            "chunk_seconds": 0,
-            "cost_usd": 0,
-        },
+        "fallback": NOTHING_SPLIT,
         "latency": {},
         "timeouts": {},
         "windows": {"5m": {"seconds": 300, **empty}, "1h": {"seconds": 3600, **empty}},
