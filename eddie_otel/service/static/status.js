@@ -54,6 +54,20 @@
     return node;
   }
 
+  // The item of `list` whose data-<attribute> is `key`. When there is none, a new one: an <li> of
+  // `className` with a "name" span saying `label`, then the nodes `parts()` makes, appended to `list`.
+  function keyedItem(list, attribute, key, className, label, parts) {
+    var item = list.querySelector("[data-" + attribute + '="' + key + '"]');
+    if (item) return item;
+    item = element("li", className);
+    item.dataset[attribute] = key;
+    item.appendChild(element("span", "name", label));
+    parts().forEach(function (part) {
+      item.appendChild(part);
+    });
+    return list.appendChild(item);
+  }
+
   // A finite number, or null for anything else (missing, null, a string).
   function number(value) {
     return typeof value === "number" && isFinite(value) ? value : null;
@@ -70,15 +84,9 @@
     var ok = 0;
     indicators.forEach(function (indicator, position) {
       var spec = INDICATORS[indicator.name] || { label: indicator.name, format: plain };
-      var item = list.querySelector('[data-indicator="' + indicator.name + '"]');
-      if (!item) {
-        item = element("li", "indicator");
-        item.dataset.indicator = indicator.name;
-        item.appendChild(element("span", "name", spec.label));
-        item.appendChild(element("span", "value"));
-        item.appendChild(element("span", "target"));
-        item.appendChild(element("span", "state"));
-      }
+      var item = keyedItem(list, "indicator", indicator.name, "indicator", spec.label, function () {
+        return [element("span", "value"), element("span", "target"), element("span", "state")];
+      });
       if (list.children[position] !== item) list.insertBefore(item, list.children[position] || null);
       var state = stateOf(indicator);
       if (state === "ok") ok += 1;
@@ -133,19 +141,12 @@
       var points = series[rate.key];
       points.push(value);
       if (points.length > POINTS) points.shift();
-      var item = list.querySelector('[data-rate="' + rate.key + '"]');
-      if (!item) {
-        item = element("li", "rate");
-        item.dataset.rate = rate.key;
-        item.appendChild(element("span", "name", rate.label));
-        var shown = element("span", "value");
-        shown.appendChild(element("span", "number"));
-        shown.appendChild(element("span", "unit", " /min"));
-        item.appendChild(shown);
-        item.appendChild(element("span", "count"));
-        item.appendChild(sparkline(points));
-        list.appendChild(item);
-      }
+      var item = keyedItem(list, "rate", rate.key, "rate", rate.label, function () {
+        var value = element("span", "value");
+        value.appendChild(element("span", "number"));
+        value.appendChild(element("span", "unit", " /min"));
+        return [value, element("span", "count"), sparkline(points)];
+      });
       var shown = item.querySelector(".value");
       shown.dataset.value = String(value);
       shown.querySelector(".number").textContent = perMinute(value);
@@ -329,15 +330,9 @@
       },
     ];
     figures.forEach(function (figure) {
-      var item = list.querySelector('[data-fallback="' + figure.key + '"]');
-      if (!item) {
-        item = element("li", "figure");
-        item.dataset.fallback = figure.key;
-        item.appendChild(element("span", "name", figure.label));
-        item.appendChild(element("span", "value"));
-        item.appendChild(element("span", "detail"));
-        list.appendChild(item);
-      }
+      var item = keyedItem(list, "fallback", figure.key, "figure", figure.label, function () {
+        return [element("span", "value"), element("span", "detail")];
+      });
       var value = item.querySelector(".value");
       value.dataset.value = figure.value === null ? "" : String(figure.value);
       value.textContent = figure.text;
