@@ -11,7 +11,7 @@ timeout is.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from eddie_otel.catalogue import (
     AGENT_ACTIVE_TASKS,
@@ -114,7 +114,6 @@ class Site:
         "span_name",
         "stage",
         "store",
-        "succeeded",
         "successes",
         "tally",
         "tracing",
@@ -157,8 +156,7 @@ class Site:
         # Created by `prepare()` (before a decorated call) or the first success: a task recorded
         # after the fact has no running count, and its success series appears with its first success.
         self.active: RunningCell | None = None
-        self.succeeded: Counted | None = None
-        # Where a plain success is counted, without the lock (made with `succeeded`).
+        # The cells a success counts into, and where a plain success is counted without the lock.
         self.tally: Tally | None = None
         self._failures: dict[tuple[str, bool], Counted] = {}
         metric, key = (TASK_EXECUTION, stage) if is_task else (CHUNK_EXECUTION, agent or UNKNOWN)
@@ -221,15 +219,13 @@ class Site:
         history = self.history
         if now >= history.next_tick:
             self.advance(now)
-        tally = self.tally
-        if tally is None:
-            self._succeeded()
-            tally = cast(Tally, self.tally)
         if reason is None and not split and fallback_seconds is None and exemplar is None:
             # The common end, a plain success: counted by joining the site's tally, without the lock.
+            tally = self.tally or self._succeeded()
             self.store.succeed(tally, seconds, self.active if receipt is not None else None, receipt, self.seen)
         else:
-            counted = cast(Counted, self.succeeded) if reason is None else self._failed(reason, timed_out)
+            # A success series appears with the first success (or a decorated call's start), never with a failure.
+            counted = (self.tally or self._succeeded()).counted if reason is None else self._failed(reason, timed_out)
             extra, amount = fallback_seconds, seconds
             if split:
                 extra, amount = self._fallback_cells()[reason is not None], 1.0
@@ -267,12 +263,11 @@ class Site:
             cells = self._fallback = (series.cell((self.stage, "rescued")), series.cell((self.stage, "failed")))
         return cells
 
-    def _succeeded(self) -> None:
-        """Make the cells a success counts into, and the tally that counts it."""
-        if self.succeeded is None:
-            success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
-            self.succeeded = (self.executed, success, None)
-        self.tally = self.store.tally(self.succeeded, self.histogram, self.active)
+    def _succeeded(self) -> Tally:
+        """Make the cells a success counts into, and the tally that counts it (returned)."""
+        success = self.store.of(TASK_SUCCESS).cell((self.stage,)) if self.is_task else None
+        self.tally = self.store.tally((self.executed, success, None), self.histogram, self.active)
+        return self.tally
 
     def _failed(self, reason: str, timed_out: bool) -> Counted:
         label = self._bound("reason", reason)

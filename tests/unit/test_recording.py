@@ -658,3 +658,13 @@ def test_a_signal_as_the_call_ends_leaves_no_task_mark_current_in_the_caller(
     text = exposition()
     assert sample_value(text, "timeout_events_total", agent="a", stage="s", reason="timeout") == 1
     assert sample_value(text, "agent_active_tasks", agent="a") == 0
+
+
+def test_a_failure_recorded_after_the_fact_makes_no_success_series(configured: object) -> None:
+    eddie_otel.record_task("s", 1.0, success=False, reason="ValueError", agent="a")
+    text = exposition()
+    assert "task_success_total{" not in text
+    assert sample_value(text, "task_failure_total", stage="s", reason="ValueError") == 1
+
+    eddie_otel.record_task("s", 2.0, agent="a")
+    assert value("task_success_total", stage="s") == 1
